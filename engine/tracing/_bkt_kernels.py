@@ -1,0 +1,309 @@
+"""Compiled inner loops of BKT: EM fitting and one-step-ahead prediction.
+
+Both walk answers laid out by :func:`engine.tracing.bkt_layout.layout` (grouped by skill, then
+by learner, chronological inside): a *sequence* is one learner's answers on one skill. Plain loops
+compiled by numba beat vectorised numpy here because the HMM recursion is sequential in time
+while sequences are short and ragged; fitting runs one task per (skill, restart) across cores.
+
+The recursion is carried on ``q`` = P(not mastered), not on P(mastered): when a skill is
+mastered without forgetting, ``q`` shrinks towards 0 and keeps its relative precision, whereas
+1 - P(mastered) would round to exactly 0 and freeze the learner as mastered for good, deaf to any
+later wrong answer. Emissions are P(obs | mastered) = 1 - slip or slip, P(obs | not mastered) =
+guess or 1 - guess.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_TINY = 1e-300  # keeps divisions finite when a probability underflows
+_RESCALE = 1e200  # the running product of 1/P(answer) is folded into the log above this
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _emissions(correct: int, guess: float, slip: float) -> tuple[float, float]:
+    if correct:
+        return 1.0 - slip, guess
+    return slip, 1.0 - guess
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _observe(q: float, correct: int, guess: float, slip: float) -> tuple[float, float]:
+    """Condition on one answer: P(not mastered) and P(mastered) after it."""
+    e_m, e_u = _emissions(correct, guess, slip)
+    u = q * e_u
+    m = (1.0 - q) * e_m
+    c = max(u + m, _TINY)
+    return u / c, m / c
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _transition(a_u: float, a_m: float, learn: float, forget: float) -> float:
+    """P(not mastered) at the next answer, from the posterior after this one."""
+    return a_u * (1.0 - learn) + a_m * forget
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=True)
+def _em_skill(
+    correct: np.ndarray, gs: np.ndarray, seq_ptr: np.ndarray, seq_weight: np.ndarray,
+    s_lo: int, s_hi: int, g_lo: int, g_hi: int, theta: np.ndarray, guess: np.ndarray,
+    slip: np.ndarray, fit_forget: bool, max_iter: int, tol: float, bounds: np.ndarray,
+    loglik: np.ndarray, iters: np.ndarray,
+) -> None:
+    """EM for one skill from several starting points at once, updating them in place.
+
+    Row ``r`` of ``theta`` (prior, learn, forget) and column ``r`` of ``guess``/``slip`` (classes
+    x starts) is starting point ``r``; its final log-likelihood and E-step count go to
+    ``loglik[r]``/``iters[r]``. Sequence ``s`` stands for ``seq_weight[s]`` identical sequences.
+
+    The starting points advance in lockstep over the same answers, packed in "lanes" innermost
+    and branch-free, so their independent recursions overlap instead of each waiting on its own
+    chain of divisions. A point leaves the lanes once its log-likelihood changes by less than
+    ``tol`` (pyBKT's criterion) or after ``max_iter`` E-steps. Each sequence is run forward then
+    backward while its values are in cache; the forward pass stores 1/P(answer | past)
+    (Rabiner's scaling), so the backward pass needs no division, and starting the backward
+    message at the sequence's weight scales all its expected counts by that weight.
+
+    ``bounds`` = (eps, max_guess, max_slip). The M-step maximises each parameter's expected
+    complete log-likelihood inside its box; that problem is separable and concave, so clipping
+    the unconstrained optimum is the exact constrained M-step and EM stays monotone.
+    """
+    n_lanes = theta.shape[0]
+    if s_hi == s_lo:  # a skill with no answers keeps its starting points
+        loglik[:] = 0.0
+        iters[:] = 0
+        return
+    n_cls = g_hi - g_lo
+    longest = 0
+    for s in range(s_lo, s_hi):
+        longest = max(longest, seq_ptr[s + 1] - seq_ptr[s])
+    post = np.empty((longest, n_lanes))  # filtered P(not mastered | answers so far)
+    inv_c = np.empty((longest, n_lanes))  # 1 / P(answer | earlier answers)
+    # expected counts per class: not mastered, ... and correct, mastered, ... and wrong
+    counts = np.empty((n_cls, 4, n_lanes))
+    # expected transitions: U->M, U with a successor, M->U, M with a successor; M at first answer
+    trans = np.empty((5, n_lanes))
+    q = np.empty(n_lanes)
+    ll = np.empty(n_lanes)
+    seq_ll = np.empty(n_lanes)
+    run = np.empty(n_lanes)
+    b_m = np.empty(n_lanes)
+    b_u = np.empty(n_lanes)
+    prev = np.full(n_lanes, -np.inf)
+    # lane j holds starting point start_of[j]; private copies of everything a lane updates, also
+    # because skills run on different cores and neighbouring skills share cache lines
+    start_of = np.arange(n_lanes)
+    prior = theta[:, 0].copy()
+    learn = theta[:, 1].copy()
+    forget = theta[:, 2].copy()
+    own_guess = guess[g_lo:g_hi].copy()
+    own_slip = slip[g_lo:g_hi].copy()
+    eps, max_guess, max_slip = bounds[0], bounds[1], bounds[2]
+    it = 0
+    while True:
+        stay_u = 1.0 - learn
+        stay_m = 1.0 - forget
+        ll[:] = 0.0
+        counts[:] = 0.0
+        trans[:] = 0.0
+        for s in range(s_lo, s_hi):
+            start = seq_ptr[s]
+            # ---------------- E-step, forward: filtered posteriors and the log-likelihood
+            for j in range(n_lanes):
+                q[j] = 1.0 - prior[j]
+                run[j] = 1.0
+                seq_ll[j] = 0.0
+            for i in range(start, seq_ptr[s + 1]):
+                ci = np.float64(correct[i])
+                g_r = own_guess[gs[i] - g_lo]
+                s_r = own_slip[gs[i] - g_lo]
+                post_i = post[i - start]
+                inv_i = inv_c[i - start]
+                big = False
+                for j in range(n_lanes):
+                    e_m = s_r[j] + ci * (1.0 - 2.0 * s_r[j])
+                    e_u = 1.0 - g_r[j] + ci * (2.0 * g_r[j] - 1.0)
+                    u = q[j] * e_u
+                    m = (1.0 - q[j]) * e_m
+                    ic = 1.0 / max(u + m, _TINY)
+                    post_i[j] = u * ic
+                    inv_i[j] = ic
+                    run[j] *= ic
+                    big |= run[j] > _RESCALE
+                    q[j] = u * ic * stay_u[j] + m * ic * forget[j]
+                if big:
+                    for j in range(n_lanes):
+                        seq_ll[j] -= np.log(run[j])
+                        run[j] = 1.0
+            w = seq_weight[s]
+            for j in range(n_lanes):
+                ll[j] += w * (seq_ll[j] - np.log(run[j]))
+            # ---------------- E-step, backward: expected counts
+            b_m[:] = w
+            b_u[:] = w
+            for i in range(seq_ptr[s + 1] - 1, start, -1):
+                ci = np.float64(correct[i])
+                g_r = own_guess[gs[i] - g_lo]
+                s_r = own_slip[gs[i] - g_lo]
+                cnt = counts[gs[i] - g_lo]
+                post_i = post[i - start]
+                post_0 = post[i - 1 - start]
+                inv_i = inv_c[i - start]
+                for j in range(n_lanes):
+                    gu = post_i[j] * b_u[j]
+                    gm = (1.0 - post_i[j]) * b_m[j]
+                    cnt[0, j] += gu
+                    cnt[1, j] += ci * gu
+                    cnt[2, j] += gm
+                    cnt[3, j] += (1.0 - ci) * gm
+                    e_m = s_r[j] + ci * (1.0 - 2.0 * s_r[j])
+                    e_u = 1.0 - g_r[j] + ci * (2.0 * g_r[j] - 1.0)
+                    fm = e_m * b_m[j] * inv_i[j]
+                    fu = e_u * b_u[j] * inv_i[j]
+                    u0 = post_0[j]
+                    to_m = learn[j] * fm
+                    to_u = forget[j] * fu
+                    keep_m = stay_m[j] * fm
+                    trans[0, j] += u0 * to_m
+                    trans[1, j] += u0 * (to_m + stay_u[j] * fu)
+                    trans[2, j] += (1.0 - u0) * to_u
+                    trans[3, j] += (1.0 - u0) * (keep_m + to_u)
+                    b_m[j] = keep_m + to_u
+                    b_u[j] = to_m + stay_u[j] * fu
+            ci = np.float64(correct[start])
+            cnt = counts[gs[start] - g_lo]
+            post_i = post[0]
+            for j in range(n_lanes):
+                gu = post_i[j] * b_u[j]
+                gm = (1.0 - post_i[j]) * b_m[j]
+                cnt[0, j] += gu
+                cnt[1, j] += ci * gu
+                cnt[2, j] += gm
+                cnt[3, j] += (1.0 - ci) * gm
+                trans[4, j] += gm
+        it += 1
+        # ---------------- retire converged starting points (move the last lane into the gap)
+        j = 0
+        while j < n_lanes:
+            if it < max_iter and (it == 1 or abs(ll[j] - prev[j]) >= tol):
+                prev[j] = ll[j]
+                j += 1
+                continue
+            r = start_of[j]
+            loglik[r] = ll[j]
+            iters[r] = it
+            theta[r, 0], theta[r, 1], theta[r, 2] = prior[j], learn[j], forget[j]
+            guess[g_lo:g_hi, r] = own_guess[:, j]
+            slip[g_lo:g_hi, r] = own_slip[:, j]
+            n_lanes -= 1
+            last = n_lanes
+            start_of[j], prior[j], learn[j], forget[j] = (
+                start_of[last], prior[last], learn[last], forget[last])
+            ll[j], prev[j] = ll[last], prev[last]
+            own_guess[:, j] = own_guess[:, last]
+            own_slip[:, j] = own_slip[:, last]
+            counts[:, :, j] = counts[:, :, last]
+            trans[:, j] = trans[:, last]
+        if n_lanes == 0:
+            return
+        # ---------------- M-step (a parameter without evidence keeps its value)
+        n_seq = 0.0
+        for s in range(s_lo, s_hi):
+            n_seq += seq_weight[s]
+        for j in range(n_lanes):
+            prior[j] = min(max(trans[4, j] / n_seq, eps), 1.0 - eps)
+            if trans[1, j] > 0.0:
+                learn[j] = min(max(trans[0, j] / trans[1, j], eps), 1.0 - eps)
+            if fit_forget and trans[3, j] > 0.0:
+                forget[j] = min(max(trans[2, j] / trans[3, j], eps), 1.0 - eps)
+            for k in range(n_cls):
+                if counts[k, 0, j] > 0.0:
+                    own_guess[k, j] = min(max(counts[k, 1, j] / counts[k, 0, j], eps), max_guess)
+                if counts[k, 2, j] > 0.0:
+                    own_slip[k, j] = min(max(counts[k, 3, j] / counts[k, 2, j], eps), max_slip)
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def em_fit(
+    correct: np.ndarray, gs: np.ndarray, seq_ptr: np.ndarray, seq_weight: np.ndarray,
+    skill_seq_ptr: np.ndarray,
+    gs_ptr: np.ndarray, skill_order: np.ndarray, theta: np.ndarray, guess: np.ndarray,
+    slip: np.ndarray, fit_forget: bool, max_iter: int, tol: float, bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run :func:`_em_skill` for every skill, skills in parallel, in ``skill_order``.
+
+    ``theta[k]`` (starts x 3) holds skill ``k``'s starting points; ``guess``/``slip`` (classes x
+    starts) hold those of every class, skill ``k`` using (and updating) only its own rows, so
+    skills never share memory. Everything is updated in place; returns the
+    log-likelihoods and E-step counts (skills x starts). Skills are independent, so results do
+    not depend on scheduling: a seed fixes the fit. Call it under ``numba.parallel_chunksize(1)``
+    with the biggest skills first: skills differ a lot in size.
+    """
+    n_skills, n_starts = theta.shape[0], theta.shape[1]
+    loglik = np.empty((n_skills, n_starts))
+    iters = np.empty((n_skills, n_starts), dtype=np.int64)
+    for t in numba.prange(n_skills):
+        k = skill_order[t]
+        _em_skill(correct, gs, seq_ptr, seq_weight, skill_seq_ptr[k], skill_seq_ptr[k + 1],
+                  gs_ptr[k], gs_ptr[k + 1], theta[k], guess, slip, fit_forget, max_iter, tol,
+                  bounds, loglik[k], iters[k])
+    return loglik, iters
+
+
+@numba.njit(cache=True, error_model="numpy")
+def forward_predict(
+    correct: np.ndarray, gs: np.ndarray, seq_ptr: np.ndarray, seq_skill: np.ndarray,
+    prior: np.ndarray, learn: np.ndarray, forget: np.ndarray, guess: np.ndarray,
+    slip: np.ndarray, out_correct: np.ndarray,
+) -> None:
+    """One-step-ahead P(correct) of each answer, every sequence starting from its skill's prior.
+
+    This is the batch twin of the online update: both apply :func:`bkt_step`.
+    """
+    for s in range(seq_ptr.shape[0] - 1):
+        k = seq_skill[s]
+        q = 1.0 - prior[k]
+        for i in range(seq_ptr[s], seq_ptr[s + 1]):
+            g = gs[i]
+            out_correct[i] = p_correct(q, guess[g], slip[g])
+            q = bkt_step(q, correct[i], guess[g], slip[g], learn[k], forget[k])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def p_correct(q: float, guess: float, slip: float) -> float:
+    """P(correct) of an answer when P(not mastered) is ``q``."""
+    return (1.0 - q) * (1.0 - slip) + q * guess
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bkt_step(q: float, correct: int, guess: float, slip: float, learn: float,
+             forget: float) -> float:
+    """P(not mastered) at the next answer, from ``q`` before this one and its outcome."""
+    a_u, a_m = _observe(q, correct, guess, slip)
+    return _transition(a_u, a_m, learn, forget)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def sample_sequences(
+    seq_ptr: np.ndarray, seq_skill: np.ndarray, gs: np.ndarray, prior: np.ndarray,
+    learn: np.ndarray, forget: np.ndarray, guess: np.ndarray, slip: np.ndarray,
+    uniforms: np.ndarray, out_correct: np.ndarray, out_mastered: np.ndarray,
+) -> None:
+    """Draw answers from the BKT generative model (for simulation with known ground truth).
+
+    ``uniforms[i]`` holds three U(0,1) draws per answer: initial state, outcome, transition.
+    """
+    for s in range(seq_ptr.shape[0] - 1):
+        k = seq_skill[s]
+        start = seq_ptr[s]
+        mastered = uniforms[start, 0] < prior[k]
+        for i in range(start, seq_ptr[s + 1]):
+            g = gs[i]
+            out_mastered[i] = mastered
+            p_correct = 1.0 - slip[g] if mastered else guess[g]
+            out_correct[i] = uniforms[i, 1] < p_correct
+            if mastered:
+                mastered = uniforms[i, 2] >= forget[k]
+            else:
+                mastered = uniforms[i, 2] < learn[k]

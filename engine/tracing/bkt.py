@@ -1,0 +1,348 @@
+"""Bayesian Knowledge Tracing (Corbett & Anderson 1995) with the common extensions.
+
+* standard BKT: prior, learn, guess, slip per skill;
+* ``forgets=True``: a forget probability per skill (Khajah et al. 2016's BKT+forgetting);
+* ``item_guess_slip=True``: guess/slip per item within a skill (KT-IDEM, Pardos & Heffernan 2011;
+  pyBKT's ``multigs``);
+* multi-skill answers: the answer is evidence for each of its skills, and P(correct) of a
+  multi-skill item is the mean over its skills.
+
+Fitting is EM with random restarts, compiled and run in parallel over (skill, restart) pairs
+(:mod:`engine.tracing._bkt_kernels`). The online update is closed form and constant time: a
+learner's state is one float per skill: P(not mastered) before their next answer (the complement
+keeps its precision as mastery approaches 1; see :mod:`engine.tracing._bkt_kernels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numba
+import numpy as np
+
+from engine.events import AnswerEvent, AnswerLog
+from engine.tracing._bkt_kernels import bkt_step, em_fit, forward_predict, p_correct
+from engine.tracing.base import NotFittedError
+from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
+
+# Starting points are drawn like pyBKT's (random_model_uni), so restarts explore the same region.
+_INIT_HIGH = {"prior": 1.0, "learn": 0.4, "forget": 0.2, "guess": 0.4, "slip": 0.3}
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """A log's (answer, skill) pairs grouped into sequences: one learner on one skill.
+
+    ``pairs`` are positions in the log's CSR skill list (so ``pair_row[pairs]`` is the log row);
+    everything else is in laid-out order, sequences contiguous and chronological.
+    """
+
+    pairs: np.ndarray
+    correct: np.ndarray
+    skill: np.ndarray
+    gs: np.ndarray
+    seq_ptr: np.ndarray
+    seq_skill: np.ndarray
+
+
+def layout(log: AnswerLog, skill_of_code: np.ndarray, class_of: Any) -> Layout:
+    """Group ``log``'s answers by (skill, learner); ``skill_of_code`` maps the log's skill codes to
+    model skill indices, ``class_of(pair_skill, pair_item)`` gives each pair's guess/slip class."""
+    counts = np.diff(log.skill_ptr)
+    pair_row = np.repeat(np.arange(len(log)), counts)
+    pair_skill = skill_of_code[log.skill_codes]
+    key = pair_skill.astype(np.int64) * max(log.n_learners, 1) + log.learner[pair_row]
+    pairs = np.argsort(key, kind="stable")  # stable: keeps log (chronological) order inside
+    key = key[pairs]
+    skill = pair_skill[pairs]
+    starts = np.flatnonzero(np.diff(key)) + 1
+    seq_ptr = np.concatenate(([0], starts, [len(key)])).astype(np.int64)
+    return Layout(
+        pairs=pairs,
+        correct=log.correct[pair_row[pairs]],
+        skill=skill,
+        gs=class_of(skill, log.item[pair_row[pairs]]).astype(np.int64),
+        seq_ptr=seq_ptr,
+        seq_skill=skill[seq_ptr[:-1]] if len(key) else np.empty(0, np.int64),
+    )
+
+
+class BKT:
+    """Bayesian Knowledge Tracing; implements :class:`engine.tracing.base.Tracer`.
+
+    Parameters mirror pyBKT's where they mean the same thing (``num_fits``, ``seed``, ``forgets``).
+    ``tol`` is the change of a skill's log-likelihood at which EM stops (pyBKT's criterion and
+    default); ``max_guess``/``max_slip`` bound guess and slip so that the "mastered" state cannot
+    mean answering worse than the "not mastered" one (set both to 1 for unconstrained EM);
+    ``eps`` keeps every probability off 0 and 1, so no answer is ever impossible.
+    """
+
+    def __init__(
+        self,
+        *,
+        forgets: bool = False,
+        item_guess_slip: bool = False,
+        num_fits: int = 5,
+        seed: int | None = 0,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        max_guess: float = 0.5,
+        max_slip: float = 0.5,
+        eps: float = 1e-6,
+    ) -> None:
+        if num_fits < 1:
+            raise ValueError("num_fits must be at least 1")
+        if max_iter < 1:
+            raise ValueError("max_iter must be at least 1")
+        if not 0 < eps < min(max_guess, max_slip) <= max(max_guess, max_slip) <= 1:
+            raise ValueError("need 0 < eps < max_guess, max_slip <= 1")
+        self.forgets = forgets
+        self.item_guess_slip = item_guess_slip
+        self.num_fits = num_fits
+        self.seed = seed
+        self.tol = tol
+        self.max_iter = max_iter
+        self.max_guess = max_guess
+        self.max_slip = max_slip
+        self.eps = eps
+        self.params_: BKTParams | None = None
+        self.fit_info_: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return "bkt-forgets" if self.forgets else "bkt"
+
+    def get_options(self) -> dict[str, Any]:
+        return {"forgets": self.forgets, "item_guess_slip": self.item_guess_slip,
+                "num_fits": self.num_fits, "seed": self.seed, "tol": self.tol,
+                "max_iter": self.max_iter, "max_guess": self.max_guess,
+                "max_slip": self.max_slip, "eps": self.eps}
+
+    # ================================================================== batch side
+    def fit(self, log: AnswerLog) -> Self:
+        """Fit every skill in ``log`` by EM from ``num_fits`` random starts, keeping the best."""
+        if len(log) == 0:
+            raise ValueError("cannot fit BKT on an empty log")
+        n_skills = len(log.skill_ids)
+        gs_ptr, gs_names, class_of = self._classes_from(log)
+        lay = layout(log, np.arange(n_skills), class_of)
+        skill_seq_ptr = np.searchsorted(lay.seq_skill, np.arange(n_skills + 1)).astype(np.int64)
+
+        rng = np.random.default_rng(self.seed)
+        n_classes, n_starts = len(gs_names), self.num_fits
+        theta = np.zeros((n_skills, n_starts, 3))
+        theta[..., 0] = rng.uniform(0, _INIT_HIGH["prior"], (n_skills, n_starts))
+        theta[..., 1] = rng.uniform(0, _INIT_HIGH["learn"], (n_skills, n_starts))
+        if self.forgets:
+            theta[..., 2] = rng.uniform(0, _INIT_HIGH["forget"], (n_skills, n_starts))
+        guess = rng.uniform(0, _INIT_HIGH["guess"], (n_classes, n_starts))
+        slip = rng.uniform(0, _INIT_HIGH["slip"], (n_classes, n_starts))
+        fitted = slice(0, 3 if self.forgets else 2)  # without forgetting, forget stays 0
+        theta[..., fitted] = np.clip(theta[..., fitted], self.eps, 1 - self.eps)
+        guess = np.clip(guess, self.eps, self.max_guess)
+        slip = np.clip(slip, self.eps, self.max_slip)
+
+        size = np.diff(lay.seq_ptr[skill_seq_ptr])
+        with numba.parallel_chunksize(1):
+            loglik, iters = em_fit(
+                lay.correct, lay.gs, lay.seq_ptr, np.ones(len(lay.seq_ptr) - 1), skill_seq_ptr,
+                gs_ptr,
+                np.argsort(-size, kind="stable"), theta, guess, slip, self.forgets,
+                self.max_iter, self.tol, np.array([self.eps, self.max_guess, self.max_slip]),
+            )
+
+        best = np.argmax(loglik, axis=1)
+        skills_k = np.arange(n_skills)
+        class_skill = np.repeat(skills_k, np.diff(gs_ptr))
+        best_guess = guess[np.arange(n_classes), best[class_skill]]
+        best_slip = slip[np.arange(n_classes), best[class_skill]]
+        if self.item_guess_slip:  # the default class: the items' classes weighted by answers
+            weight = np.bincount(lay.gs, minlength=n_classes).astype(float)
+            default = gs_ptr[1:] - 1
+            total = np.maximum(np.add.reduceat(weight, gs_ptr[:-1]), 1.0)
+            best_guess[default] = np.add.reduceat(weight * best_guess, gs_ptr[:-1]) / total
+            best_slip[default] = np.add.reduceat(weight * best_slip, gs_ptr[:-1]) / total
+        self.set_params(BKTParams(
+            skills=tuple(str(s) for s in log.skill_ids),
+            prior=theta[skills_k, best, 0], learn=theta[skills_k, best, 1],
+            forget=theta[skills_k, best, 2], gs_ptr=gs_ptr, gs_names=gs_names,
+            guess=best_guess, slip=best_slip,
+        ))
+        self.fit_info_ = {"loglik": loglik[skills_k, best], "iterations": iters,
+                          "n_answers": size}
+        return self
+
+    def _classes_from(self, log: AnswerLog) -> tuple[np.ndarray, tuple[str, ...], Any]:
+        """Guess/slip classes for a fit: one per skill, or one per (skill, item) plus defaults."""
+        n_skills = len(log.skill_ids)
+        if not self.item_guess_slip:
+            return (np.arange(n_skills + 1, dtype=np.int64), (DEFAULT_CLASS,) * n_skills,
+                    lambda skill, item: skill)
+        n_items = max(len(log.item_ids), 1)
+        pair_item = np.repeat(log.item, np.diff(log.skill_ptr))
+        seen = np.unique(log.skill_codes.astype(np.int64) * n_items + pair_item)
+        seen_skill = seen // n_items
+        gs_ptr = (np.searchsorted(seen_skill, np.arange(n_skills + 1)) + np.arange(n_skills + 1))
+        names = np.full(len(seen) + n_skills, DEFAULT_CLASS, dtype=object)
+        names[np.arange(len(seen)) + seen_skill] = log.item_ids[seen % n_items]
+
+        def class_of(skill: np.ndarray, item: np.ndarray) -> np.ndarray:
+            pos = np.searchsorted(seen, skill.astype(np.int64) * n_items + item)
+            return pos + skill  # every pair of the fitted log is in ``seen``
+
+        return gs_ptr.astype(np.int64), tuple(str(n) for n in names), class_of
+
+    def predict_log(self, log: AnswerLog) -> np.ndarray:
+        """One-step-ahead P(correct) per answer; each learner starts from the fitted prior.
+
+        Skills the model was not fitted on use the mean fitted parameters.
+        """
+        params = self._fitted()
+        skill_of_code = self._skill_of_code(log)
+        prior, learn, forget, guess, slip = _with_fallback(params)
+        lay = layout(log, skill_of_code, self._class_lookup(log))
+        pred = np.empty(len(lay.pairs))
+        forward_predict(lay.correct, lay.gs, lay.seq_ptr, lay.seq_skill, prior, learn, forget,
+                        guess, slip, pred)
+        per_pair = np.empty_like(pred)
+        per_pair[lay.pairs] = pred
+        counts = np.diff(log.skill_ptr)
+        if len(log) == 0:
+            return per_pair
+        return np.add.reduceat(per_pair, log.skill_ptr[:-1]) / counts
+
+    def unseen_skills(self, log: AnswerLog) -> int:
+        """How many answers in ``log`` practise a skill the model was not fitted on."""
+        unknown = self._skill_of_code(log) == len(self._fitted().skills)
+        return int(np.count_nonzero(unknown[log.skill_codes]))
+
+    # ================================================================== online side
+    def new_state(self) -> np.ndarray:
+        return 1.0 - self._fitted().prior
+
+    def update(self, state: np.ndarray, event: AnswerEvent) -> np.ndarray:
+        params = self._fitted()
+        new = state.copy()
+        correct = int(event.correct)
+        for skill in event.skills:
+            k = self._index_of(skill)
+            g = self._online_class(k, event.item)
+            new[k] = bkt_step(state[k], correct, params.guess[g], params.slip[g],
+                              params.learn[k], params.forget[k])
+        return new
+
+    def predict_correct(self, state: np.ndarray, item: str, skills: Sequence[str]) -> float:
+        params = self._fitted()
+        if not skills:
+            raise ValueError(f"item {item!r} needs at least one skill")
+        total = 0.0
+        for skill in skills:
+            k = self._index_of(skill)
+            g = self._online_class(k, item)
+            total += p_correct(state[k], params.guess[g], params.slip[g])
+        return float(total / len(skills))
+
+    def mastery(self, state: np.ndarray, skills: Sequence[str] | None = None) -> dict[str, float]:
+        params = self._fitted()
+        if skills is None:
+            return dict(zip(params.skills, (1.0 - state).tolist(), strict=True))
+        return {s: 1.0 - float(state[self._index_of(s)]) for s in skills}
+
+    def state_to_bytes(self, state: np.ndarray) -> bytes:
+        return np.ascontiguousarray(state, dtype="<f8").tobytes()
+
+    def state_from_bytes(self, data: bytes) -> np.ndarray:
+        n = len(self._fitted().skills)
+        if len(data) != 8 * n:
+            raise ValueError(f"a BKT state of this model is {8 * n} bytes, got {len(data)}")
+        return np.frombuffer(data, dtype="<f8").astype(np.float64)
+
+    # ================================================================== persistence
+    def save(self, path: str | Path) -> None:
+        self._fitted().save(path, model=self.name, options=self.get_options())
+
+    @classmethod
+    def load(cls, path: str | Path) -> BKT:
+        params, _, options = BKTParams.load(path)
+        return cls(**options).set_params(params)
+
+    def to_pybkt(self) -> dict[str, dict[str, Any]]:
+        """Parameters in pyBKT's ``coef_`` shape (plain lists), ready for ``json.dump``."""
+        return self._fitted().to_pybkt()
+
+    @classmethod
+    def from_pybkt(cls, coef: dict[str, dict[str, Any]], **options: Any) -> BKT:
+        """A fitted model from pyBKT's ``coef_`` (e.g. ``json.load`` of :meth:`to_pybkt`)."""
+        params = BKTParams.from_pybkt(coef)
+        options.setdefault("forgets", bool(np.any(params.forget > 0)))
+        options.setdefault("item_guess_slip", bool(np.any(np.diff(params.gs_ptr) > 1)))
+        return cls(**options).set_params(params)
+
+    def set_params(self, params: BKTParams) -> Self:
+        self.params_ = params
+        self._index = params.skill_index()
+        self._gs_index = {
+            (k, params.gs_names[g]): g
+            for k in range(len(params.skills))
+            for g in range(params.gs_ptr[k], params.gs_ptr[k + 1])
+        }
+        return self
+
+    # ================================================================== internals
+    def _fitted(self) -> BKTParams:
+        if self.params_ is None:
+            raise NotFittedError("this BKT model is not fitted: call fit() or BKT.load() first")
+        return self.params_
+
+    def _index_of(self, skill: str) -> int:
+        try:
+            return self._index[skill]
+        except KeyError:
+            raise KeyError(f"skill {skill!r} is not in this BKT model "
+                           f"({len(self._index)} skills)") from None
+
+    def _online_class(self, k: int, item: str) -> int:
+        params = self.params_
+        assert params is not None
+        return self._gs_index.get((k, item), int(params.gs_ptr[k + 1] - 1))
+
+    def _skill_of_code(self, log: AnswerLog) -> np.ndarray:
+        index = self._fitted().skill_index()
+        fallback = len(index)
+        return np.array([index.get(s, fallback) for s in log.skill_ids], dtype=np.int64)
+
+    def _class_lookup(self, log: AnswerLog) -> Any:
+        """``class_of`` for a log to predict: (model skill, log item code) -> class, the skill's
+        default class for unseen items, and the fallback class for unseen skills."""
+        params = self._fitted()
+        n_skills, n_classes = len(params.skills), len(params.gs_names)
+        if not self.item_guess_slip and np.all(np.diff(params.gs_ptr) == 1):
+            return lambda skill, item: np.where(skill < n_skills, skill, n_classes)
+        n_items = max(len(log.item_ids), 1)
+
+        def class_of(skill: np.ndarray, item: np.ndarray) -> np.ndarray:
+            codes, inverse = np.unique(skill * n_items + item, return_inverse=True)
+            table = np.array([
+                n_classes if k == n_skills
+                else self._online_class(int(k), str(log.item_ids[i]))
+                for k, i in zip(codes // n_items, codes % n_items, strict=True)
+            ], dtype=np.int64)
+            return table[inverse]
+
+        return class_of
+
+
+def _with_fallback(params: BKTParams) -> tuple[np.ndarray, ...]:
+    """Parameter arrays with one extra skill (and class) at the end: the mean fitted values, used
+    for skills the model was not fitted on."""
+    default = params.default_class
+    return (
+        np.append(params.prior, params.prior.mean()),
+        np.append(params.learn, params.learn.mean()),
+        np.append(params.forget, params.forget.mean()),
+        np.append(params.guess, params.guess[default].mean()),
+        np.append(params.slip, params.slip[default].mean()),
+    )
