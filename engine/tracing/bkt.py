@@ -24,7 +24,13 @@ import numba
 import numpy as np
 
 from engine.events import AnswerEvent, AnswerLog
-from engine.tracing._bkt_kernels import bkt_step, em_fit, forward_predict, p_correct
+from engine.tracing._bkt_kernels import (
+    bkt_step,
+    em_fit,
+    forward_predict,
+    p_correct,
+    sequence_hashes,
+)
 from engine.tracing.base import NotFittedError
 from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
 
@@ -54,20 +60,53 @@ def layout(log: AnswerLog, skill_of_code: np.ndarray, class_of: Any) -> Layout:
     counts = np.diff(log.skill_ptr)
     pair_row = np.repeat(np.arange(len(log)), counts)
     pair_skill = skill_of_code[log.skill_codes]
-    key = pair_skill.astype(np.int64) * max(log.n_learners, 1) + log.learner[pair_row]
-    pairs = np.argsort(key, kind="stable")  # stable: keeps log (chronological) order inside
-    key = key[pairs]
+    pair_learner = log.learner[pair_row]
+    if np.all(pair_learner[1:] >= pair_learner[:-1]):
+        # learners already contiguous (codes follow first appearance): sorting by skill alone
+        # keeps them so, and a stable sort of small integers is a fast radix sort
+        small = np.uint16 if pair_skill.max(initial=0) < 2**16 else np.int64
+        pairs = np.argsort(pair_skill.astype(small), kind="stable")
+    else:
+        key = pair_skill.astype(np.int64) * max(log.n_learners, 1) + pair_learner
+        pairs = np.argsort(key, kind="stable")  # stable: keeps log (chronological) order
     skill = pair_skill[pairs]
-    starts = np.flatnonzero(np.diff(key)) + 1
-    seq_ptr = np.concatenate(([0], starts, [len(key)])).astype(np.int64)
+    learner = pair_learner[pairs]
+    new_seq = (skill[1:] != skill[:-1]) | (learner[1:] != learner[:-1])
+    seq_ptr = np.concatenate(([0], np.flatnonzero(new_seq) + 1, [len(pairs)])).astype(np.int64)
     return Layout(
         pairs=pairs,
         correct=log.correct[pair_row[pairs]],
         skill=skill,
         gs=class_of(skill, log.item[pair_row[pairs]]).astype(np.int64),
         seq_ptr=seq_ptr,
-        seq_skill=skill[seq_ptr[:-1]] if len(key) else np.empty(0, np.int64),
+        seq_skill=skill[seq_ptr[:-1]] if len(pairs) else np.empty(0, np.int64),
     )
+
+
+def unique_sequences(lay: Layout) -> tuple[Layout, np.ndarray]:
+    """Keep one copy of each distinct sequence of a skill, with its multiplicity as weight.
+
+    Learner logs repeat short sequences a lot (on assist2009 a quarter of the answers sit in
+    duplicates): EM then does the work once and scales the expected counts. The result is only
+    for fitting (``pairs`` is dropped).
+    """
+    hashes = sequence_hashes(lay.correct, lay.gs, lay.seq_ptr)
+    lengths = np.diff(lay.seq_ptr)
+    order = np.lexsort((hashes[:, 1], hashes[:, 0], lengths, lay.seq_skill))  # skill first
+    keys = (lay.seq_skill[order], lengths[order], hashes[order, 0], hashes[order, 1])
+    new_key = np.zeros(len(order), dtype=bool)
+    new_key[:1] = True
+    for key in keys:
+        new_key[1:] |= key[1:] != key[:-1]
+    starts = np.flatnonzero(new_key)
+    first = order[starts]
+    weight = np.diff(np.append(starts, len(order)))
+    new_len = lengths[first]
+    seq_ptr = np.concatenate(([0], np.cumsum(new_len))).astype(np.int64)
+    rows = np.repeat(lay.seq_ptr[first] - seq_ptr[:-1], new_len) + np.arange(seq_ptr[-1])
+    return Layout(pairs=np.empty(0, np.int64), correct=lay.correct[rows], skill=lay.skill[rows],
+                  gs=lay.gs[rows], seq_ptr=seq_ptr, seq_skill=lay.seq_skill[first]), \
+        weight.astype(np.float64)
 
 
 class BKT:
@@ -128,7 +167,7 @@ class BKT:
             raise ValueError("cannot fit BKT on an empty log")
         n_skills = len(log.skill_ids)
         gs_ptr, gs_names, class_of = self._classes_from(log)
-        lay = layout(log, np.arange(n_skills), class_of)
+        lay, weight = unique_sequences(layout(log, np.arange(n_skills), class_of))
         skill_seq_ptr = np.searchsorted(lay.seq_skill, np.arange(n_skills + 1)).astype(np.int64)
 
         rng = np.random.default_rng(self.seed)
@@ -145,14 +184,13 @@ class BKT:
         guess = np.clip(guess, self.eps, self.max_guess)
         slip = np.clip(slip, self.eps, self.max_slip)
 
-        size = np.diff(lay.seq_ptr[skill_seq_ptr])
-        with numba.parallel_chunksize(1):
-            loglik, iters = em_fit(
-                lay.correct, lay.gs, lay.seq_ptr, np.ones(len(lay.seq_ptr) - 1), skill_seq_ptr,
-                gs_ptr,
-                np.argsort(-size, kind="stable"), theta, guess, slip, self.forgets,
-                self.max_iter, self.tol, np.array([self.eps, self.max_guess, self.max_slip]),
-            )
+        worker_ptr, worker_skills = _balance(np.diff(lay.seq_ptr[skill_seq_ptr]),
+                                             numba.get_num_threads())
+        loglik, iters = em_fit(
+            lay.correct, lay.gs, lay.seq_ptr, weight, skill_seq_ptr, gs_ptr, worker_ptr,
+            worker_skills, theta, guess, slip, self.forgets, self.max_iter, self.tol,
+            np.array([self.eps, self.max_guess, self.max_slip]),
+        )
 
         best = np.argmax(loglik, axis=1)
         skills_k = np.arange(n_skills)
@@ -160,11 +198,12 @@ class BKT:
         best_guess = guess[np.arange(n_classes), best[class_skill]]
         best_slip = slip[np.arange(n_classes), best[class_skill]]
         if self.item_guess_slip:  # the default class: the items' classes weighted by answers
-            weight = np.bincount(lay.gs, minlength=n_classes).astype(float)
+            answers = np.bincount(lay.gs, weights=np.repeat(weight, np.diff(lay.seq_ptr)),
+                                  minlength=n_classes)
             default = gs_ptr[1:] - 1
-            total = np.maximum(np.add.reduceat(weight, gs_ptr[:-1]), 1.0)
-            best_guess[default] = np.add.reduceat(weight * best_guess, gs_ptr[:-1]) / total
-            best_slip[default] = np.add.reduceat(weight * best_slip, gs_ptr[:-1]) / total
+            total = np.maximum(np.add.reduceat(answers, gs_ptr[:-1]), 1.0)
+            best_guess[default] = np.add.reduceat(answers * best_guess, gs_ptr[:-1]) / total
+            best_slip[default] = np.add.reduceat(answers * best_slip, gs_ptr[:-1]) / total
         self.set_params(BKTParams(
             skills=tuple(str(s) for s in log.skill_ids),
             prior=theta[skills_k, best, 0], learn=theta[skills_k, best, 1],
@@ -172,7 +211,7 @@ class BKT:
             guess=best_guess, slip=best_slip,
         ))
         self.fit_info_ = {"loglik": loglik[skills_k, best], "iterations": iters,
-                          "n_answers": size}
+                          "n_answers": np.bincount(log.skill_codes, minlength=n_skills)}
         return self
 
     def _classes_from(self, log: AnswerLog) -> tuple[np.ndarray, tuple[str, ...], Any]:
@@ -333,6 +372,21 @@ class BKT:
             return table[inverse]
 
         return class_of
+
+
+def _balance(work: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split skills among workers, biggest first to the least loaded (LPT scheduling).
+
+    Returns CSR offsets per worker and the skills in worker order.
+    """
+    load = np.zeros(n_workers)
+    owner = np.empty(len(work), dtype=np.int64)
+    for k in np.argsort(-work, kind="stable"):
+        owner[k] = w = int(np.argmin(load))
+        load[w] += work[k]
+    skills = np.argsort(owner, kind="stable")
+    ptr = np.searchsorted(owner[skills], np.arange(n_workers + 1)).astype(np.int64)
+    return ptr, skills.astype(np.int64)
 
 
 def _with_fallback(params: BKTParams) -> tuple[np.ndarray, ...]:
