@@ -334,10 +334,9 @@ def sample_sequences(
             out_mastered[i] = mastered
             p_correct = 1.0 - slip[g] if mastered else guess[g]
             out_correct[i] = uniforms[i, 1] < p_correct
-            if mastered:
-                mastered = uniforms[i, 2] >= forget[k]
-            else:
-                mastered = uniforms[i, 2] < learn[k]
+            stays = uniforms[i, 2] >= forget[k]
+            learns = uniforms[i, 2] < learn[k]
+            mastered = stays if mastered else learns
 
 
 @numba.njit(cache=True)

@@ -15,7 +15,7 @@ keeps its precision as mastery approaches 1; see :mod:`engine.tracing._bkt_kerne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self

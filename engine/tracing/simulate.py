@@ -27,7 +27,7 @@ def random_params(n_skills: int, *, seed: int = 0, forgets: bool = False,
         else []
     gs_names: list[str] = []
     for k, _ in enumerate(skills):
-        gs_names += names[k * items_per_skill:(k + 1) * items_per_skill] + ["default"]
+        gs_names += [*names[k * items_per_skill:(k + 1) * items_per_skill], "default"]
     return BKTParams(
         skills=skills,
         prior=rng.uniform(0.1, 0.6, n_skills),

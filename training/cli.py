@@ -1,0 +1,185 @@
+"""The ``tutor`` command line: research replay and a self-contained demo.
+
+Every command prints results on stdout (one JSON object with ``--json``) and progress and
+errors on stderr, so it composes in shell pipelines; bad input exits with status 2 and a message
+that says what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from training.readers import FORMATS, read_log
+from training.replay import calibration_plot, cross_validate, fit_and_score
+
+app = typer.Typer(
+    name="tutor",
+    help="Adaptive tutoring engine: knowledge tracing, replay and evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+LogFormat = StrEnum("LogFormat", {f: f for f in FORMATS})  # type: ignore[misc]
+
+
+class ModelName(StrEnum):
+    bkt = "bkt"
+    bkt_forgets = "bkt-forgets"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise (status 2: bad input)."""
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Any]:
+    """A progress callback ``(done, total, what)`` drawing on stderr (silent when disabled)."""
+    if not enabled:
+        yield lambda done, total, what: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        yield update
+
+
+@app.command()
+def replay(
+    train: Annotated[Path, typer.Option(help="Answer log to fit on.")],
+    test: Annotated[Path | None, typer.Option(help="Answer log to score (else use --folds).")]
+    = None,
+    format: Annotated[LogFormat, typer.Option("--format", help="Format of both logs.")]
+    = LogFormat.dkt3,  # type: ignore[attr-defined]
+    model: Annotated[ModelName, typer.Option(help="Knowledge-tracing model.")] = ModelName.bkt,
+    folds: Annotated[int | None, typer.Option(help="Learner-level K-fold CV on --train alone.")]
+    = None,
+    num_fits: Annotated[int, typer.Option(help="EM restarts per skill (best one kept).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")] = 42,
+    item_guess_slip: Annotated[bool, typer.Option(
+        help="Guess/slip per item (KT-IDEM) instead of per skill.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a calibration diagram (PNG).")]
+    = None,
+) -> None:
+    """Fit a model on one log and score its one-step-ahead predictions on another.
+
+    The protocol is pyBKT's evaluate: every test learner starts from the fitted prior and each
+    answer is predicted from that learner's earlier answers only.
+    """
+    if (test is None) == (folds is None):
+        raise fail("give either --test FILE or --folds K (with --train alone)")
+    options = {"num_fits": num_fits, "seed": seed, "item_guess_slip": item_guess_slip}
+    try:
+        with progress_bar(enabled=True) as progress:
+            progress(0, 1, f"reading {train.name}")
+            train_log = read_log(train, format.value)
+            if test is not None:
+                progress(0, 1, f"reading {test.name}")
+                test_log = read_log(test, format.value)
+                result, p = fit_and_score(model.value, train_log, test_log, options=options,
+                                          progress=progress)
+                y = test_log.correct
+            else:
+                assert folds is not None
+                result, p = cross_validate(model.value, train_log, folds, seed=seed,
+                                           options=options, progress=progress)
+                y = train_log.correct
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if plot is not None:
+        calibration_plot(y, p, plot, title=f"{model.value} on {(test or train).name}")
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        _print_result(result)
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    table = Table(title=f"{result['model']}" + (f", {result['folds']}-fold CV"
+                                                if "folds" in result else ""))
+    table.add_column("metric")
+    table.add_column("pooled", justify="right")
+    table.add_column("mean per skill", justify="right")
+    for metric in ("auc", "rmse", "accuracy", "log_loss"):
+        table.add_row(metric, f"{result[metric]:.4f}", f"{result[metric + '_per_skill']:.4f}")
+    out.print(table)
+    out.print(f"fit {result['fit_seconds']:.2f} s on {result['n_train']:,} answers; predicted "
+              f"{result['n_test']:,} answers at {result['answers_per_second']:,.0f} answers/s")
+    if result.get("n_test_unseen_skill"):
+        out.print(f"{result['n_test_unseen_skill']:,} test answers practise skills absent from "
+                  "training; they were predicted with the mean fitted parameters")
+
+
+@app.command()
+def demo(
+    learners: Annotated[int, typer.Option(help="Simulated learners.")] = 600,
+    skills: Annotated[int, typer.Option(help="Simulated skills.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation and the fit.")] = 7,
+) -> None:
+    """Simulate learners from known BKT parameters, fit, replay and trace one learner online.
+
+    Runs in seconds with nothing but this package: a first look at what the engine does.
+    """
+    from engine.events import AnswerEvent
+    from engine.tracing import BKT
+    from engine.tracing.simulate import random_params, simulate
+
+    if learners < 4 or skills < 1:
+        raise fail("need at least 4 learners and 1 skill")
+    truth = random_params(skills, seed=seed)
+    log, _ = simulate(truth, learners, seed=seed + 1)
+    holdout = np.isin(log.learner, np.arange(0, log.n_learners, 4))
+    train, test = log.take(~holdout), log.take(holdout)
+    result, _ = fit_and_score("bkt", train, test, options={"seed": seed})
+    model = BKT(seed=seed).fit(train)
+    fitted = model.to_pybkt()
+
+    table = Table(title=f"Parameter recovery: {len(train):,} simulated answers, "
+                        f"{len(np.unique(train.learner))} learners")
+    table.add_column("skill")
+    for name in ("prior", "learn", "guess", "slip"):
+        table.add_column(f"{name} true / fitted", justify="right")
+    for k, skill in enumerate(truth.skills):
+        got = fitted[skill]
+        table.add_row(skill, *(f"{t:.2f} / {f:.2f}" for t, f in (
+            (truth.prior[k], got["prior"]), (truth.learn[k], got["learns"][0]),
+            (truth.guess[k], got["guesses"][0]), (truth.slip[k], got["slips"][0]))))
+    out.print(table)
+    out.print(f"Replay on {len(test):,} held-out answers: AUC {result['auc']:.3f}, RMSE "
+              f"{result['rmse']:.3f}, accuracy {result['accuracy']:.3f} (fit "
+              f"{result['fit_seconds']:.2f} s)")
+
+    skill = truth.skills[0]
+    state = model.new_state()
+    out.print(f"\nOne new learner practising {skill}, answer by answer:")
+    for correct in (False, True, False, True, True, True):
+        before = model.predict_correct(state, skill, [skill])
+        state = model.update(state, AnswerEvent("demo", skill, (skill,), correct))
+        out.print(f"  predicted P(correct) {before:.2f}, answered "
+                  f"{'right' if correct else 'wrong'} -> P(mastered) "
+                  f"{model.mastery(state, [skill])[skill]:.2f}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,125 @@
+"""Replay answer logs through a tracer and score its one-step-ahead predictions.
+
+The protocol is pyBKT's ``evaluate``: fit on the training learners, then predict each test
+learner's answers one step ahead, every learner starting from the fitted prior. With K folds,
+learners (never single answers) are split so no learner is both fitted and scored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import KFold
+
+from engine.events import AnswerLog
+from engine.tracing import make_tracer
+from training.metrics import evaluate
+
+#: Called after each step with (finished steps, total steps, description).
+Progress = Callable[[int, int, str], None]
+
+
+def _quiet(done: int, total: int, what: str) -> None:
+    """The default progress callback: report nothing."""
+
+
+def fit_and_score(model: str, train: AnswerLog, test: AnswerLog, *, options: dict[str, Any],
+                  progress: Progress = _quiet,
+                  step: tuple[int, int] = (0, 2)) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit ``model`` on ``train`` and predict ``test``.
+
+    Returns metrics, timings and counts as one JSON-ready dict, and the predictions.
+    """
+    done, total = step
+    tracer = make_tracer(model, **options)
+    progress(done, total, f"fitting {model} on {len(train):,} answers")
+    start = time.perf_counter()
+    tracer.fit(train)
+    fit_seconds = time.perf_counter() - start
+    progress(done + 1, total, f"predicting {len(test):,} answers")
+    start = time.perf_counter()
+    p = tracer.predict_log(test)
+    predict_seconds = time.perf_counter() - start
+    result: dict[str, Any] = {
+        "model": model,
+        **evaluate(test, p),
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "answers_per_second": len(test) / max(predict_seconds, 1e-9),
+        "n_train": len(train),
+        "n_test": len(test),
+        "n_train_learners": len(np.unique(train.learner)),
+        "n_test_learners": len(np.unique(test.learner)),
+    }
+    unseen = getattr(tracer, "unseen_skills", None)
+    if unseen is not None:
+        result["n_test_unseen_skill"] = unseen(test)
+    return result, p
+
+
+def cross_validate(model: str, log: AnswerLog, folds: int, *, seed: int | None,
+                   options: dict[str, Any],
+                   progress: Progress = _quiet) -> tuple[dict[str, Any], np.ndarray]:
+    """Learner-level K-fold cross-validation.
+
+    Metrics are means over folds (each fold's result kept under ``fold_results``); the
+    predictions of every answer, made while its learner was held out, are returned too.
+    """
+    learners = np.unique(log.learner)
+    if folds < 2 or folds > len(learners):
+        raise ValueError(f"--folds must be between 2 and the number of learners "
+                         f"({len(learners)}), got {folds}")
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    runs = []
+    pooled = np.empty(len(log))
+    for i, (_, test_idx) in enumerate(splitter.split(learners)):
+        in_test = np.isin(log.learner, learners[test_idx])
+        run, pooled[in_test] = fit_and_score(model, log.take(~in_test), log.take(in_test),
+                                             options=options, progress=progress,
+                                             step=(2 * i, 2 * folds))
+        runs.append(run)
+    progress(2 * folds, 2 * folds, "done")
+    numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "model"]
+    result: dict[str, Any] = {"model": model, "folds": folds}
+    for key in numeric:
+        result[key] = float(np.mean([run[key] for run in runs]))
+    for key in ("n_train", "n_test", "n_train_learners", "n_test_learners",
+                "n_test_unseen_skill"):
+        if key in runs[0]:
+            result[key] = round(result[key])
+    result["fit_seconds"] = float(np.sum([run["fit_seconds"] for run in runs]))
+    result["fold_results"] = runs
+    return result, pooled
+
+
+def calibration_plot(y: np.ndarray, p: np.ndarray, path: str | Path, title: str,
+                     bins: int = 10) -> None:
+    """A reliability diagram: observed correct rate against predicted P(correct), per bin.
+
+    Calibration matters for a tutor (it targets a success rate), and AUC cannot see it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="uniform")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+    top.plot(predicted, observed, marker="o", label="model")
+    top.set_ylabel("observed fraction correct")
+    top.set_title(title)
+    top.legend(loc="upper left")
+    top.grid(alpha=0.3)
+    bottom.hist(p, bins=bins, range=(0, 1), color="tab:blue", alpha=0.7)
+    bottom.set_xlabel("predicted P(correct)")
+    bottom.set_ylabel("answers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
