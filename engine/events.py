@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["AnswerEvent", "AnswerLog"]
 
@@ -89,13 +90,17 @@ class AnswerEvent:
 
 
 def _codes(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Encode ids as (vocabulary, int32 codes), the vocabulary in order of first appearance."""
-    arr = np.asarray(values, dtype=object).astype(str)
-    vocab, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return vocab[order].astype(object), rank[inverse].astype(np.int32)
+    """Encode ids as (vocabulary, int32 codes), the vocabulary in order of first appearance.
+
+    pandas' hash-based factorize is O(n), where sorting strings with np.unique is not; ids are
+    turned into strings after factorizing, so only the (small) vocabulary is converted.
+    """
+    codes, vocab = pd.factorize(np.asarray(values))
+    names = np.asarray(vocab).astype(str).astype(object)
+    if len(set(names)) < len(names):  # e.g. 1 and "1": merge ids that print the same
+        codes, vocab = pd.factorize(names[codes])
+        names = np.asarray(vocab, dtype=object)
+    return names, codes.astype(np.int32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,7 +187,8 @@ class AnswerLog:
             bad = ~np.isin(corr, (0, 1))
             if np.any(bad):
                 row = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"correct must be 0/1 or boolean; row {row} has {corr[row]!r}")
+                raise ValueError(
+                    f"correct must be 0/1 or boolean; row {row} has {corr[row].item()!r}")
         return cls(
             learner_ids=learner_ids, item_ids=item_ids, skill_ids=skill_ids,
             learner=learner_codes, item=item_codes, correct=corr.astype(np.int8),

@@ -162,12 +162,18 @@ class BKT:
 
     # ================================================================== batch side
     def fit(self, log: AnswerLog) -> Self:
-        """Fit every skill in ``log`` by EM from ``num_fits`` random starts, keeping the best."""
+        """Fit every skill answered in ``log`` by EM from ``num_fits`` random starts, keeping the
+        best. Skills in the log's vocabulary without answers (a split can leave some) are not
+        part of the model: predictions treat them as unseen."""
         if len(log) == 0:
             raise ValueError("cannot fit BKT on an empty log")
-        n_skills = len(log.skill_ids)
-        gs_ptr, gs_names, class_of = self._classes_from(log)
-        lay, weight = unique_sequences(layout(log, np.arange(n_skills), class_of))
+        answered = np.bincount(log.skill_codes, minlength=len(log.skill_ids))
+        present = np.flatnonzero(answered)
+        n_skills = len(present)
+        skill_of_code = np.full(len(log.skill_ids), -1, dtype=np.int64)
+        skill_of_code[present] = np.arange(n_skills)
+        gs_ptr, gs_names, class_of = self._classes_from(log, skill_of_code, n_skills)
+        lay, weight = unique_sequences(layout(log, skill_of_code, class_of))
         skill_seq_ptr = np.searchsorted(lay.seq_skill, np.arange(n_skills + 1)).astype(np.int64)
 
         rng = np.random.default_rng(self.seed)
@@ -205,24 +211,24 @@ class BKT:
             best_guess[default] = np.add.reduceat(answers * best_guess, gs_ptr[:-1]) / total
             best_slip[default] = np.add.reduceat(answers * best_slip, gs_ptr[:-1]) / total
         self.set_params(BKTParams(
-            skills=tuple(str(s) for s in log.skill_ids),
+            skills=tuple(str(s) for s in log.skill_ids[present]),
             prior=theta[skills_k, best, 0], learn=theta[skills_k, best, 1],
             forget=theta[skills_k, best, 2], gs_ptr=gs_ptr, gs_names=gs_names,
             guess=best_guess, slip=best_slip,
         ))
         self.fit_info_ = {"loglik": loglik[skills_k, best], "iterations": iters,
-                          "n_answers": np.bincount(log.skill_codes, minlength=n_skills)}
+                          "n_answers": answered[present]}
         return self
 
-    def _classes_from(self, log: AnswerLog) -> tuple[np.ndarray, tuple[str, ...], Any]:
+    def _classes_from(self, log: AnswerLog, skill_of_code: np.ndarray,
+                      n_skills: int) -> tuple[np.ndarray, tuple[str, ...], Any]:
         """Guess/slip classes for a fit: one per skill, or one per (skill, item) plus defaults."""
-        n_skills = len(log.skill_ids)
         if not self.item_guess_slip:
             return (np.arange(n_skills + 1, dtype=np.int64), (DEFAULT_CLASS,) * n_skills,
                     lambda skill, item: skill)
         n_items = max(len(log.item_ids), 1)
         pair_item = np.repeat(log.item, np.diff(log.skill_ptr))
-        seen = np.unique(log.skill_codes.astype(np.int64) * n_items + pair_item)
+        seen = np.unique(skill_of_code[log.skill_codes] * n_items + pair_item)
         seen_skill = seen // n_items
         gs_ptr = (np.searchsorted(seen_skill, np.arange(n_skills + 1)) + np.arange(n_skills + 1))
         names = np.full(len(seen) + n_skills, DEFAULT_CLASS, dtype=object)
@@ -254,9 +260,11 @@ class BKT:
         return np.add.reduceat(per_pair, log.skill_ptr[:-1]) / counts
 
     def unseen_skills(self, log: AnswerLog) -> int:
-        """How many answers in ``log`` practise a skill the model was not fitted on."""
-        unknown = self._skill_of_code(log) == len(self._fitted().skills)
-        return int(np.count_nonzero(unknown[log.skill_codes]))
+        """How many answers in ``log`` practise at least one skill the model was not fitted on."""
+        if len(log) == 0:
+            return 0
+        unknown = self._skill_of_code(log)[log.skill_codes] == len(self._fitted().skills)
+        return int(np.count_nonzero(np.logical_or.reduceat(unknown, log.skill_ptr[:-1])))
 
     # ================================================================== online side
     def new_state(self) -> np.ndarray:
