@@ -113,3 +113,30 @@ def test_assist2009_auc_matches_pybkt(model: str, min_auc: float) -> None:
                    str(folder / "builder_test.csv"), "--model", model, "--seed", "42")
     assert out["auc"] >= min_auc
     assert out["n_train"] == 407_967 and out["n_test"] == 117_567
+
+
+@pytest.mark.parametrize("pybkt_shape", [False, True])
+def test_fit_then_replay_checkpoint(logs: tuple[Path, Path], tmp_path: Path,
+                                    pybkt_shape: bool) -> None:
+    """A saved model (ours or pyBKT's coef_ shape) scores exactly as the fit-and-score path."""
+    train, test = logs
+    saved = tmp_path / "model.json"
+    args = ["--format", "csv", "--train", str(train), "--num-fits", "2", "--seed", "3"]
+    result = runner.invoke(app, ["fit", *args, "--out", str(saved),
+                                 *(["--pybkt"] if pybkt_shape else [])])
+    assert result.exit_code == 0, result.output
+    direct = run_json(*args, "--test", str(test))
+    loaded = run_json("--format", "csv", "--checkpoint", str(saved), "--test", str(test))
+    assert loaded["auc"] == pytest.approx(direct["auc"], abs=1e-12)
+    assert loaded["rmse"] == pytest.approx(direct["rmse"], abs=1e-12)
+
+
+def test_checkpoint_needs_test_only(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["replay", "--checkpoint", "m.json", "--train", "x.csv"])
+    assert result.exit_code == 2 and "--checkpoint" in result.stderr
+    bad = tmp_path / "m.json"
+    bad.write_text('{"hello": 1}')
+    data = tmp_path / "t.csv"
+    data.write_text("1\n3\n1\n")
+    result = runner.invoke(app, ["replay", "--checkpoint", str(bad), "--test", str(data)])
+    assert result.exit_code == 2 and "neither a tutor-bkt parameter file" in result.stderr

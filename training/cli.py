@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from engine.tracing import load_tracer, make_tracer
 from training.readers import FORMATS, read_log
-from training.replay import calibration_plot, cross_validate, fit_and_score
+from training.replay import calibration_plot, cross_validate, fit_and_score, score
 
 app = typer.Typer(
     name="tutor",
@@ -66,8 +67,11 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 @app.command()
 def replay(
-    train: Annotated[Path, typer.Option(help="Answer log to fit on.")],
+    train: Annotated[Path | None, typer.Option(help="Answer log to fit on.")] = None,
     test: Annotated[Path | None, typer.Option(help="Answer log to score (else use --folds).")]
+    = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Score a saved model (from `tutor fit`, or pyBKT coef_ JSON) instead of fitting.")]
     = None,
     format: Annotated[LogFormat, typer.Option("--format", help="Format of both logs.")]
     = LogFormat.dkt3,  # type: ignore[attr-defined]
@@ -85,30 +89,46 @@ def replay(
     """Fit a model on one log and score its one-step-ahead predictions on another.
 
     The protocol is pyBKT's evaluate: every test learner starts from the fitted prior and each
-    answer is predicted from that learner's earlier answers only.
+    answer is predicted from that learner's earlier answers only. Give --train and --test,
+    --train and --folds, or --checkpoint and --test.
     """
-    if (test is None) == (folds is None):
+    if checkpoint is not None:
+        if test is None or train is not None or folds is not None:
+            raise fail("--checkpoint scores a saved model: give it with --test FILE only")
+    elif train is None or (test is None) == (folds is None):
         raise fail("give either --test FILE or --folds K (with --train alone)")
     options = {"num_fits": num_fits, "seed": seed, "item_guess_slip": item_guess_slip}
     try:
         with progress_bar(enabled=True) as progress:
-            progress(0, 1, f"reading {train.name}")
-            train_log = read_log(train, format.value)
-            if test is not None:
+            if checkpoint is not None:
+                assert test is not None
+                progress(0, 1, f"reading {test.name}")
+                test_log = read_log(test, format.value)
+                result, p = score(load_tracer(checkpoint), test_log, progress=progress)
+                result["checkpoint"] = str(checkpoint)
+                y = test_log.correct
+            elif test is not None:
+                assert train is not None
+                progress(0, 1, f"reading {train.name}")
+                train_log = read_log(train, format.value)
                 progress(0, 1, f"reading {test.name}")
                 test_log = read_log(test, format.value)
                 result, p = fit_and_score(model.value, train_log, test_log, options=options,
                                           progress=progress)
                 y = test_log.correct
             else:
-                assert folds is not None
+                assert train is not None and folds is not None
+                progress(0, 1, f"reading {train.name}")
+                train_log = read_log(train, format.value)
                 result, p = cross_validate(model.value, train_log, folds, seed=seed,
                                            options=options, progress=progress)
                 y = train_log.correct
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     if plot is not None:
-        calibration_plot(y, p, plot, title=f"{model.value} on {(test or train).name}")
+        data = test or train
+        assert data is not None
+        calibration_plot(y, p, plot, title=f"{result['model']} on {data.name}")
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -124,11 +144,45 @@ def _print_result(result: dict[str, Any]) -> None:
     for metric in ("auc", "rmse", "accuracy", "log_loss"):
         table.add_row(metric, f"{result[metric]:.4f}", f"{result[metric + '_per_skill']:.4f}")
     out.print(table)
-    out.print(f"fit {result['fit_seconds']:.2f} s on {result['n_train']:,} answers; predicted "
-              f"{result['n_test']:,} answers at {result['answers_per_second']:,.0f} answers/s")
+    if "fit_seconds" in result:
+        out.print(f"fit {result['fit_seconds']:.2f} s on {result['n_train']:,} answers")
+    out.print(f"predicted {result['n_test']:,} answers at {result['answers_per_second']:,.0f} "
+              "answers/s")
     if result.get("n_test_unseen_skill"):
         out.print(f"{result['n_test_unseen_skill']:,} test answers practise skills absent from "
                   "training; they were predicted with the mean fitted parameters")
+
+
+@app.command()
+def fit(
+    train: Annotated[Path, typer.Option(help="Answer log to fit on.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Parameter file to write (JSON).")],
+    format: Annotated[LogFormat, typer.Option("--format", help="Format of the log.")]
+    = LogFormat.dkt3,  # type: ignore[attr-defined]
+    model: Annotated[ModelName, typer.Option(help="Knowledge-tracing model.")] = ModelName.bkt,
+    num_fits: Annotated[int, typer.Option(help="EM restarts per skill (best one kept).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")] = 42,
+    item_guess_slip: Annotated[bool, typer.Option(
+        help="Guess/slip per item (KT-IDEM) instead of per skill.")] = False,
+    pybkt: Annotated[bool, typer.Option(
+        help="Write pyBKT's coef_ shape instead of the versioned file.")] = False,
+) -> None:
+    """Fit a model on a log and save its parameters (score it later with replay --checkpoint)."""
+    try:
+        with progress_bar(enabled=True) as progress:
+            progress(0, 2, f"reading {train.name}")
+            log = read_log(train, format.value)
+            progress(1, 2, f"fitting {model.value} on {len(log):,} answers")
+            tracer = make_tracer(model.value, num_fits=num_fits, seed=seed,
+                                 item_guess_slip=item_guess_slip).fit(log)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if pybkt:
+        out_path.write_text(json.dumps(tracer.to_pybkt(), indent=1))  # type: ignore[attr-defined]
+    else:
+        tracer.save(out_path)
+    out.print(f"fitted {model.value} on {len(log):,} answers, "
+              f"{len(np.unique(log.skill_codes))} skills -> {out_path}")
 
 
 @app.command()

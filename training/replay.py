@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from engine.events import AnswerLog
-from engine.tracing import make_tracer
+from engine.tracing import Tracer, make_tracer
 from training.metrics import evaluate
 
 #: Called after each step with (finished steps, total steps, description).
@@ -27,37 +27,41 @@ def _quiet(done: int, total: int, what: str) -> None:
     """The default progress callback: report nothing."""
 
 
+def score(tracer: Tracer[Any], test: AnswerLog, *, progress: Progress = _quiet,
+          step: tuple[int, int] = (0, 1)) -> tuple[dict[str, Any], np.ndarray]:
+    """Predict ``test`` with a fitted tracer; metrics, timings and counts, and the predictions."""
+    progress(*step, f"predicting {len(test):,} answers")
+    tracer.predict_log(test.take(np.arange(min(len(test), 1))))  # compile/load kernels untimed
+    start = time.perf_counter()
+    p = tracer.predict_log(test)
+    predict_seconds = time.perf_counter() - start
+    result: dict[str, Any] = {
+        "model": tracer.name,
+        **evaluate(test, p),
+        "predict_seconds": predict_seconds,
+        "answers_per_second": len(test) / max(predict_seconds, 1e-9),
+        "n_test": len(test),
+        "n_test_learners": len(np.unique(test.learner)),
+    }
+    unseen = getattr(tracer, "unseen_skills", None)
+    if unseen is not None:
+        result["n_test_unseen_skill"] = unseen(test)
+    return result, p
+
+
 def fit_and_score(model: str, train: AnswerLog, test: AnswerLog, *, options: dict[str, Any],
                   progress: Progress = _quiet,
                   step: tuple[int, int] = (0, 2)) -> tuple[dict[str, Any], np.ndarray]:
-    """Fit ``model`` on ``train`` and predict ``test``.
-
-    Returns metrics, timings and counts as one JSON-ready dict, and the predictions.
-    """
+    """Fit ``model`` on ``train`` and :func:`score` it on ``test``."""
     done, total = step
     tracer = make_tracer(model, **options)
     progress(done, total, f"fitting {model} on {len(train):,} answers")
     start = time.perf_counter()
     tracer.fit(train)
     fit_seconds = time.perf_counter() - start
-    progress(done + 1, total, f"predicting {len(test):,} answers")
-    start = time.perf_counter()
-    p = tracer.predict_log(test)
-    predict_seconds = time.perf_counter() - start
-    result: dict[str, Any] = {
-        "model": model,
-        **evaluate(test, p),
-        "fit_seconds": fit_seconds,
-        "predict_seconds": predict_seconds,
-        "answers_per_second": len(test) / max(predict_seconds, 1e-9),
-        "n_train": len(train),
-        "n_test": len(test),
-        "n_train_learners": len(np.unique(train.learner)),
-        "n_test_learners": len(np.unique(test.learner)),
-    }
-    unseen = getattr(tracer, "unseen_skills", None)
-    if unseen is not None:
-        result["n_test_unseen_skill"] = unseen(test)
+    result, p = score(tracer, test, progress=progress, step=(done + 1, total))
+    result.update(fit_seconds=fit_seconds, n_train=len(train),
+                  n_train_learners=len(np.unique(train.learner)))
     return result, p
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.tracing.base import NotFittedError, Tracer
@@ -24,3 +26,21 @@ def make_tracer(name: str, **options: Any) -> Tracer[Any]:
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
     return factory(**options)
+
+
+def load_tracer(path: str | Path) -> Tracer[Any]:
+    """A fitted tracer from a file: this engine's versioned BKT parameter file, or pyBKT's
+    ``coef_`` saved as JSON (``{skill: {"prior", "learns", "guesses", "slips", ...}}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a model file (expected JSON: {exc})") from None
+    if isinstance(doc, dict) and "format" in doc:
+        return BKT.load(path)
+    if isinstance(doc, dict) and doc and all(isinstance(v, dict) and "prior" in v
+                                             for v in doc.values()):
+        return BKT.from_pybkt(doc)
+    raise ValueError(f"{path}: neither a tutor-bkt parameter file nor pyBKT coef_ JSON")
