@@ -7,10 +7,10 @@
 * multi-skill answers: the answer is evidence for each of its skills, and P(correct) of a
   multi-skill item is the mean over its skills.
 
-Fitting is EM with random restarts, compiled and run in parallel over (skill, restart) pairs
-(:mod:`engine.tracing._bkt_kernels`). The online update is closed form and constant time: a
-learner's state is one float per skill: P(not mastered) before their next answer (the complement
-keeps its precision as mastery approaches 1; see :mod:`engine.tracing._bkt_kernels`).
+Fitting is EM with random restarts, compiled with numba (:mod:`engine.tracing._bkt_kernels`):
+a skill's restarts run in lockstep, skills are spread over the cores. The online update is closed
+form and constant time: a learner's state is one float per skill, P(not mastered) before their
+next answer (the complement keeps its precision as mastery approaches 1).
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ class Layout:
 
     pairs: np.ndarray
     correct: np.ndarray
-    skill: np.ndarray
     gs: np.ndarray
     seq_ptr: np.ndarray
     seq_skill: np.ndarray
@@ -76,7 +75,6 @@ def layout(log: AnswerLog, skill_of_code: np.ndarray, class_of: Any) -> Layout:
     return Layout(
         pairs=pairs,
         correct=log.correct[pair_row[pairs]],
-        skill=skill,
         gs=class_of(skill, log.item[pair_row[pairs]]).astype(np.int64),
         seq_ptr=seq_ptr,
         seq_skill=skill[seq_ptr[:-1]] if len(pairs) else np.empty(0, np.int64),
@@ -104,9 +102,9 @@ def unique_sequences(lay: Layout) -> tuple[Layout, np.ndarray]:
     new_len = lengths[first]
     seq_ptr = np.concatenate(([0], np.cumsum(new_len))).astype(np.int64)
     rows = np.repeat(lay.seq_ptr[first] - seq_ptr[:-1], new_len) + np.arange(seq_ptr[-1])
-    return Layout(pairs=np.empty(0, np.int64), correct=lay.correct[rows], skill=lay.skill[rows],
-                  gs=lay.gs[rows], seq_ptr=seq_ptr, seq_skill=lay.seq_skill[first]), \
-        weight.astype(np.float64)
+    unique = Layout(pairs=np.empty(0, np.int64), correct=lay.correct[rows], gs=lay.gs[rows],
+                    seq_ptr=seq_ptr, seq_skill=lay.seq_skill[first])
+    return unique, weight.astype(np.float64)
 
 
 class BKT:
@@ -302,10 +300,11 @@ class BKT:
         return np.ascontiguousarray(state, dtype="<f8").tobytes()
 
     def state_from_bytes(self, data: bytes) -> np.ndarray:
+        """The state in ``data``, read in place (read-only: :meth:`update` never mutates)."""
         n = len(self._fitted().skills)
         if len(data) != 8 * n:
             raise ValueError(f"a BKT state of this model is {8 * n} bytes, got {len(data)}")
-        return np.frombuffer(data, dtype="<f8").astype(np.float64)
+        return np.frombuffer(data, dtype="<f8")
 
     # ================================================================== persistence
     def save(self, path: str | Path) -> None:
