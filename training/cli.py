@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli import register as register_service_commands
 from engine.tracing import load_tracer, make_tracer
 from training.readers import FORMATS, read_log
 from training.replay import calibration_plot, cross_validate, fit_and_score, score
@@ -234,6 +235,8 @@ def demo(
                   f"{'right' if correct else 'wrong'} -> P(mastered) "
                   f"{model.mastery(state, [skill])[skill]:.2f}")
 
+
+register_service_commands(app)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,168 @@
+"""``tutor`` commands that run or administer the service: serve, db, tenant, content,
+rebuild-state. They read the same ``TUTOR_*`` settings as the server (``--database-url``
+overrides ``TUTOR_DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine, func, select
+
+from api.db import is_current, make_engine, tenants, upgrade
+from api.settings import Settings
+from content.catalog import ContentError
+from content.packs import bundled_packs
+
+err = Console(stderr=True)
+DbUrl = Annotated[str | None, typer.Option(
+    "--database-url", help="SQLAlchemy URL (default: $TUTOR_DATABASE_URL or sqlite:///./tutor.db)")]
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
+content_app = typer.Typer(help="Content packs.", no_args_is_help=True)
+
+
+def _settings(database_url: str | None) -> Settings:
+    if database_url:
+        os.environ["TUTOR_DATABASE_URL"] = database_url  # also for server workers
+    return Settings.from_env()
+
+
+def _ready_engine(settings: Settings) -> Engine:
+    """An engine on a database migrated to the newest schema (an empty one gets created)."""
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                            exist_ok=True)
+    engine = make_engine(settings.database_url)
+    if not is_current(engine):
+        upgrade(settings.database_url)
+    return engine
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbUrl = None) -> None:
+    """Apply pending migrations."""
+    settings = _settings(database_url)
+    upgrade(settings.database_url)
+    err.print(f"database at the newest schema: {settings.database_url}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Argument(help="Tenant name (unique).")],
+    target_success: Annotated[float, typer.Option(
+        help="Success rate the next exercise aims at.")] = 0.75,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {tenant, api_key} as JSON.")]
+    = False,
+    database_url: DbUrl = None,
+) -> None:
+    """Create a tenant and print its API key (shown only this once)."""
+    from api.tenants import create_tenant
+
+    engine = _ready_engine(_settings(database_url))
+    try:
+        tenant, key = create_tenant(engine, name, target_success)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"tenant": tenant.name, "api_key": key}) + "\n")
+    else:
+        print(f"tenant {tenant.name!r} created; API key (store it now, it is not kept):\n{key}")
+
+
+@content_app.command("import")
+def content_import(
+    pack: Annotated[str, typer.Argument(help="A pack file, or a bundled pack: "
+                                             f"{', '.join(bundled_packs())}.")],
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    database_url: DbUrl = None,
+) -> None:
+    """Import (or replace) a content pack for a tenant."""
+    from api.tenants import import_pack, tenant_by_name
+
+    path = bundled_packs().get(pack, Path(pack))
+    if not path.is_file():
+        raise _fail(f"no pack file {pack!r} (bundled packs: {', '.join(bundled_packs())})")
+    engine = _ready_engine(_settings(database_url))
+    try:
+        target = tenant_by_name(engine, tenant)
+        loaded = import_pack(engine, target.id, json.loads(path.read_text()), str(path))
+    except (LookupError, ContentError, json.JSONDecodeError) as exc:
+        raise _fail(str(exc)) from None
+    print(f"imported {loaded.name!r} for {tenant!r}: {len(loaded.skills)} skills, "
+          f"{len(loaded.items)} items, {len(loaded.courses)} courses")
+
+
+def rebuild_state(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")]
+    = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Recompute cached learner states from the answer log (e.g. after a Redis loss)."""
+    from api.service import TutorService
+    from api.store import InProcessStore, RedisStore, StateStore
+    from api.tenants import tenant_by_name
+
+    settings = _settings(database_url)
+    engine = _ready_engine(settings)
+    store: StateStore = RedisStore(settings.redis_url) if settings.redis_url \
+        else InProcessStore()
+    service = TutorService(engine, store)
+    with engine.connect() as conn:
+        names = [tenant] if tenant else list(conn.execute(select(tenants.c.name)).scalars())
+    for name in names:
+        try:
+            count = service.rebuild_all(tenant_by_name(engine, name))
+        except LookupError as exc:
+            raise _fail(str(exc)) from None
+        print(f"{name}: rebuilt {count} learner states")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    database_url: DbUrl = None,
+) -> None:
+    """Run the HTTP API (migrating an empty database first)."""
+    import uvicorn
+
+    settings = _settings(database_url)
+    engine = _ready_engine(settings)
+    with engine.connect() as conn:
+        n_tenants = conn.execute(select(func.count()).select_from(tenants)).scalar_one()
+    engine.dispose()
+    if n_tenants == 0:
+        err.print("No tenant yet. In another shell:\n"
+                  "  tutor tenant create demo            # prints an API key\n"
+                  "  tutor content import math --tenant demo\n"
+                  f"then: curl -H 'Authorization: Bearer <key>' "
+                  f"http://{host}:{port}/v1/learners/ada/next")
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tutor-metrics-")
+    store = settings.redis_url or "in-process"
+    err.print(f"serving on http://{host}:{port} ({workers} worker(s); database "
+              f"{settings.database_url}; learner states {store}); docs at /docs")
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the ``tutor`` command line."""
+    app.command()(serve)
+    app.command("rebuild-state")(rebuild_state)
+    app.add_typer(db_app, name="db")
+    app.add_typer(tenant_app, name="tenant")
+    app.add_typer(content_app, name="content")

@@ -1,0 +1,138 @@
+"""The database: tables (SQLAlchemy Core), engine set-up, and migrations (Alembic).
+
+The answer log (``events``) is the source of truth; everything else about a learner can be
+rebuilt from it. Every row carries its ``tenant_id``, and every query filters on it.
+SQLite is the zero-install default (WAL, full fsync: an acknowledged answer survives a crash);
+PostgreSQL is selected by URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+ID = 128  # longest learner/item/skill/pack id, in characters
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(ID), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("target_success", Float, nullable=False, server_default="0.75"),
+    Column("content_version", Integer, nullable=False, server_default="0"),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex; keys never stored
+    Column("prefix", String(16), nullable=False),  # first characters, to tell keys apart
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+content_packs = Table(
+    "content_packs", metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(ID), primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+learners = Table(
+    "learners", metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("learner_id", String(ID), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seq", Integer, nullable=False, server_default="0"),  # seq of the newest answer
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("learner_id", String(ID), nullable=False),
+    Column("seq", Integer, nullable=False),  # 1, 2, ... per learner: the order of application
+    Column("event_id", String(64), nullable=False),  # the client's idempotency key
+    Column("item_id", String(ID), nullable=False),
+    Column("skills", JSON, nullable=False),
+    Column("correct", Boolean, nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("response_ms", Float),
+    Column("response", Text, nullable=False),  # the JSON answered, replayed for a retry
+    UniqueConstraint("tenant_id", "event_id", name="uq_events_event_id"),
+    # also the index for reading one learner's answers in order
+    UniqueConstraint("tenant_id", "learner_id", "seq", name="uq_events_seq"),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, full fsync, a busy timeout, foreign keys and
+    transactions that really begin (SQLAlchemy's documented pysqlite recipe)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
+            conn.isolation_level = None  # let SQLAlchemy, not the driver, issue BEGIN
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # a real BEGIN also for reads (the driver would skip it); write transactions here
+            # start with a write, so they take the write lock at once, never by upgrading
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Apply every pending migration (``tutor db upgrade``)."""
+    command.upgrade(_alembic_config(url), "head")
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration."""
+    head = ScriptDirectory.from_config(_alembic_config(str(engine.url))).get_current_head()
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() == head

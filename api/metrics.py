@@ -1,0 +1,33 @@
+"""Prometheus metrics. With several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``tutor serve``
+does) so that ``/metrics`` adds up every worker's counts."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Histogram("tutor_request_seconds", "HTTP request latency",
+                     ["method", "route", "status"],
+                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0))
+ANSWERS = Counter("tutor_answers_total", "Answers received (retries included)")
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).observe(seconds)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text, summed over workers in multiprocess mode."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

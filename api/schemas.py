@@ -1,0 +1,89 @@
+"""Request bodies of the HTTP API, validated by pydantic (responses are plain JSON dicts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class AnswerIn(BaseModel):
+    """One answer of a learner to an item."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "item_id": "add-10-3", "correct": True,
+        "event_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        "answered_at": "2026-11-23T09:30:00Z", "response_ms": 5400}]})
+
+    item_id: Id
+    correct: bool = Field(strict=True)
+    event_id: UUID = Field(description="Idempotency key: a retry with the same id counts once "
+                                       "and gets the same response.")
+    answered_at: datetime | None = Field(None, description="When the learner answered "
+                                                           "(default: when received).")
+    response_ms: float | None = Field(None, ge=0, le=86_400_000)
+    target_success: Rate | None = Field(None, description="Override the tenant's target "
+                                                          "success rate for the next item.")
+
+
+class XapiAccount(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Id
+    homePage: str | None = None
+
+
+class XapiActor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    account: XapiAccount
+
+
+class XapiVerb(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+
+
+class XapiObject(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class XapiResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    success: bool = Field(strict=True)
+    duration: str | None = None
+
+
+class XapiStatement(BaseModel):
+    """The parts of an xAPI statement the engine reads; other fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        "actor": {"account": {"homePage": "https://app.example", "name": "learner-42"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"id": "https://app.example/items/add-10-3"},
+        "result": {"success": True, "duration": "PT5.4S"},
+        "timestamp": "2026-11-23T09:30:00Z"}]})
+
+    id: UUID
+    actor: XapiActor
+    verb: XapiVerb
+    object: XapiObject
+    result: XapiResult
+    timestamp: datetime | None = None
+
+
+class PackIn(BaseModel):
+    """A content pack document (see content/packs/README.md); validated by the content loader."""
+
+    model_config = ConfigDict(extra="allow")
+    format: str
+    version: int
+    name: Id
+
+    def document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,324 @@
+"""What the API does, without HTTP: record an answer, update the state, choose what is next.
+
+The answer log is the source of truth. Recording an answer is one database transaction that
+first locks the learner's row (an upsert), so concurrent answers of one learner, in any worker,
+are applied one at a time in ``seq`` order; it stores the event together with the response it
+produced, so a retry with the same ``event_id`` gets that same response and counts once. The
+transaction commits before the response is returned. The learner's state comes from the cache
+when its version equals the learner's ``last_seq``, and is otherwise rebuilt from the log inside
+the same locked transaction, so no update is ever lost.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from api.db import events, learners
+from api.store import CachedState, StateStore
+from api.tenants import Tenant, load_catalog
+from content.catalog import Catalog
+from engine.events import AnswerEvent
+from engine.selection import SelectionContext, TargetSuccessPolicy
+from engine.tracing import BKT
+
+RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
+
+
+class NotFound(LookupError):
+    """A learner, item or skill that this tenant does not have."""
+
+
+class Conflict(ValueError):
+    """An event id reused for a different answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer as the API receives it (from JSON or from an xAPI statement)."""
+
+    item_id: str
+    correct: bool
+    event_id: str
+    answered_at: datetime | None = None
+    response_ms: float | None = None
+    target_success: float | None = None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything derived from one version of a tenant's content, shared by requests."""
+
+    content_version: int
+    catalog: Catalog
+    tracer: BKT
+
+
+class TutorService:
+    def __init__(self, engine: Engine, store: StateStore) -> None:
+        self.engine = engine
+        self.store = store
+        self.policy = TargetSuccessPolicy()
+        self._runtimes: dict[int, Runtime] = {}
+        self._lock = threading.Lock()
+        dialect = engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # ------------------------------------------------------------------ content
+    def runtime(self, tenant: Tenant) -> Runtime:
+        """The tenant's catalog and tracer for its current content version (built once)."""
+        rt = self._runtimes.get(tenant.id)
+        if rt is not None and rt.content_version == tenant.content_version:
+            return rt
+        with self._lock:
+            rt = self._runtimes.get(tenant.id)
+            if rt is None or rt.content_version != tenant.content_version:
+                catalog = load_catalog(self.engine, tenant.id)
+                tracer = BKT().set_params(catalog.bkt_params())
+                rt = Runtime(tenant.content_version, catalog, tracer)
+                self._runtimes[tenant.id] = rt
+        return rt
+
+    # ------------------------------------------------------------------ answers
+    def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
+        rt = self.runtime(tenant)
+        item = rt.catalog.items.get(answer.item_id)
+        if item is None:
+            raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            last_seq = self._lock_learner(conn, tenant.id, learner_id, now)
+            stored = conn.execute(
+                select(events.c.learner_id, events.c.item_id, events.c.correct,
+                       events.c.response)
+                .where(events.c.tenant_id == tenant.id, events.c.event_id == answer.event_id)
+            ).first()
+            if stored is not None:
+                if (stored.learner_id, stored.item_id, stored.correct) != (
+                        learner_id, answer.item_id, answer.correct):
+                    raise Conflict(f"event_id {answer.event_id} was already used for a "
+                                   "different answer")
+                return {**json.loads(stored.response), "duplicate": True}
+            cached = self._state(conn, tenant.id, learner_id, last_seq, rt)
+            event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
+                                timestamp=answer.answered_at or now,
+                                response_ms=answer.response_ms, event_id=answer.event_id)
+            state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
+            recent = (*cached.recent, item.id)[-RECENT:]
+            seq = last_seq + 1
+            response = {
+                "learner_id": learner_id,
+                "event_id": answer.event_id,
+                "seq": seq,
+                "correct": answer.correct,
+                "mastery": rt.tracer.mastery(state, item.skills),
+            }
+            choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
+                                             answer.target_success, course=None, n=1)
+            response["next"] = choices[0] if choices else None
+            if why_none:
+                response["reason"] = why_none
+            conn.execute(insert(events).values(
+                tenant_id=tenant.id, learner_id=learner_id, seq=seq,
+                event_id=answer.event_id, item_id=item.id, skills=list(item.skills),
+                correct=answer.correct, answered_at=event.timestamp, received_at=now,
+                response_ms=answer.response_ms, response=json.dumps(response)))
+            conn.execute(update(learners).where(learners.c.tenant_id == tenant.id,
+                                                learners.c.learner_id == learner_id)
+                         .values(last_seq=seq))
+        # after the commit, never before: the cache must not run ahead of the log
+        self.store.put(tenant.id, learner_id, CachedState(
+            seq, rt.content_version, rt.tracer.state_to_bytes(state), recent))
+        return {**response, "duplicate": False}
+
+    def _lock_learner(self, conn: Connection, tenant_id: int, learner_id: str,
+                      now: datetime) -> int:
+        """Create the learner if new and lock its row until commit; returns its ``last_seq``."""
+        stmt = self._insert(learners).values(tenant_id=tenant_id, learner_id=learner_id,
+                                             created_at=now, last_seen=now, last_seq=0)
+        stmt = stmt.on_conflict_do_update(index_elements=["tenant_id", "learner_id"],
+                                          set_={"last_seen": now})
+        return int(conn.execute(stmt.returning(learners.c.last_seq)).scalar_one())
+
+    # ------------------------------------------------------------------ state
+    def _state(self, conn: Connection, tenant_id: int, learner_id: str, last_seq: int,
+               rt: Runtime) -> CachedState:
+        """The cached state if it is current, else a rebuild from the log (and re-cached)."""
+        cached = self.store.get(tenant_id, learner_id)
+        if cached is not None and cached.version == last_seq \
+                and cached.content_version == rt.content_version:
+            return cached
+        rows = conn.execute(
+            select(events.c.item_id, events.c.skills, events.c.correct)
+            .where(events.c.tenant_id == tenant_id, events.c.learner_id == learner_id,
+                   events.c.seq <= last_seq)
+            .order_by(events.c.seq)).all()
+        state = fold(rt.tracer, learner_id, ((r.item_id, r.skills, r.correct) for r in rows))
+        rebuilt = CachedState(last_seq, rt.content_version, rt.tracer.state_to_bytes(state),
+                              tuple(r.item_id for r in rows[-RECENT:]))
+        self.store.put(tenant_id, learner_id, rebuilt)
+        return rebuilt
+
+    def current_state(self, tenant: Tenant, learner_id: str) -> tuple[Runtime, CachedState]:
+        """A learner's state for reading; :class:`NotFound` if the learner never answered."""
+        rt = self.runtime(tenant)
+        with self.engine.connect() as conn:
+            last_seq = conn.execute(
+                select(learners.c.last_seq).where(learners.c.tenant_id == tenant.id,
+                                                  learners.c.learner_id == learner_id)
+            ).scalar_one_or_none()
+            if last_seq is None:
+                raise NotFound(f"learner {learner_id!r} not found")
+            return rt, self._state(conn, tenant.id, learner_id, last_seq, rt)
+
+    # ------------------------------------------------------------------ selection
+    def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: np.ndarray,
+                recent: Sequence[str], seq: int, target: float | None, course: str | None,
+                n: int) -> tuple[list[dict[str, Any]], str | None]:
+        """The policy's choices as JSON, and why there are none when the list is empty.
+
+        The tie-break seed is the learner's answer count: the same state gives the same
+        choice, and a learner stuck on ties does not see the same item forever.
+        """
+        context = SelectionContext(
+            recent_items=tuple(recent), course=course,
+            target_success=target if target is not None else tenant.target_success,
+            n=n, seed=seq, learner=learner_id)
+        choices = self.policy.choose(rt.tracer, state, rt.catalog, context)
+        if choices:
+            return [c.to_dict() for c in choices], None
+        return [], self.policy.explain_empty(rt.tracer, state, rt.catalog, context)
+
+    def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
+                   target: float | None) -> dict[str, Any]:
+        """Recommendations for a learner (a learner never seen starts from the priors)."""
+        try:
+            rt, cached = self.current_state(tenant, learner_id)
+            state = rt.tracer.state_from_bytes(cached.state)
+            recent, seq = cached.recent, cached.version
+        except NotFound:
+            rt = self.runtime(tenant)
+            state, recent, seq = rt.tracer.new_state(), (), 0
+        if course is not None and course not in rt.catalog.courses:
+            raise NotFound(f"course {course!r} is not in this tenant's content")
+        choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq, target,
+                                         course, n)
+        return {"learner_id": learner_id, "next": choices,
+                **({"reason": why_none} if why_none else {})}
+
+    def state(self, tenant: Tenant, learner_id: str) -> dict[str, Any]:
+        rt, cached = self.current_state(tenant, learner_id)
+        mastery = rt.tracer.mastery(rt.tracer.state_from_bytes(cached.state))
+        with self.engine.connect() as conn:
+            learner = conn.execute(select(learners).where(
+                learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id)).one()
+            per_item = conn.execute(
+                select(events.c.skills, func.count(), func.max(events.c.answered_at))
+                .where(events.c.tenant_id == tenant.id, events.c.learner_id == learner_id)
+                .group_by(events.c.item_id, events.c.skills)).all()
+        answers: dict[str, int] = {}
+        last: dict[str, datetime] = {}
+        for skills, count, seen in per_item:
+            for s in skills:
+                answers[s] = answers.get(s, 0) + count
+                last[s] = max(last.get(s, seen), seen)
+        return {
+            "learner_id": learner_id,
+            "answers": learner.last_seq,
+            "created_at": _utc(learner.created_at),
+            "last_seen": _utc(learner.last_seen),
+            "skills": [{"skill_id": s, "name": rt.catalog.skills[s].name,
+                        "mastery": round(p, 6), "answers": answers.get(s, 0),
+                        "last_answered_at": _utc(last.get(s))}
+                       for s, p in mastery.items()],
+        }
+
+    # ------------------------------------------------------------------ history, export, erase
+    def history(self, tenant: Tenant, learner_id: str, after: int, limit: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            self._require_learner(conn, tenant.id, learner_id)
+            rows = conn.execute(
+                select(events).where(events.c.tenant_id == tenant.id,
+                                     events.c.learner_id == learner_id, events.c.seq > after)
+                .order_by(events.c.seq).limit(limit + 1)).all()
+        page = [_event_dict(r) for r in rows[:limit]]
+        return {"learner_id": learner_id, "events": page,
+                "next_after": page[-1]["seq"] if len(rows) > limit else None}
+
+    def export(self, tenant: Tenant, learner_id: str) -> dict[str, Any]:
+        """Everything held about the learner: profile, every answer, and the derived state."""
+        state = self.state(tenant, learner_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(events).where(
+                events.c.tenant_id == tenant.id, events.c.learner_id == learner_id)
+                .order_by(events.c.seq)).all()
+        return {"learner_id": learner_id, "tenant": tenant.name,
+                "exported_at": datetime.now(UTC),
+                "profile": {k: state[k] for k in ("created_at", "last_seen", "answers")},
+                "state": state["skills"],
+                "events": [{**_event_dict(r), "response": json.loads(r.response)}
+                           for r in rows]}
+
+    def erase(self, tenant: Tenant, learner_id: str) -> None:
+        """Delete the learner's events, row and cached state (the right to erasure)."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(learners).where(
+                learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id))
+            conn.execute(delete(events).where(events.c.tenant_id == tenant.id,
+                                              events.c.learner_id == learner_id))
+            if gone.rowcount == 0:
+                raise NotFound(f"learner {learner_id!r} not found")
+        self.store.delete(tenant.id, learner_id)
+
+    def rebuild_all(self, tenant: Tenant) -> int:
+        """Recompute every learner's cached state from the log; returns how many."""
+        rt = self.runtime(tenant)
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(learners.c.learner_id, learners.c.last_seq)
+                               .where(learners.c.tenant_id == tenant.id)).all()
+            for learner_id, last_seq in ids:
+                self.store.delete(tenant.id, learner_id)
+                self._state(conn, tenant.id, learner_id, last_seq, rt)
+        return len(ids)
+
+    @staticmethod
+    def _require_learner(conn: Connection, tenant_id: int, learner_id: str) -> None:
+        found = conn.execute(select(learners.c.last_seq).where(
+            learners.c.tenant_id == tenant_id, learners.c.learner_id == learner_id)).first()
+        if found is None:
+            raise NotFound(f"learner {learner_id!r} not found")
+
+
+def fold(tracer: BKT, learner_id: str,
+         answers: Iterable[tuple[str, Sequence[str], bool]]) -> np.ndarray:
+    """``fold(tracer.update, events)`` from a fresh state: the definition of a learner's state.
+
+    Skills no longer in the content are skipped (their evidence has no parameters to use).
+    """
+    state = tracer.new_state()
+    known = set(tracer.mastery(state))
+    for item_id, skills, correct in answers:
+        kept = tuple(s for s in skills if s in known)
+        if kept:
+            state = tracer.update(state, AnswerEvent(learner_id, item_id, kept, bool(correct)))
+    return state
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Timestamps are stored in UTC; SQLite hands them back without their zone."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _event_dict(row: Any) -> dict[str, Any]:
+    return {"seq": row.seq, "event_id": row.event_id, "item_id": row.item_id,
+            "skills": list(row.skills), "correct": row.correct,
+            "answered_at": _utc(row.answered_at), "received_at": _utc(row.received_at),
+            "response_ms": row.response_ms}
