@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import events, learners
@@ -69,8 +69,22 @@ class TutorService:
         self.policy = TargetSuccessPolicy()
         self._runtimes: dict[int, Runtime] = {}
         self._lock = threading.Lock()
-        dialect = engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # the hot path's statements, built once (building SQLAlchemy constructs per request
+        # costs more than running them)
+        upsert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
+            learners).values(tenant_id=bindparam("t"), learner_id=bindparam("l"),
+                             created_at=bindparam("now"), last_seen=bindparam("now"),
+                             last_seq=0)
+        self._lock_stmt = upsert.on_conflict_do_update(
+            index_elements=["tenant_id", "learner_id"],
+            set_={"last_seen": upsert.excluded.last_seen}).returning(learners.c.last_seq)
+        self._find_stmt = select(events.c.learner_id, events.c.item_id, events.c.correct,
+                                 events.c.response).where(events.c.tenant_id == bindparam("t"),
+                                                          events.c.event_id == bindparam("e"))
+        self._append_stmt = insert(events)
+        self._bump_stmt = update(learners).where(
+            learners.c.tenant_id == bindparam("t"), learners.c.learner_id == bindparam("l")
+        ).values(last_seq=bindparam("seq"))
 
     # ------------------------------------------------------------------ content
     def runtime(self, tenant: Tenant) -> Runtime:
@@ -95,12 +109,11 @@ class TutorService:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            last_seq = self._lock_learner(conn, tenant.id, learner_id, now)
-            stored = conn.execute(
-                select(events.c.learner_id, events.c.item_id, events.c.correct,
-                       events.c.response)
-                .where(events.c.tenant_id == tenant.id, events.c.event_id == answer.event_id)
-            ).first()
+            # the upsert creates the learner if new and locks its row until commit
+            last_seq = conn.execute(self._lock_stmt,
+                                    {"t": tenant.id, "l": learner_id, "now": now}).scalar_one()
+            stored = conn.execute(self._find_stmt,
+                                  {"t": tenant.id, "e": answer.event_id}).first()
             if stored is not None:
                 if (stored.learner_id, stored.item_id, stored.correct) != (
                         learner_id, answer.item_id, answer.correct):
@@ -126,27 +139,16 @@ class TutorService:
             response["next"] = choices[0] if choices else None
             if why_none:
                 response["reason"] = why_none
-            conn.execute(insert(events).values(
-                tenant_id=tenant.id, learner_id=learner_id, seq=seq,
-                event_id=answer.event_id, item_id=item.id, skills=list(item.skills),
-                correct=answer.correct, answered_at=event.timestamp, received_at=now,
-                response_ms=answer.response_ms, response=json.dumps(response)))
-            conn.execute(update(learners).where(learners.c.tenant_id == tenant.id,
-                                                learners.c.learner_id == learner_id)
-                         .values(last_seq=seq))
+            conn.execute(self._append_stmt, {
+                "tenant_id": tenant.id, "learner_id": learner_id, "seq": seq,
+                "event_id": answer.event_id, "item_id": item.id, "skills": list(item.skills),
+                "correct": answer.correct, "answered_at": event.timestamp, "received_at": now,
+                "response_ms": answer.response_ms, "response": json.dumps(response)})
+            conn.execute(self._bump_stmt, {"t": tenant.id, "l": learner_id, "seq": seq})
         # after the commit, never before: the cache must not run ahead of the log
         self.store.put(tenant.id, learner_id, CachedState(
             seq, rt.content_version, rt.tracer.state_to_bytes(state), recent))
         return {**response, "duplicate": False}
-
-    def _lock_learner(self, conn: Connection, tenant_id: int, learner_id: str,
-                      now: datetime) -> int:
-        """Create the learner if new and lock its row until commit; returns its ``last_seq``."""
-        stmt = self._insert(learners).values(tenant_id=tenant_id, learner_id=learner_id,
-                                             created_at=now, last_seen=now, last_seq=0)
-        stmt = stmt.on_conflict_do_update(index_elements=["tenant_id", "learner_id"],
-                                          set_={"last_seen": now})
-        return int(conn.execute(stmt.returning(learners.c.last_seq)).scalar_one())
 
     # ------------------------------------------------------------------ state
     def _state(self, conn: Connection, tenant_id: int, learner_id: str, last_seq: int,

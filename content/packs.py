@@ -93,7 +93,8 @@ def parse_pack(document: Mapping[str, Any], source: str = "<pack>") -> Pack:
     try:
         Catalog.build(skills, items, courses)  # the prerequisite graph must be acyclic
     except ContentError as e:
-        raise ContentError(f"{source}: {e.where}", e.message) from None
+        fix = "; remove one of these 'requires' entries" if e.where == "prerequisites" else ""
+        raise ContentError(f"{source}: {e.where}", e.message + fix) from None
     return Pack(name=doc["name"], title=doc["title"], skills=skills, items=items, courses=courses,
                 language=doc.get("language"), description=doc.get("description", ""),
                 source=source)
@@ -190,7 +191,7 @@ def _id(value: Any, at: str) -> str:
     _expect(isinstance(value, str), at, "a string id", value)
     problem = next((msg for bad, msg in (
         (not value, "must not be empty"),
-        (len(value) > MAX_ID_LENGTH, f"must be at most {MAX_ID_LENGTH} characters, got "
+        (len(value) > MAX_ID_LENGTH, f"must be at most {MAX_ID_LENGTH} characters long, not "
                                      f"{len(value)}"),
         (not value.isprintable(), "must not contain control or invisible characters"),
         (value != value.strip(), "must not start or end with whitespace"),

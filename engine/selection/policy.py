@@ -103,7 +103,7 @@ class _Pool:
     repeated: bool  # candidates are recent items, because nothing else is open
     recent_learning: bool  # recent items were the only ones practising unmastered skills
     scope: str  # "course 'x'" or "the catalog", for sentences
-    scope_mastered: bool  # every skill in scope is mastered
+    scope_skills: np.ndarray  # bool per skill: in the course (all True without one)
 
 
 class TargetSuccessPolicy:
@@ -181,8 +181,7 @@ class TargetSuccessPolicy:
         """The candidates for ``context``, or the sentence saying why there are none."""
         prepared = prepare(catalog)
         if context.course is None:
-            in_scope = np.ones(len(prepared.item_ids), dtype=bool)
-            scope_skills = np.ones(len(prepared.skill_ids), dtype=bool)
+            in_scope, scope_skills = prepared.every_item, prepared.every_skill
             scope = "the catalog"
         else:
             if context.course not in prepared.course_items:
@@ -218,7 +217,7 @@ class TargetSuccessPolicy:
             else:
                 repeated = True
         return _Pool(prepared, mastery, mastered, candidates, learning, repeated,
-                     recent_learning, scope, bool(mastered[scope_skills].all()))
+                     recent_learning, scope, scope_skills)
 
     def _locked_reason(self, prepared: PreparedCatalog, mastery: np.ndarray,
                        mastered: np.ndarray, in_scope: np.ndarray, blocked: np.ndarray,
@@ -246,7 +245,7 @@ class TargetSuccessPolicy:
             if n_learning:
                 why = (f"only {n_learning} open item{'s' if n_learning > 1 else ''} "
                        f"practise{'' if n_learning > 1 else 's'} an unmastered skill")
-            elif pool.scope_mastered:
+            elif pool.mastered[pool.scope_skills].all():
                 why = f"every skill of {pool.scope} is mastered"
             elif pool.recent_learning:
                 why = "the items practising unmastered skills were answered just now"

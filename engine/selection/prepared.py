@@ -43,11 +43,15 @@ def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
 def _splitmix64(z: np.ndarray) -> np.ndarray:
     """SplitMix64's finalizer: a bijection on uint64 that scrambles every input bit."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
 
 
 class PreparedCatalog:
@@ -76,6 +80,10 @@ class PreparedCatalog:
         self.pair_skill = np.array([skill_index[s] for skills in self.item_skills for s in skills],
                                    dtype=np.intp)
         self.item_hash = np.array([_hash64(i) for i in self.item_ids], dtype=np.uint64)
+        #: the scope of a call without a course (read-only: shared by all calls)
+        self.every_item = np.ones(len(self.item_ids), dtype=bool)
+        self.every_skill = np.ones(len(self.skill_ids), dtype=bool)
+        self.every_item.flags.writeable = self.every_skill.flags.writeable = False
 
         #: per course: which skills it lists, and its items (all of whose skills it lists)
         self.course_skills: dict[str, np.ndarray] = {}
@@ -83,8 +91,10 @@ class PreparedCatalog:
         for cid, course in catalog.courses.items():
             in_course = np.zeros(len(self.skill_ids), dtype=bool)
             in_course[[skill_index[s] for s in course.skills]] = True
+            items = self.all_per_item(in_course[self.pair_skill])
+            in_course.flags.writeable = items.flags.writeable = False
             self.course_skills[cid] = in_course
-            self.course_items[cid] = self.all_per_item(in_course[self.pair_skill])
+            self.course_items[cid] = items
 
         self._bkt_views: OrderedDict[int, BKTView] = OrderedDict()
         self._lock = threading.Lock()
