@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import events, learners
@@ -71,17 +71,20 @@ class TutorService:
         self._lock = threading.Lock()
         # the hot path's statements, built once (building SQLAlchemy constructs per request
         # costs more than running them)
-        upsert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
-            learners).values(tenant_id=bindparam("t"), learner_id=bindparam("l"),
-                             created_at=bindparam("now"), last_seen=bindparam("now"),
-                             last_seq=0)
+        postgres = engine.dialect.name == "postgresql"
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        upsert = dialect_insert(learners).values(
+            tenant_id=bindparam("t"), learner_id=bindparam("l"), created_at=bindparam("now"),
+            last_seen=bindparam("now"), last_seq=0)
         self._lock_stmt = upsert.on_conflict_do_update(
             index_elements=["tenant_id", "learner_id"],
             set_={"last_seen": upsert.excluded.last_seen}).returning(learners.c.last_seq)
         self._find_stmt = select(events.c.learner_id, events.c.item_id, events.c.correct,
                                  events.c.response).where(events.c.tenant_id == bindparam("t"),
                                                           events.c.event_id == bindparam("e"))
-        self._append_stmt = insert(events)
+        # a retry is recognised by its event id, unique per tenant, when it is appended
+        self._append_stmt = dialect_insert(events).on_conflict_do_nothing(
+            index_elements=["tenant_id", "event_id"]).returning(events.c.id)
         self._bump_stmt = update(learners).where(
             learners.c.tenant_id == bindparam("t"), learners.c.learner_id == bindparam("l")
         ).values(last_seq=bindparam("seq"))
@@ -112,14 +115,6 @@ class TutorService:
             # the upsert creates the learner if new and locks its row until commit
             last_seq = conn.execute(self._lock_stmt,
                                     {"t": tenant.id, "l": learner_id, "now": now}).scalar_one()
-            stored = conn.execute(self._find_stmt,
-                                  {"t": tenant.id, "e": answer.event_id}).first()
-            if stored is not None:
-                if (stored.learner_id, stored.item_id, stored.correct) != (
-                        learner_id, answer.item_id, answer.correct):
-                    raise Conflict(f"event_id {answer.event_id} was already used for a "
-                                   "different answer")
-                return {**json.loads(stored.response), "duplicate": True}
             cached = self._state(conn, tenant.id, learner_id, last_seq, rt)
             event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
                                 timestamp=answer.answered_at or now,
@@ -139,16 +134,29 @@ class TutorService:
             response["next"] = choices[0] if choices else None
             if why_none:
                 response["reason"] = why_none
-            conn.execute(self._append_stmt, {
+            appended = conn.execute(self._append_stmt, {
                 "tenant_id": tenant.id, "learner_id": learner_id, "seq": seq,
                 "event_id": answer.event_id, "item_id": item.id, "skills": list(item.skills),
                 "correct": answer.correct, "answered_at": event.timestamp, "received_at": now,
-                "response_ms": answer.response_ms, "response": json.dumps(response)})
+                "response_ms": answer.response_ms, "response": json.dumps(response)}).first()
+            if appended is None:  # a retry: the event id is already in the log
+                stored = conn.execute(self._find_stmt,
+                                      {"t": tenant.id, "e": answer.event_id}).one()
+                return self._replay(stored, learner_id, answer)
             conn.execute(self._bump_stmt, {"t": tenant.id, "l": learner_id, "seq": seq})
         # after the commit, never before: the cache must not run ahead of the log
         self.store.put(tenant.id, learner_id, CachedState(
             seq, rt.content_version, rt.tracer.state_to_bytes(state), recent))
         return {**response, "duplicate": False}
+
+    @staticmethod
+    def _replay(stored: Any, learner_id: str, answer: Answer) -> dict[str, Any]:
+        """The response first given for this event id, if the retry is the same answer."""
+        if (stored.learner_id, stored.item_id, stored.correct) != (
+                learner_id, answer.item_id, answer.correct):
+            raise Conflict(f"event_id {answer.event_id} was already used for a different "
+                           "answer")
+        return {**json.loads(stored.response), "duplicate": True}
 
     # ------------------------------------------------------------------ state
     def _state(self, conn: Connection, tenant_id: int, learner_id: str, last_seq: int,

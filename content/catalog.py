@@ -114,6 +114,9 @@ class Catalog:
                 if req == skill.id:
                     raise ContentError(f"skill {skill.id!r}", "requires itself")
         for item in item_map.values():
+            if item.id == DEFAULT_CLASS and (item.guess is not None or item.slip is not None):
+                raise ContentError(f"item {item.id!r}", "this id names each skill's default "
+                                   "guess/slip class; rename the item")
             if not item.skills:
                 raise ContentError(f"item {item.id!r}", "needs at least one skill")
             for s in item.skills:
