@@ -1,12 +1,12 @@
 """What the API does, without HTTP: record an answer, update the state, choose what is next.
 
 The answer log is the source of truth. Recording an answer is one database transaction that
-first locks the learner's row (an upsert), so concurrent answers of one learner, in any worker,
-are applied one at a time in ``seq`` order; it stores the event together with the response it
-produced, so a retry with the same ``event_id`` gets that same response and counts once. The
-transaction commits before the response is returned. The learner's state comes from the cache
-when its version equals the learner's ``last_seq``, and is otherwise rebuilt from the log inside
-the same locked transaction, so no update is ever lost.
+first takes the learner's next ``seq`` (an upsert that locks the learner's row), so concurrent
+answers of one learner, in any worker, are applied one at a time in ``seq`` order; it stores the
+event together with the response it produced, so a retry with the same ``event_id`` gets that
+same response and counts once. The transaction commits before the response is returned. The
+learner's state comes from the cache when its version is the learner's previous ``seq``, and is
+otherwise rebuilt from the log inside the same locked transaction, so no update is ever lost.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import events, learners
@@ -73,21 +73,21 @@ class TutorService:
         # costs more than running them)
         postgres = engine.dialect.name == "postgresql"
         dialect_insert = postgresql.insert if postgres else sqlite.insert
+        # take the learner's next seq: creates the learner if new and locks its row until the
+        # transaction ends (a retry found later rolls the increment back)
         upsert = dialect_insert(learners).values(
             tenant_id=bindparam("t"), learner_id=bindparam("l"), created_at=bindparam("now"),
-            last_seen=bindparam("now"), last_seq=0)
-        self._lock_stmt = upsert.on_conflict_do_update(
+            last_seen=bindparam("now"), last_seq=1)
+        self._next_seq_stmt = upsert.on_conflict_do_update(
             index_elements=["tenant_id", "learner_id"],
-            set_={"last_seen": upsert.excluded.last_seen}).returning(learners.c.last_seq)
+            set_={"last_seen": upsert.excluded.last_seen, "last_seq": learners.c.last_seq + 1},
+        ).returning(learners.c.last_seq)
         self._find_stmt = select(events.c.learner_id, events.c.item_id, events.c.correct,
                                  events.c.response).where(events.c.tenant_id == bindparam("t"),
                                                           events.c.event_id == bindparam("e"))
         # a retry is recognised by its event id, unique per tenant, when it is appended
         self._append_stmt = dialect_insert(events).on_conflict_do_nothing(
             index_elements=["tenant_id", "event_id"]).returning(events.c.id)
-        self._bump_stmt = update(learners).where(
-            learners.c.tenant_id == bindparam("t"), learners.c.learner_id == bindparam("l")
-        ).values(last_seq=bindparam("seq"))
 
     # ------------------------------------------------------------------ content
     def runtime(self, tenant: Tenant) -> Runtime:
@@ -111,17 +111,15 @@ class TutorService:
         if item is None:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            # the upsert creates the learner if new and locks its row until commit
-            last_seq = conn.execute(self._lock_stmt,
-                                    {"t": tenant.id, "l": learner_id, "now": now}).scalar_one()
-            cached = self._state(conn, tenant.id, learner_id, last_seq, rt)
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            seq = conn.execute(self._next_seq_stmt,
+                               {"t": tenant.id, "l": learner_id, "now": now}).scalar_one()
+            cached = self._state(conn, tenant.id, learner_id, seq - 1, rt)
             event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
                                 timestamp=answer.answered_at or now,
                                 response_ms=answer.response_ms, event_id=answer.event_id)
             state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
             recent = (*cached.recent, item.id)[-RECENT:]
-            seq = last_seq + 1
             response = {
                 "learner_id": learner_id,
                 "event_id": answer.event_id,
@@ -142,8 +140,8 @@ class TutorService:
             if appended is None:  # a retry: the event id is already in the log
                 stored = conn.execute(self._find_stmt,
                                       {"t": tenant.id, "e": answer.event_id}).one()
+                transaction.rollback()
                 return self._replay(stored, learner_id, answer)
-            conn.execute(self._bump_stmt, {"t": tenant.id, "l": learner_id, "seq": seq})
         # after the commit, never before: the cache must not run ahead of the log
         self.store.put(tenant.id, learner_id, CachedState(
             seq, rt.content_version, rt.tracer.state_to_bytes(state), recent))
