@@ -1,16 +1,21 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.11 with venv):
-#   make demo   creates .venv, installs the engine, runs the demo on embedded defaults
+#   make serve  creates .venv, installs the engine, serves the API on embedded defaults
+#               (SQLite, in-process state, a demo tenant with the bundled content packs)
 #   make test   creates .venv, installs the engine, lints and runs the test suite
+# (the tests also need PostgreSQL and Redis on 127.0.0.1; .ci/run starts them when down)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: serve demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
+
+serve: $(VENV)/.installed
+	$(BIN)/tutor serve --demo
 
 demo: $(VENV)/.installed
 	$(BIN)/tutor demo

@@ -20,7 +20,7 @@ from api.settings import Settings
 from content.catalog import ContentError
 from content.packs import bundled_packs
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 DbUrl = Annotated[str | None, typer.Option(
     "--database-url", help="SQLAlchemy URL (default: $TUTOR_DATABASE_URL or sqlite:///./tutor.db)")]
 
@@ -134,22 +134,34 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    demo: Annotated[bool, typer.Option(
+        help="On an empty database, create tenant 'demo' with the bundled packs and print "
+             "its API key.")] = False,
     database_url: DbUrl = None,
 ) -> None:
     """Run the HTTP API (migrating an empty database first)."""
     import uvicorn
 
+    from api.tenants import create_tenant, import_pack
+
     settings = _settings(database_url)
     engine = _ready_engine(settings)
     with engine.connect() as conn:
         n_tenants = conn.execute(select(func.count()).select_from(tenants)).scalar_one()
-    engine.dispose()
-    if n_tenants == 0:
+    base = f"http://{host}:{port}"
+    if n_tenants == 0 and demo:
+        tenant, key = create_tenant(engine, "demo")
+        for path in bundled_packs().values():
+            import_pack(engine, tenant.id, json.loads(path.read_text()), str(path))
+        err.print(f"Created tenant 'demo' with the packs {', '.join(bundled_packs())}. "
+                  f"API key (shown once):\n  {key}\nTry:\n  curl -H 'Authorization: Bearer "
+                  f"{key}' {base}/v1/learners/ada/next")
+    elif n_tenants == 0:
         err.print("No tenant yet. In another shell:\n"
                   "  tutor tenant create demo            # prints an API key\n"
                   "  tutor content import math --tenant demo\n"
-                  f"then: curl -H 'Authorization: Bearer <key>' "
-                  f"http://{host}:{port}/v1/learners/ada/next")
+                  f"then: curl -H 'Authorization: Bearer <key>' {base}/v1/learners/ada/next")
+    engine.dispose()
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tutor-metrics-")
     store = settings.redis_url or "in-process"

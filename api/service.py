@@ -125,7 +125,8 @@ class TutorService:
                 "event_id": answer.event_id,
                 "seq": seq,
                 "correct": answer.correct,
-                "mastery": rt.tracer.mastery(state, item.skills),
+                "mastery": {s: round(p, 6) for s, p in
+                            rt.tracer.mastery(state, item.skills).items()},
             }
             choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
                                              answer.target_success, course=None, n=1)

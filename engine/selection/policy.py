@@ -43,9 +43,9 @@ class Choice:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"item": self.item, "skills": list(self.skills), "p_correct": self.p_correct,
-                "reason": self.reason}
+        """A JSON-ready dict (probability rounded to 6 decimals: float noise is not data)."""
+        return {"item": self.item, "skills": list(self.skills),
+                "p_correct": round(self.p_correct, 6), "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
