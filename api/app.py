@@ -6,9 +6,10 @@ in the server's thread pool; the work per request is a short database transactio
 """
 
 
+import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from api.store import InProcessStore, RedisStore, StateStore
 from api.tenants import KeyCache, Tenant, import_pack
 from content.catalog import ContentError
 
+log = logging.getLogger("tutor.api")
 ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 PathId = Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 
@@ -81,6 +83,34 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class Observe:
+    """Request latency per route and status into Prometheus (plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status,
+                            time.perf_counter() - start)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
@@ -102,15 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=lambda path: settings.max_pack_bytes
                        if path.startswith("/v1/content") else settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def observe(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe(request.method, getattr(route, "path", "unmatched"),
-                        response.status_code, time.perf_counter() - start)
-        return response
+    app.add_middleware(Observe)
 
     # ---------------------------------------------------------------- errors, one shape
     @app.exception_handler(ApiError)
@@ -131,12 +153,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _crash(_: Request, exc: Exception) -> JSON:
+    async def _crash(request: Request, exc: Exception) -> JSON:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error(500, "internal_error", "the server failed to handle this request; it has "
                      "been logged", {"type": type(exc).__name__})
 
     # ---------------------------------------------------------------- auth
-    def tenant(authorization: Annotated[str | None, Header()] = None) -> Tenant:
+    # async: a cached key lookup must not cost a thread-pool hop (a miss queries the database
+    # at most once per key and cache period)
+    async def tenant(authorization: Annotated[str | None, Header()] = None) -> Tenant:
         if not authorization or not authorization.startswith("Bearer "):
             raise ApiError(401, "unauthorized", "send `Authorization: Bearer <api key>`")
         found = keys.tenant_for(authorization.removeprefix("Bearer ").strip())
@@ -183,7 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/learners/{learner_id}/history", tags=["learners"])
     def get_history(learner_id: LearnerId, t: Auth,
-                    after: Annotated[int, Query(ge=0)] = 0,
+                    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # seq is an int4
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
         """Answers in order, a page at a time: pass ``next_after`` as ``after`` for the next."""
         return call(service.history, t, learner_id, after, limit)

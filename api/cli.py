@@ -84,17 +84,20 @@ def tenant_create(
 
 @content_app.command("import")
 def content_import(
-    pack: Annotated[str, typer.Argument(help="A pack file, or a bundled pack: "
-                                             f"{', '.join(bundled_packs())}.")],
+    pack: Annotated[str, typer.Argument(
+        help="A pack file, or a bundled pack by name or short name (math, vocab).")],
     tenant: Annotated[str, typer.Option(help="Tenant name.")],
     database_url: DbUrl = None,
 ) -> None:
     """Import (or replace) a content pack for a tenant."""
     from api.tenants import import_pack, tenant_by_name
 
-    path = bundled_packs().get(pack, Path(pack))
+    bundled = bundled_packs()
+    by_short_name = {path.stem: path for path in bundled.values()}
+    path = bundled.get(pack) or by_short_name.get(pack) or Path(pack)
     if not path.is_file():
-        raise _fail(f"no pack file {pack!r} (bundled packs: {', '.join(bundled_packs())})")
+        raise _fail(f"no pack file {pack!r} (bundled packs: "
+                    f"{', '.join(f'{p.stem} ({name})' for name, p in bundled.items())})")
     engine = _ready_engine(_settings(database_url))
     try:
         target = tenant_by_name(engine, tenant)

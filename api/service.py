@@ -11,6 +11,7 @@ otherwise rebuilt from the log inside the same locked transaction, so no update 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterable, Sequence
@@ -72,6 +73,10 @@ class TutorService:
         # the hot path's statements, built once (building SQLAlchemy constructs per request
         # costs more than running them)
         postgres = engine.dialect.name == "postgresql"
+        # SQLite has one writer at a time and makes the others sleep in its busy handler
+        # (milliseconds at a time); queueing this process's writers on a lock is much faster
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if postgres else threading.Lock())
         dialect_insert = postgresql.insert if postgres else sqlite.insert
         # take the learner's next seq: creates the learner if new and locks its row until the
         # transaction ends (a retry found later rolls the increment back)
@@ -111,7 +116,7 @@ class TutorService:
         if item is None:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
-        with self.engine.connect() as conn, conn.begin() as transaction:
+        with self._writer, self.engine.connect() as conn, conn.begin() as transaction:
             seq = conn.execute(self._next_seq_stmt,
                                {"t": tenant.id, "l": learner_id, "now": now}).scalar_one()
             cached = self._state(conn, tenant.id, learner_id, seq - 1, rt)
@@ -278,7 +283,7 @@ class TutorService:
 
     def erase(self, tenant: Tenant, learner_id: str) -> None:
         """Delete the learner's events, row and cached state (the right to erasure)."""
-        with self.engine.begin() as conn:
+        with self._writer, self.engine.begin() as conn:
             gone = conn.execute(delete(learners).where(
                 learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id))
             conn.execute(delete(events).where(events.c.tenant_id == tenant.id,
