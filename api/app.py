@@ -10,7 +10,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -21,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
 from api.db import make_engine
-from api.schemas import AnswerIn, PackIn, XapiStatement
+from api.schemas import MAX_RESPONSE_MS, AnswerIn, PackIn, XapiStatement
 from api.service import Answer, Conflict, NotFound, TutorService
 from api.settings import Settings
 from api.store import InProcessStore, RedisStore, StateStore
@@ -76,8 +75,8 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > limit:
-                raise ApiError(413, "payload_too_large", f"request body over {limit} bytes")
+            if seen > limit:  # (FastAPI passes an HTTPException from here through)
+                raise HTTPException(413, f"request body over {limit} bytes")
             return message
 
         await self.app(scope, limited, send)
@@ -149,7 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSON:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large"}.get(exc.status_code, "http_error")
         return error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -312,7 +312,10 @@ def _xapi_answer(statement: XapiStatement, items: Any) -> Answer:
             raise ApiError(422, "validation_error", "result.duration: expected an ISO 8601 "
                            f"duration like PT5.4S, got {statement.result.duration!r}")
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
-        response_ms = timedelta(hours=h, minutes=m, seconds=s).total_seconds() * 1000
+        response_ms = (h * 3600 + m * 60 + s) * 1000
+        if response_ms > MAX_RESPONSE_MS:
+            raise ApiError(422, "validation_error", "result.duration: longer than a day, got "
+                           f"{statement.result.duration!r}")
     return Answer(item_id=item_id, correct=statement.result.success, event_id=str(statement.id),
                   answered_at=statement.timestamp, response_ms=response_ms)
 

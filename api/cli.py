@@ -143,8 +143,6 @@ def serve(
     database_url: DbUrl = None,
 ) -> None:
     """Run the HTTP API (migrating an empty database first)."""
-    import uvicorn
-
     from api.tenants import create_tenant, import_pack
 
     settings = _settings(database_url)
@@ -170,8 +168,13 @@ def serve(
     store = settings.redis_url or "in-process"
     err.print(f"serving on http://{host}:{port} ({workers} worker(s); database "
               f"{settings.database_url}; learner states {store}); docs at /docs")
-    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    # exec uvicorn itself: its worker processes then import only the app, not this command line
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [
+        sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory", "--host", host,
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        "--no-access-log"])
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _utc_moment(moment: datetime) -> datetime:
+    """In UTC (a time without zone is taken as UTC), within 2000-2099: the log stores UTC, and a
+    date outside that range is a client bug, not an answer."""
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+        moment = _LATEST
+    if not _EARLIEST <= moment < _LATEST:
+        raise ValueError("must be between 2000-01-01 and 2099-12-31 (UTC)")
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(_utc_moment)]
+MAX_RESPONSE_MS = 86_400_000  # a day: a longer "response time" is a clock or client bug
 
 
 class AnswerIn(BaseModel):
@@ -24,9 +41,9 @@ class AnswerIn(BaseModel):
     correct: bool = Field(strict=True)
     event_id: UUID = Field(description="Idempotency key: a retry with the same id counts once "
                                        "and gets the same response.")
-    answered_at: datetime | None = Field(None, description="When the learner answered "
+    answered_at: Moment | None = Field(None, description="When the learner answered "
                                                            "(default: when received).")
-    response_ms: float | None = Field(None, ge=0, le=86_400_000)
+    response_ms: float | None = Field(None, ge=0, le=MAX_RESPONSE_MS)
     target_success: Rate | None = Field(None, description="Override the tenant's target "
                                                           "success rate for the next item.")
 
@@ -74,7 +91,7 @@ class XapiStatement(BaseModel):
     verb: XapiVerb
     object: XapiObject
     result: XapiResult
-    timestamp: datetime | None = None
+    timestamp: Moment | None = None
 
 
 class PackIn(BaseModel):

@@ -16,11 +16,11 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import events, learners
@@ -86,7 +86,7 @@ class TutorService:
         self._next_seq_stmt = upsert.on_conflict_do_update(
             index_elements=["tenant_id", "learner_id"],
             set_={"last_seen": upsert.excluded.last_seen, "last_seq": learners.c.last_seq + 1},
-        ).returning(learners.c.last_seq)
+        ).returning(learners.c.last_seq, learners.c.created_at)
         self._find_stmt = select(events.c.learner_id, events.c.item_id, events.c.correct,
                                  events.c.response).where(events.c.tenant_id == bindparam("t"),
                                                           events.c.event_id == bindparam("e"))
@@ -117,9 +117,10 @@ class TutorService:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
         with self._writer, self.engine.connect() as conn, conn.begin() as transaction:
-            seq = conn.execute(self._next_seq_stmt,
-                               {"t": tenant.id, "l": learner_id, "now": now}).scalar_one()
-            cached = self._state(conn, tenant.id, learner_id, seq - 1, rt)
+            seq, created_at = conn.execute(self._next_seq_stmt,
+                                           {"t": tenant.id, "l": learner_id, "now": now}).one()
+            epoch = _epoch(created_at)
+            cached = self._state(conn, tenant.id, learner_id, epoch, seq - 1, rt)
             event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
                                 timestamp=answer.answered_at or now,
                                 response_ms=answer.response_ms, event_id=answer.event_id)
@@ -150,7 +151,7 @@ class TutorService:
                 return self._replay(stored, learner_id, answer)
         # after the commit, never before: the cache must not run ahead of the log
         self.store.put(tenant.id, learner_id, CachedState(
-            seq, rt.content_version, rt.tracer.state_to_bytes(state), recent))
+            epoch, rt.content_version, seq, rt.tracer.state_to_bytes(state), recent))
         return {**response, "duplicate": False}
 
     @staticmethod
@@ -163,12 +164,11 @@ class TutorService:
         return {**json.loads(stored.response), "duplicate": True}
 
     # ------------------------------------------------------------------ state
-    def _state(self, conn: Connection, tenant_id: int, learner_id: str, last_seq: int,
-               rt: Runtime) -> CachedState:
+    def _state(self, conn: Connection, tenant_id: int, learner_id: str, epoch: int,
+               last_seq: int, rt: Runtime) -> CachedState:
         """The cached state if it is current, else a rebuild from the log (and re-cached)."""
         cached = self.store.get(tenant_id, learner_id)
-        if cached is not None and cached.version == last_seq \
-                and cached.content_version == rt.content_version:
+        if cached is not None and cached.order() == (epoch, rt.content_version, last_seq):
             return cached
         rows = conn.execute(
             select(events.c.item_id, events.c.skills, events.c.correct)
@@ -176,7 +176,8 @@ class TutorService:
                    events.c.seq <= last_seq)
             .order_by(events.c.seq)).all()
         state = fold(rt.tracer, learner_id, ((r.item_id, r.skills, r.correct) for r in rows))
-        rebuilt = CachedState(last_seq, rt.content_version, rt.tracer.state_to_bytes(state),
+        rebuilt = CachedState(epoch, rt.content_version, last_seq,
+                              rt.tracer.state_to_bytes(state),
                               tuple(r.item_id for r in rows[-RECENT:]))
         self.store.put(tenant_id, learner_id, rebuilt)
         return rebuilt
@@ -185,13 +186,14 @@ class TutorService:
         """A learner's state for reading; :class:`NotFound` if the learner never answered."""
         rt = self.runtime(tenant)
         with self.engine.connect() as conn:
-            last_seq = conn.execute(
-                select(learners.c.last_seq).where(learners.c.tenant_id == tenant.id,
-                                                  learners.c.learner_id == learner_id)
-            ).scalar_one_or_none()
-            if last_seq is None:
+            row = conn.execute(
+                select(learners.c.last_seq, learners.c.created_at).where(
+                    learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id)
+            ).first()
+            if row is None:
                 raise NotFound(f"learner {learner_id!r} not found")
-            return rt, self._state(conn, tenant.id, learner_id, last_seq, rt)
+            return rt, self._state(conn, tenant.id, learner_id, _epoch(row.created_at),
+                                   row.last_seq, rt)
 
     # ------------------------------------------------------------------ selection
     def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: np.ndarray,
@@ -234,15 +236,13 @@ class TutorService:
         with self.engine.connect() as conn:
             learner = conn.execute(select(learners).where(
                 learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id)).one()
-            per_item = conn.execute(
-                select(events.c.skills, func.count(), func.max(events.c.answered_at))
-                .where(events.c.tenant_id == tenant.id, events.c.learner_id == learner_id)
-                .group_by(events.c.item_id, events.c.skills)).all()
+            rows = conn.execute(select(events.c.skills, events.c.answered_at).where(
+                events.c.tenant_id == tenant.id, events.c.learner_id == learner_id)).all()
         answers: dict[str, int] = {}
         last: dict[str, datetime] = {}
-        for skills, count, seen in per_item:
+        for skills, seen in rows:
             for s in skills:
-                answers[s] = answers.get(s, 0) + count
+                answers[s] = answers.get(s, 0) + 1
                 last[s] = max(last.get(s, seen), seen)
         return {
             "learner_id": learner_id,
@@ -284,23 +284,26 @@ class TutorService:
     def erase(self, tenant: Tenant, learner_id: str) -> None:
         """Delete the learner's events, row and cached state (the right to erasure)."""
         with self._writer, self.engine.begin() as conn:
-            gone = conn.execute(delete(learners).where(
-                learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id))
+            created_at = conn.execute(delete(learners).where(
+                learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id
+            ).returning(learners.c.created_at)).scalar_one_or_none()
+            if created_at is None:
+                raise NotFound(f"learner {learner_id!r} not found")
             conn.execute(delete(events).where(events.c.tenant_id == tenant.id,
                                               events.c.learner_id == learner_id))
-            if gone.rowcount == 0:
-                raise NotFound(f"learner {learner_id!r} not found")
-        self.store.delete(tenant.id, learner_id)
+        # a tombstone, so that an answer committed just before cannot cache its state again
+        self.store.erase(tenant.id, learner_id, _epoch(created_at))
 
     def rebuild_all(self, tenant: Tenant) -> int:
         """Recompute every learner's cached state from the log; returns how many."""
         rt = self.runtime(tenant)
         with self.engine.connect() as conn:
-            ids = conn.execute(select(learners.c.learner_id, learners.c.last_seq)
+            ids = conn.execute(select(learners.c.learner_id, learners.c.last_seq,
+                                      learners.c.created_at)
                                .where(learners.c.tenant_id == tenant.id)).all()
-            for learner_id, last_seq in ids:
-                self.store.delete(tenant.id, learner_id)
-                self._state(conn, tenant.id, learner_id, last_seq, rt)
+            for learner_id, last_seq, created_at in ids:
+                # a current entry is kept (the fold is deterministic), any other recomputed
+                self._state(conn, tenant.id, learner_id, _epoch(created_at), last_seq, rt)
         return len(ids)
 
     @staticmethod
@@ -324,6 +327,14 @@ def fold(tracer: BKT, learner_id: str,
         if kept:
             state = tracer.update(state, AnswerEvent(learner_id, item_id, kept, bool(correct)))
     return state
+
+
+def _epoch(created_at: datetime) -> int:
+    """A learner row's incarnation: its creation time in microseconds since 1970."""
+    return (_utc(created_at) - _UNIX) // timedelta(microseconds=1)
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -1,14 +1,16 @@
 """Learner-state caches: in process (default) or in Redis (shared by workers).
 
 A cached state is only ever a copy of ``fold(tracer.update, events)``: each entry records the
-``version`` (the seq of the last answer folded in) and the content version it was computed for.
-Readers use an entry only when both match the database, so a stale, lost or flushed cache costs a
-rebuild from the log, never a wrong answer. Writes are versioned: an entry is replaced only by a
-newer one, so two workers finishing out of order cannot roll a state back.
+learner's ``epoch`` (when the learner row was created: an erased and re-created learner is a new
+epoch), the content version it was computed for, and its ``version`` (the seq of the last answer
+folded in). Readers use an entry only when all three match the database, so a stale, lost or
+flushed cache costs a rebuild from the log, never a wrong answer. Writes are ordered: an entry is
+replaced only by a newer one, so two workers finishing out of order cannot roll a state back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,10 +20,14 @@ import redis
 
 @dataclass(frozen=True, slots=True)
 class CachedState:
-    version: int  # seq of the newest answer folded in (0: no answers)
+    epoch: int  # the learner row's creation time, in microseconds
     content_version: int
+    version: int  # seq of the newest answer folded in (0: no answers)
     state: bytes
     recent: tuple[str, ...]  # the newest item ids, oldest first
+
+    def order(self) -> tuple[int, int, int]:
+        return (self.epoch, self.content_version, self.version)
 
 
 class StateStore(Protocol):
@@ -31,7 +37,9 @@ class StateStore(Protocol):
         """Store ``entry`` unless a newer one is there; returns whether it was stored."""
         ...
 
-    def delete(self, tenant_id: int, learner_id: str) -> None: ...
+    def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
+        """Drop the learner's entry, and refuse late writes for epochs up to ``epoch``."""
+        ...
 
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
@@ -43,6 +51,7 @@ class InProcessStore:
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self._data: dict[tuple[int, str], CachedState] = {}
+        self._erased: dict[tuple[int, str], int] = {}
         self._lock = threading.Lock()
         self._max = max_entries
 
@@ -53,68 +62,86 @@ class InProcessStore:
         key = (tenant_id, learner_id)
         with self._lock:
             old = self._data.get(key)
-            if old is not None and _newer_or_same(old, entry):
+            if (old is not None and old.order() >= entry.order()) or \
+                    entry.epoch <= self._erased.get(key, -1):
                 return False
             if old is None and len(self._data) >= self._max:
                 self._data.pop(next(iter(self._data)))  # evict the oldest insertion
             self._data[key] = entry
             return True
 
-    def delete(self, tenant_id: int, learner_id: str) -> None:
+    def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
         with self._lock:
             self._data.pop((tenant_id, learner_id), None)
+            if len(self._erased) > 100_000:
+                self._erased.clear()
+            self._erased[(tenant_id, learner_id)] = epoch
 
     def ping(self) -> None:
         return None
 
 
-def _newer_or_same(old: CachedState, new: CachedState) -> bool:
-    return (old.content_version, old.version) >= (new.content_version, new.version)
-
-
-# KEYS[1]: the entry; ARGV: content version, version, state, recent items (\x1f-separated), ttl
+# KEYS[1]: the entry. ARGV: epoch, content version, version, state, recent items, ttl.
+# An erased learner leaves a tombstone (t=1) holding only its last epoch, so that an answer that
+# committed before the erasure cannot write its state back afterwards.
 _PUT = """
-local cur = redis.call('HMGET', KEYS[1], 'c', 'v')
+local cur = redis.call('HMGET', KEYS[1], 'e', 'c', 'v', 't')
 if cur[1] then
-  local c, v = tonumber(cur[1]), tonumber(cur[2])
-  local nc, nv = tonumber(ARGV[1]), tonumber(ARGV[2])
-  if c > nc or (c == nc and v >= nv) then return 0 end
+  local e, ne = tonumber(cur[1]), tonumber(ARGV[1])
+  if e > ne then return 0 end
+  if e == ne then
+    if cur[4] then return 0 end
+    local c, v = tonumber(cur[2]), tonumber(cur[3])
+    local nc, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
+    if c > nc or (c == nc and v >= nv) then return 0 end
+  end
 end
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 'v', ARGV[2], 's', ARGV[3], 'r', ARGV[4])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 'v', ARGV[3], 's', ARGV[4], 'r', ARGV[5])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 return 1
 """
 _SEP = "\x1f"  # unit separator: cannot occur in ids (control characters are rejected)
 
 
 class RedisStore:
-    """Entries as Redis hashes ``tutor:state:{tenant}:{learner}``, written by a compare-and-set
-    script (atomic in Redis), expiring after ``ttl_seconds`` unused."""
+    """Entries as Redis hashes, written by a compare-and-set script (atomic in Redis),
+    expiring after ``ttl_seconds`` unused. Keys hold a hash of the learner id, not the id."""
 
-    def __init__(self, url: str, ttl_seconds: int = 30 * 86_400) -> None:
+    def __init__(self, url: str, ttl_seconds: int = 30 * 86_400,
+                 tombstone_seconds: int = 600) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._put = self._redis.register_script(_PUT)
         self._ttl = ttl_seconds
+        self._tombstone_ttl = tombstone_seconds
 
     @staticmethod
     def _key(tenant_id: int, learner_id: str) -> str:
-        return f"tutor:state:{tenant_id}:{learner_id}"
+        digest = hashlib.blake2b(learner_id.encode(), digest_size=16).hexdigest()
+        return f"tutor:state:{tenant_id}:{digest}"
 
     def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
-        c, v, s, r = self._redis.hmget(self._key(tenant_id, learner_id), "c", "v", "s", "r")
-        if c is None or v is None or s is None:
+        e, c, v, s, r = self._redis.hmget(self._key(tenant_id, learner_id),
+                                          "e", "c", "v", "s", "r")
+        if e is None or c is None or v is None or s is None:  # missing, or a tombstone
             return None
         recent = tuple(r.decode().split(_SEP)) if r else ()
-        return CachedState(version=int(v), content_version=int(c), state=s, recent=recent)
+        return CachedState(epoch=int(e), content_version=int(c), version=int(v), state=s,
+                           recent=recent)
 
     def put(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
         stored = self._put(keys=[self._key(tenant_id, learner_id)],
-                           args=[entry.content_version, entry.version, entry.state,
-                                 _SEP.join(entry.recent), self._ttl])
+                           args=[entry.epoch, entry.content_version, entry.version,
+                                 entry.state, _SEP.join(entry.recent), self._ttl])
         return bool(stored)
 
-    def delete(self, tenant_id: int, learner_id: str) -> None:
-        self._redis.delete(self._key(tenant_id, learner_id))
+    def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
+        key = self._key(tenant_id, learner_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping={"e": epoch, "t": 1})
+        pipe.expire(key, self._tombstone_ttl)
+        pipe.execute()
 
     def ping(self) -> None:
         self._redis.ping()

@@ -21,7 +21,8 @@ from typing import Annotated
 
 import orjson
 import uvicorn
-from fastapi import FastAPI, Path as PathParam, Response
+from fastapi import FastAPI, Response
+from fastapi import Path as PathParam
 
 from api.schemas import AnswerIn
 

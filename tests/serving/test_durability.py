@@ -1,0 +1,278 @@
+"""Durability against real ``tutor serve`` processes: a lost cache, concurrent answers of one
+learner across workers, and a server killed with SIGKILL in the middle of a stream of answers.
+In every case the learner's state must equal the replay of the answer log."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.mmap_dict import MmapedDict
+from typer.testing import CliRunner
+
+from api.store import RedisStore
+from training.cli import app as tutor_cli
+
+from .conftest import (
+    WAIT_S,
+    Backend,
+    Server,
+    ServerPool,
+    TenantKey,
+    assert_same_mastery,
+    fixed_event_ids,
+    full_history,
+    make_tenant_on,
+    pack_document,
+    replay,
+    state_mastery,
+)
+
+MATH_ITEMS = [i["id"] for i in pack_document("math")["items"]]
+MINI_ITEMS = [i["id"] for i in pack_document("mini")["items"]]
+
+
+@pytest.fixture(scope="module")
+def two_workers(server_pool: ServerPool) -> Server:
+    """``tutor serve --workers 2`` on PostgreSQL + Redis (launched at the session's start)."""
+    server = server_pool.launch("two-workers").wait_ready()
+    # /readyz answers as soon as one worker is up: wait until both have served a request
+    # (each worker writes its request metrics to a file named by its pid)
+    deadline = time.monotonic() + WAIT_S
+    while len(worker_pids(server, "histogram")) < 2:
+        assert time.monotonic() < deadline, f"second worker not up:\n{server.log()}"
+        httpx.get(f"{server.url}/readyz", timeout=5)  # a new connection each time
+        time.sleep(0.02)
+    return server
+
+
+def worker_pids(server: Server, kind: str) -> set[str]:
+    """Pids of the server's workers that have written ``kind`` metrics (``histogram``: served a
+    request)."""
+    return {p.stem.rsplit("_", 1)[1] for p in server.metrics_dir.glob(f"{kind}_*.db")}
+
+
+def answers_per_worker(server: Server) -> Counter[str]:
+    """``tutor_answers_total`` of each worker (pid), from its multiprocess metrics file."""
+    out: Counter[str] = Counter()
+    for path in server.metrics_dir.glob("counter_*.db"):
+        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            if json.loads(key)[1] == "tutor_answers_total":
+                out[path.stem.rsplit("_", 1)[1]] += int(value)
+    return out
+
+
+def post(http: httpx.Client, t: TenantKey, learner: str, item: str, correct: bool,
+         event_id: str) -> httpx.Response:
+    return http.post(f"/v1/learners/{learner}/answers", headers=t.headers,
+                     json={"item_id": item, "correct": correct, "event_id": event_id})
+
+
+def mastery(http: httpx.Client, t: TenantKey, learner: str) -> dict[str, float]:
+    r = http.get(f"/v1/learners/{learner}/state", headers=t.headers)
+    assert r.status_code == 200, r.text
+    return state_mastery(r.json())
+
+
+def assert_response_is_the_replay(t: TenantKey, response: dict[str, Any],
+                                  history: list[dict[str, Any]]) -> None:
+    """An answer's ``mastery`` is the replay of the log up to and including its ``seq``."""
+    want = replay(t.packs, [e for e in history if e["seq"] <= response["seq"]])
+    assert_same_mastery(response["mastery"], {s: want[s] for s in response["mastery"]})
+
+
+def assert_log_is_exact(history: list[dict[str, Any]], event_ids: list[str]) -> None:
+    """seq 1..n without gaps, every event id exactly once, nothing else."""
+    assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
+    logged = [e["event_id"] for e in history]
+    missing = set(event_ids) - set(logged)
+    assert not missing, f"{len(missing)} answers missing from the log"
+    assert len(logged) == len(set(logged)), "an event is in the log twice"
+    assert sorted(logged) == sorted(event_ids), "the log holds events nobody sent"
+
+
+# ====================================================================== a: cache loss
+@pytest.mark.server("two-workers")
+def test_lost_or_stale_cache_is_rebuilt_from_the_log(two_workers: Server, pg_backend: Backend,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    t = make_tenant_on(pg_backend.engine, ["math"])
+    learner = "rita"
+    key = RedisStore._key(t.tenant.id, learner)
+    rng = random.Random(7)
+    ids = iter(fixed_event_ids("cache-loss", 20))
+    r = pg_backend.redis
+
+    with two_workers.client() as http:
+        item = MATH_ITEMS[0]
+
+        def answer() -> dict[str, Any]:
+            nonlocal item
+            res = post(http, t, learner, item, rng.random() < 0.7, next(ids))
+            assert res.status_code == 200, res.text
+            item = res.json()["next"]["item"]
+            return res.json()
+
+        for _ in range(8):
+            answer()
+        before = mastery(http, t, learner)
+        assert_same_mastery(before, replay(t.packs, full_history(http, learner, t.headers)))
+        assert int(r.hget(key, "v")) == 8
+
+        # the whole store lost: reads rebuild (and re-cache) transparently
+        r.flushdb()
+        assert_same_mastery(mastery(http, t, learner), before)
+        assert int(r.hget(key, "v")) == 8
+
+        # the entry lost: the next answer folds into the rebuilt state
+        r.delete(key)
+        ninth = answer()
+        assert ninth["seq"] == 9
+        assert_response_is_the_replay(t, ninth, full_history(http, learner, t.headers))
+
+        # a stale entry (an older version put back) is ignored, never used
+        stale = r.hgetall(key)
+        assert int(stale[b"v"]) == 9
+        answer()
+        answer()
+        r.delete(key)
+        r.hset(key, mapping=stale)
+        history = full_history(http, learner, t.headers)
+        assert_same_mastery(mastery(http, t, learner), replay(t.packs, history))
+        r.delete(key)
+        r.hset(key, mapping=stale)
+        twelfth = answer()
+        history = full_history(http, learner, t.headers)
+        assert_response_is_the_replay(t, twelfth, history)
+        after = mastery(http, t, learner)
+        assert_same_mastery(after, replay(t.packs, history))
+
+        # `tutor rebuild-state` recomputes every learner's cached state from the log (run in
+        # process through its command line: a subprocess would cost seconds of imports)
+        r.flushdb()
+        for name, value in pg_backend.env().items():
+            if name.startswith("TUTOR_"):
+                monkeypatch.setenv(name, value)
+        done = CliRunner().invoke(tutor_cli, ["rebuild-state", "--tenant", t.tenant.name])
+        assert done.exit_code == 0, done.output
+        assert "rebuilt 1 learner" in done.stdout, done.stdout
+        assert int(r.hget(key, "v")) == 12
+        assert_same_mastery(mastery(http, t, learner), after)
+
+
+# ====================================================================== b: concurrency
+@pytest.mark.server("two-workers")
+def test_concurrent_answers_of_one_learner_over_two_workers(two_workers: Server,
+                                                            pg_backend: Backend) -> None:
+    n = 50
+    t = make_tenant_on(pg_backend.engine, ["math"])
+    learner = "cora"
+    rng = random.Random(11)
+    plan = [(MATH_ITEMS[(7 * i) % 60], rng.random() < 0.6, eid)
+            for i, eid in enumerate(fixed_event_ids("concurrent", n))]
+    start = threading.Barrier(n, timeout=WAIT_S)
+
+    answered_before = answers_per_worker(two_workers)
+    with two_workers.client(limits=httpx.Limits(max_connections=n)) as http:
+        def send(step: tuple[str, bool, str]) -> httpx.Response:
+            start.wait()
+            return post(http, t, learner, *step)
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            responses = list(pool.map(send, plan, timeout=WAIT_S))
+
+        bad = [(r.status_code, r.text[:200]) for r in responses if r.status_code != 200]
+        assert not bad, f"{len(bad)} of {n} answers not acknowledged: {bad[:3]}"
+        bodies = [r.json() for r in responses]
+        assert not any(b["duplicate"] for b in bodies)
+        assert sorted(b["seq"] for b in bodies) == list(range(1, n + 1))
+
+        history = full_history(http, learner, t.headers)
+        assert_log_is_exact(history, [eid for _, _, eid in plan])
+        by_id = {e["event_id"]: e for e in history}
+        for (item, correct, eid), body in zip(plan, bodies, strict=True):
+            assert (by_id[eid]["item_id"], by_id[eid]["correct"], by_id[eid]["seq"]) == (
+                item, correct, body["seq"])
+            # each answer was applied on exactly the answers before it in the log
+            assert_response_is_the_replay(t, body, history)
+        assert_same_mastery(mastery(http, t, learner), replay(t.packs, history))
+    per_worker = answers_per_worker(two_workers)
+    per_worker.subtract(answered_before)
+    assert sum(per_worker.values()) == n
+    assert len(+per_worker) == 2, f"one worker took every answer: {dict(per_worker)}"
+
+
+# ====================================================================== c: crash
+@pytest.mark.parametrize("which", ["postgres+redis", "sqlite"])
+@pytest.mark.server("crash-{which}")
+def test_kill_9_mid_stream_loses_no_acknowledged_answer(server: Server, which: str) -> None:
+    """A one-worker server, on its own SQLite database or on PostgreSQL + Redis."""
+    backend = server.backend
+    assert backend.name == which
+    t = make_tenant_on(backend.engine, ["mini"])
+    learner = "kim"
+    n, kill_after = 60, 20
+    rng = random.Random(3)
+    plan = [(MINI_ITEMS[rng.randrange(len(MINI_ITEMS))], rng.random() < 0.6, eid)
+            for eid in fixed_event_ids(f"crash-{which}", n)]
+
+    acked: dict[int, dict[str, Any]] = {}
+    unacked: list[int] = []
+    errors: list[str] = []
+
+    def stream() -> None:
+        with server.client(timeout=10.0) as http:
+            for i, step in enumerate(plan):
+                try:
+                    res = post(http, t, learner, *step)
+                except httpx.TransportError:
+                    unacked.append(i)
+                    continue
+                if res.status_code == 200:
+                    acked[i] = res.json()
+                else:
+                    errors.append(f"answer {i}: {res.status_code} {res.text[:200]}")
+
+    client = threading.Thread(target=stream, daemon=True)
+    client.start()
+    deadline = time.monotonic() + WAIT_S
+    while len(acked) < kill_after and client.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    server.kill()  # SIGKILL to the process group, mid-stream
+    client.join(timeout=WAIT_S)
+    assert not client.is_alive(), "the client did not finish"
+    assert not errors, errors
+    assert len(acked) >= kill_after, f"only {len(acked)} answers acknowledged before the kill"
+    assert unacked, "the kill came after the stream ended"
+    assert sorted([*acked, *unacked]) == list(range(n))
+
+    # the client retries what was not acknowledged, with the same event ids, after a restart
+    server.start()
+    with server.client() as http:
+        retried = {}
+        for i in unacked:
+            res = post(http, t, learner, *plan[i])
+            assert res.status_code == 200, res.text
+            retried[i] = res.json()
+        # only the answer in flight at the kill can have been committed without its reply
+        duplicates = [i for i, body in retried.items() if body["duplicate"]]
+        assert duplicates in ([], [min(unacked)]), duplicates
+        # retrying an acknowledged answer changes nothing either
+        for i in sorted(acked)[:3]:
+            res = post(http, t, learner, *plan[i])
+            assert res.status_code == 200 and res.json() == {**acked[i], "duplicate": True}
+
+        history = full_history(http, learner, t.headers)
+        assert_log_is_exact(history, [eid for _, _, eid in plan])
+        # every answer exactly once, in the order the client sent them
+        assert [e["event_id"] for e in history] == [eid for _, _, eid in plan]
+        for i, body in {**acked, **retried}.items():
+            assert history[body["seq"] - 1]["event_id"] == plan[i][2]
+            assert_response_is_the_replay(t, body, history)
+        assert_same_mastery(mastery(http, t, learner), replay(t.packs, history))
