@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -70,12 +71,13 @@ class Setup:
     label: str
     kind: str  # "sqlite" | "postgres" | "reference"
     workers: int
+    target_rate: float | None = None  # the issue's target is checked at this rate
 
 
 SETUPS = {s.name: s for s in [
-    Setup("sqlite-1w", "SQLite + in-process states, 1 worker", "sqlite", 1),
+    Setup("sqlite-1w", "SQLite + in-process states, 1 worker", "sqlite", 1, 250),
     Setup("reference-1w", "reference app, 1 worker", "reference", 1),
-    Setup("pg-redis-2w", "PostgreSQL + Redis, 2 workers", "postgres", 2),
+    Setup("pg-redis-2w", "PostgreSQL + Redis, 2 workers", "postgres", 2, 500),
     Setup("reference-2w", "reference app, 2 workers", "reference", 2),
 ]}
 
@@ -537,8 +539,9 @@ async def measure(gen: LoadGenerator, server: Server, rate: float,
 
 
 async def sweep(server: Server, args: argparse.Namespace, items: list[str]) -> dict[str, Any]:
-    """Warm up, then every rate in order (stopping after the first one not held, unless
-    ``--all-rates``: beyond saturation the rest only queue, and they cost minutes)."""
+    """Warm up, then every rate in order, stopping after the first one not held (beyond
+    saturation the rest only queue, and they cost minutes) but not before the setup's target
+    rate, so that its target is always checked; ``--all-rates`` runs them all."""
     gen = LoadGenerator(args, server.port, server.api_key, items)
     results: list[dict[str, Any]] = []
     try:
@@ -559,7 +562,9 @@ async def sweep(server: Server, args: argparse.Namespace, items: list[str]) -> d
                 f"{f'; {restarted} server process(es) started' if restarted else ''}"
                 f"{'' if result['held'] else '  (not held)'}")
             await asyncio.sleep(args.pause)
-            if not result["held"] and not args.all_rates:
+            target = server.setup.target_rate
+            if not result["held"] and not args.all_rates and (
+                    target is None or rate >= target or target not in args.rates):
                 break
     finally:
         await gen.close()
@@ -592,6 +597,15 @@ def machine() -> dict[str, Any]:
             versions[package] = metadata.version(package)
     return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),
             "platform": platform.platform(), "packages": versions}
+
+
+def source_digest() -> str:
+    """SHA-256 over the server's Python sources: other people edit them while benchmarks run,
+    and a run is only comparable with another of the same code (checked at start and end)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for d in ("api", "engine", "content") for p in (ROOT / d).rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def service_versions(args: argparse.Namespace, setups: list[str]) -> dict[str, str]:
@@ -738,19 +752,26 @@ def main() -> None:
         run_loop, loop_name = asyncio.run, "asyncio"
     info = machine()
     info.update(service_versions(args, args.setups))
+    code_before = source_digest()
     tmp = Path(tempfile.mkdtemp(prefix="tutor-load-"))
     try:
         results = run_loop(run_all(args, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     goals = targets(results)
+    code = {"source_digest": code_before, "changed_during_run": source_digest() != code_before}
+    if code["changed_during_run"]:
+        log("warning: api/, engine/ or content/ changed during the run; setups started at "
+            "different times may have run different code")
 
+    changed = " (CHANGED during the run)" if code["changed_during_run"] else ""
     print("\n## Load benchmark: POST /v1/learners/{id}/answers, open loop\n")
     print(f"{info['nproc']} CPUs ({info['cpu']}), shared by the client and the server; "
           f"{args.duration:g} s per rate, {args.learners} learners, {args.connections} "
           f"connections, {args.client} client on {loop_name}; latency from the scheduled "
           f"send time. CPU columns: % of one core (the machine has {info['nproc'] * 100}%); "
-          f"'other' is everything else on the machine, e.g. other users' jobs.\n")
+          f"'other' is everything else on the machine, e.g. other users' jobs. Sources "
+          f"{code['source_digest']}{changed}.\n")
     print(table(results))
     print("\n| setup | saturation (highest rate held: >= 95% achieved, p99 <= 100 ms) |")
     print("|---|---|")
@@ -766,7 +787,7 @@ def main() -> None:
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     args.out.write_text(json.dumps({
         "benchmark": "load", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": info, "client_loop": loop_name, "options": options,
+        "machine": info, "client_loop": loop_name, "options": options, "code": code,
         "held_rule": {"achieved_fraction": HELD_FRACTION, "p99_ms": HELD_P99_MS},
         "setups": results, "targets": goals,
     }, indent=2) + "\n")
