@@ -27,6 +27,7 @@ from typing import Any
 import numba
 import numpy as np
 import pandas as pd
+from benchinfo import cpu_model
 
 from engine.events import AnswerEvent, AnswerLog
 from engine.tracing.bkt import BKT
@@ -200,13 +201,7 @@ def run_ours(logs: dict[str, AnswerLog], args: argparse.Namespace) -> dict[str, 
 # ---------------------------------------------------------------------------------- report
 def machine() -> dict[str, Any]:
     """What the numbers were measured on: they mean little without it."""
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu,
             "date": datetime.now(UTC).isoformat(timespec="seconds")}
 

@@ -46,6 +46,7 @@ from uuid import uuid4
 
 import numpy as np
 import orjson
+from benchinfo import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -583,13 +584,7 @@ async def sweep(server: Server, args: argparse.Namespace, items: list[str]) -> d
 # ---------------------------------------------------------------------------------- report
 def machine() -> dict[str, Any]:
     """What the numbers were measured on: they mean little without it."""
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     versions = {}
     for package in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic",
                     "SQLAlchemy", "psycopg", "redis", "httpx"):
