@@ -6,6 +6,7 @@ in the server's thread pool; the work per request is a short database transactio
 """
 
 
+import gc
 import logging
 import re
 import time
@@ -321,5 +322,12 @@ def _xapi_answer(statement: XapiStatement, items: Any) -> Answer:
 
 
 def app_from_env() -> FastAPI:
-    """Uvicorn's factory entry point (``api.app:app_from_env``); settings from the environment."""
-    return create_app()
+    """Uvicorn's factory entry point (``api.app:app_from_env``); settings from the environment.
+
+    The ~250,000 objects left by the imports are frozen out of the garbage collector: full
+    collections over them paused workers for 140-225 ms under load.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    return app
