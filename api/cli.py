@@ -46,7 +46,10 @@ def _ready_engine(settings: Settings) -> Engine:
     return engine
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise (status 2: bad input).
+
+    Every ``tutor`` command reports bad input this way (``training.cli`` uses it too)."""
     err.print(f"[bold red]error:[/] {message}")
     return typer.Exit(2)
 
@@ -75,7 +78,7 @@ def tenant_create(
     try:
         tenant, key = create_tenant(engine, name, target_success)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         sys.stdout.write(json.dumps({"tenant": tenant.name, "api_key": key}) + "\n")
     else:
@@ -96,14 +99,14 @@ def content_import(
     by_short_name = {path.stem: path for path in bundled.values()}
     path = bundled.get(pack) or by_short_name.get(pack) or Path(pack)
     if not path.is_file():
-        raise _fail(f"no pack file {pack!r} (bundled packs: "
+        raise fail(f"no pack file {pack!r} (bundled packs: "
                     f"{', '.join(f'{p.stem} ({name})' for name, p in bundled.items())})")
     engine = _ready_engine(_settings(database_url))
     try:
         target = tenant_by_name(engine, tenant)
         loaded = import_pack(engine, target.id, json.loads(path.read_text()), str(path))
     except (LookupError, ContentError, json.JSONDecodeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     print(f"imported {loaded.name!r} for {tenant!r}: {len(loaded.skills)} skills, "
           f"{len(loaded.items)} items, {len(loaded.courses)} courses")
 
@@ -129,7 +132,7 @@ def rebuild_state(
         try:
             count = service.rebuild_all(tenant_by_name(engine, name))
         except LookupError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         print(f"{name}: rebuilt {count} learner states")
 
 

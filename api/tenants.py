@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from api.db import api_keys, content_packs, tenants
 from content.catalog import Catalog
@@ -115,12 +115,6 @@ def import_pack(engine: Engine, tenant_id: int, document: Any, source: str) -> P
         conn.execute(insert(content_packs).values(tenant_id=tenant_id, name=pack.name,
                                                   document=pack.to_document(), imported_at=now))
     return pack
-
-
-def content_version(engine: Engine, tenant_id: int) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(tenants.c.content_version, 0))
-                                .where(tenants.c.id == tenant_id)).scalar_one())
 
 
 def load_catalog(engine: Engine, tenant_id: int) -> Catalog:

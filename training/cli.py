@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli import err, fail
 from api.cli import register as register_service_commands
 from engine.tracing import load_tracer, make_tracer
 from training.readers import FORMATS, read_log
@@ -34,7 +35,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 LogFormat = StrEnum("LogFormat", {f: f for f in FORMATS})  # type: ignore[misc]
 
@@ -42,12 +42,6 @@ LogFormat = StrEnum("LogFormat", {f: f for f in FORMATS})  # type: ignore[misc]
 class ModelName(StrEnum):
     bkt = "bkt"
     bkt_forgets = "bkt-forgets"
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as an error and return the exit to raise (status 2: bad input)."""
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(2)
 
 
 @contextmanager
