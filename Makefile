@@ -5,12 +5,15 @@
 # (the tests also need PostgreSQL and Redis on 127.0.0.1; .ci/run starts them when down)
 VENV ?= .venv
 BIN := $(VENV)/bin
+TORCH ?= 2.13.0
 
 .PHONY: serve demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build, so nothing pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet torch==$(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -24,6 +24,7 @@ from rich.table import Table
 from api.cli import err, fail
 from api.cli import register as register_service_commands
 from engine.tracing import load_tracer, make_tracer
+from engine.tracing.dkt_config import DKTConfig
 from training.readers import FORMATS, read_log
 from training.replay import calibration_plot, cross_validate, fit_and_score, score
 
@@ -42,6 +43,45 @@ LogFormat = StrEnum("LogFormat", {f: f for f in FORMATS})  # type: ignore[misc]
 class ModelName(StrEnum):
     bkt = "bkt"
     bkt_forgets = "bkt-forgets"
+    dkt = "dkt"
+
+
+class BKTModelName(StrEnum):
+    bkt = "bkt"
+    bkt_forgets = "bkt-forgets"
+
+
+# DKT's settings, shared by `train dkt` and `replay --model dkt` (None: the model's default)
+def _dkt_option(name: str, text: str, flag: str | None = None) -> Any:
+    default = getattr(DKTConfig(), name)
+    return typer.Option(*([flag] if flag else []), help=f"DKT: {text} (default {default}).")
+
+
+Epochs = Annotated[int | None, _dkt_option("epochs", "most training epochs")]
+Hidden = Annotated[int | None, _dkt_option("hidden", "LSTM units per layer")]
+Embed = Annotated[int | None, _dkt_option("embed", "input embedding size")]
+Layers = Annotated[int | None, _dkt_option("layers", "LSTM layers")]
+Dropout = Annotated[float | None, _dkt_option("dropout", "dropout")]
+LearningRate = Annotated[float | None, _dkt_option("lr", "Adam learning rate", "--lr")]
+BatchSize = Annotated[int | None, _dkt_option("batch_size", "windows per batch")]
+Window = Annotated[int | None, _dkt_option("window", "longest training window, in answers")]
+Patience = Annotated[int | None, _dkt_option(
+    "patience", "epochs without a better validation AUC before stopping")]
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user set (None means: keep the model's default)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _training_progress(progress: Any) -> Any:
+    """Adapt a ``(done, total, what)`` bar to DKT's ``(done, total, what, metrics)`` callback,
+    showing the running loss and the last validation AUC."""
+    def update(done: int, total: int, what: str, metrics: dict[str, float]) -> None:
+        shown = "  ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
+        progress(done, total, f"{what}  {shown}".rstrip())
+
+    return update
 
 
 @contextmanager
@@ -80,21 +120,34 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a calibration diagram (PNG).")]
     = None,
+    epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
+    dropout: Dropout = None, lr: LearningRate = None, batch_size: BatchSize = None,
+    window: Window = None, patience: Patience = None,
 ) -> None:
     """Fit a model on one log and score its one-step-ahead predictions on another.
 
     The protocol is pyBKT's evaluate: every test learner starts from the fitted prior and each
     answer is predicted from that learner's earlier answers only. Give --train and --test,
-    --train and --folds, or --checkpoint and --test.
+    --train and --folds, or --checkpoint and --test (a BKT parameter file, pyBKT coef_ JSON,
+    or a DKT checkpoint directory from `tutor train dkt`).
     """
     if checkpoint is not None:
         if test is None or train is not None or folds is not None:
             raise fail("--checkpoint scores a saved model: give it with --test FILE only")
     elif train is None or (test is None) == (folds is None):
         raise fail("give either --test FILE or --folds K (with --train alone)")
-    options = {"num_fits": num_fits, "seed": seed, "item_guess_slip": item_guess_slip}
+    dkt = _given(epochs=epochs, hidden=hidden, embed=embed, layers=layers, dropout=dropout,
+                 lr=lr, batch_size=batch_size, window=window, patience=patience)
+    if model is ModelName.dkt:
+        options = {"seed": seed, **dkt}
+    elif dkt:
+        raise fail(f"--{next(iter(dkt)).replace('_', '-')} is a DKT setting: add --model dkt")
+    else:
+        options = {"num_fits": num_fits, "seed": seed, "item_guess_slip": item_guess_slip}
     try:
         with progress_bar(enabled=True) as progress:
+            fit_options = ({"progress": _training_progress(progress)}
+                           if model is ModelName.dkt else None)
             if checkpoint is not None:
                 assert test is not None
                 progress(0, 1, f"reading {test.name}")
@@ -109,14 +162,15 @@ def replay(
                 progress(0, 1, f"reading {test.name}")
                 test_log = read_log(test, format.value)
                 result, p = fit_and_score(model.value, train_log, test_log, options=options,
-                                          progress=progress)
+                                          progress=progress, fit_options=fit_options)
                 y = test_log.correct
             else:
                 assert train is not None and folds is not None
                 progress(0, 1, f"reading {train.name}")
                 train_log = read_log(train, format.value)
                 result, p = cross_validate(model.value, train_log, folds, seed=seed,
-                                           options=options, progress=progress)
+                                           options=options, progress=progress,
+                                           fit_options=fit_options)
                 y = train_log.correct
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -154,7 +208,8 @@ def fit(
     out_path: Annotated[Path, typer.Option("--out", help="Parameter file to write (JSON).")],
     format: Annotated[LogFormat, typer.Option("--format", help="Format of the log.")]
     = LogFormat.dkt3,  # type: ignore[attr-defined]
-    model: Annotated[ModelName, typer.Option(help="Knowledge-tracing model.")] = ModelName.bkt,
+    model: Annotated[BKTModelName, typer.Option(help="BKT variant (DKT: `tutor train dkt`).")]
+    = BKTModelName.bkt,
     num_fits: Annotated[int, typer.Option(help="EM restarts per skill (best one kept).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")] = 42,
     item_guess_slip: Annotated[bool, typer.Option(
@@ -162,7 +217,8 @@ def fit(
     pybkt: Annotated[bool, typer.Option(
         help="Write pyBKT's coef_ shape instead of the versioned file.")] = False,
 ) -> None:
-    """Fit a model on a log and save its parameters (score it later with replay --checkpoint)."""
+    """Fit a BKT model on a log and save its parameters (score it later with replay
+    --checkpoint)."""
     try:
         with progress_bar(enabled=True) as progress:
             progress(0, 2, f"reading {train.name}")
@@ -178,6 +234,63 @@ def fit(
         tracer.save(out_path)
     out.print(f"fitted {model.value} on {len(log):,} answers, "
               f"{len(np.unique(log.skill_codes))} skills -> {out_path}")
+
+
+train_app = typer.Typer(help="Train neural knowledge-tracing models.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("dkt")
+def train_dkt(
+    train: Annotated[Path, typer.Option(help="Answer log to train on.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
+    valid: Annotated[Path | None, typer.Option(
+        help="Log for early stopping (else 10% of the training learners are held out).")]
+    = None,
+    format: Annotated[LogFormat, typer.Option("--format", help="Format of the logs.")]
+    = LogFormat.dkt3,  # type: ignore[attr-defined]
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 42,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the interrupted run whose checkpoint is in --out.")] = False,
+    device: Annotated[str | None, typer.Option(
+        help="PyTorch device (default cuda when present, else cpu).")] = None,
+    epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
+    dropout: Dropout = None, lr: LearningRate = None, batch_size: BatchSize = None,
+    window: Window = None, patience: Patience = None,
+) -> None:
+    """Train Deep Knowledge Tracing (an LSTM, Piech et al. 2015) with early stopping.
+
+    After every epoch --out holds the best model so far (servable, and scored by `tutor replay
+    --checkpoint DIR`) and what --resume needs to continue.
+    """
+    from engine.tracing.dkt import DKT
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(f"--out {out_dir} is a file; give a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not resume:
+        raise fail(f"--out {out_dir} is not empty: add --resume to continue that run, or give "
+                   "a new directory")
+    options = _given(epochs=epochs, hidden=hidden, embed=embed, layers=layers,
+                     dropout=dropout, lr=lr, batch_size=batch_size, window=window,
+                     patience=patience)
+    try:
+        model = DKT(seed=seed, **options)
+        with progress_bar(enabled=True) as progress:
+            progress(0, 1, f"reading {train.name}")
+            log = read_log(train, format.value)
+            valid_log = None
+            if valid is not None:
+                progress(0, 1, f"reading {valid.name}")
+                valid_log = read_log(valid, format.value)
+            model.fit(log, valid_log, progress=_training_progress(progress),
+                      checkpoint=out_dir, resume=resume, device=device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    summary = model.training_
+    out.print(f"trained dkt on {summary['n_train']:,} answers in "
+              f"{summary['train_seconds']:.0f} s: best validation AUC "
+              f"{summary['best_valid_auc']:.4f} at epoch {summary['best_epoch']} of "
+              f"{summary['epochs_run']} -> {out_dir}")
 
 
 @app.command()

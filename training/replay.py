@@ -50,14 +50,16 @@ def score(tracer: Tracer[Any], test: AnswerLog, *, progress: Progress = _quiet,
 
 
 def fit_and_score(model: str, train: AnswerLog, test: AnswerLog, *, options: dict[str, Any],
-                  progress: Progress = _quiet,
-                  step: tuple[int, int] = (0, 2)) -> tuple[dict[str, Any], np.ndarray]:
-    """Fit ``model`` on ``train`` and :func:`score` it on ``test``."""
+                  progress: Progress = _quiet, step: tuple[int, int] = (0, 2),
+                  fit_options: dict[str, Any] | None = None,
+                  ) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit ``model`` on ``train`` and :func:`score` it on ``test``; ``fit_options`` go to the
+    model's ``fit`` (e.g. DKT's training progress callback)."""
     done, total = step
     tracer = make_tracer(model, **options)
     progress(done, total, f"fitting {model} on {len(train):,} answers")
     start = time.perf_counter()
-    tracer.fit(train)
+    tracer.fit(train, **(fit_options or {}))
     fit_seconds = time.perf_counter() - start
     result, p = score(tracer, test, progress=progress, step=(done + 1, total))
     result.update(fit_seconds=fit_seconds, n_train=len(train),
@@ -66,8 +68,9 @@ def fit_and_score(model: str, train: AnswerLog, test: AnswerLog, *, options: dic
 
 
 def cross_validate(model: str, log: AnswerLog, folds: int, *, seed: int | None,
-                   options: dict[str, Any],
-                   progress: Progress = _quiet) -> tuple[dict[str, Any], np.ndarray]:
+                   options: dict[str, Any], progress: Progress = _quiet,
+                   fit_options: dict[str, Any] | None = None,
+                   ) -> tuple[dict[str, Any], np.ndarray]:
     """Learner-level K-fold cross-validation.
 
     Metrics are means over folds (each fold's result kept under ``fold_results``); the
@@ -84,7 +87,7 @@ def cross_validate(model: str, log: AnswerLog, folds: int, *, seed: int | None,
         in_test = np.isin(log.learner, learners[test_idx])
         run, pooled[in_test] = fit_and_score(model, log.take(~in_test), log.take(in_test),
                                              options=options, progress=progress,
-                                             step=(2 * i, 2 * folds))
+                                             step=(2 * i, 2 * folds), fit_options=fit_options)
         runs.append(run)
     progress(2 * folds, 2 * folds, "done")
     numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "model"]

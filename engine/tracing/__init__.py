@@ -1,4 +1,7 @@
-"""Knowledge-tracing models behind one interface (:class:`~engine.tracing.base.Tracer`)."""
+"""Knowledge-tracing models behind one interface (:class:`~engine.tracing.base.Tracer`).
+
+DKT is imported on first use: it needs PyTorch, which a BKT-only server never loads.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,18 @@ __all__ = ["BKT", "MODELS", "NotFittedError", "Tracer", "make_tracer"]
 MODELS: dict[str, Callable[..., Tracer[Any]]] = {
     "bkt": lambda **options: BKT(**options),
     "bkt-forgets": lambda **options: BKT(forgets=True, **options),
+    "dkt": lambda **options: _dkt().DKT(**options),
 }
 
 
+def _dkt() -> Any:
+    from engine.tracing import dkt
+
+    return dkt
+
+
 def make_tracer(name: str, **options: Any) -> Tracer[Any]:
-    """A fresh, unfitted tracer by model name (``bkt``, ``bkt-forgets``)."""
+    """A fresh, unfitted tracer by model name (``bkt``, ``bkt-forgets``, ``dkt``)."""
     try:
         factory = MODELS[name]
     except KeyError:
@@ -29,9 +39,12 @@ def make_tracer(name: str, **options: Any) -> Tracer[Any]:
 
 
 def load_tracer(path: str | Path) -> Tracer[Any]:
-    """A fitted tracer from a file: this engine's versioned BKT parameter file, or pyBKT's
-    ``coef_`` saved as JSON (``{skill: {"prior", "learns", "guesses", "slips", ...}}``)."""
+    """A fitted tracer from a file or directory: a DKT checkpoint directory, this engine's
+    versioned BKT parameter file, or pyBKT's ``coef_`` saved as JSON (``{skill: {"prior",
+    "learns", "guesses", "slips", ...}}``)."""
     path = Path(path)
+    if path.is_dir():
+        return _dkt().DKT.load(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:

@@ -1,0 +1,345 @@
+"""Deep Knowledge Tracing (Piech et al. 2015): an LSTM over a learner's (skill, correct) answers.
+
+The network reads one answer per step (an embedding of skill and correctness; the mean over the
+skills of a multi-skill answer) and, from its hidden state, scores every skill: the logit of
+P(correct) on the next answer to that skill. A multi-skill item is scored by the mean of its
+skills' logits; a skill the model never saw by the mean over all skills, which is a fixed linear
+function of the hidden state (mean weights, mean bias), so it costs nothing extra.
+
+Batch and online use the same weights: :meth:`DKT.predict_log` runs PyTorch's LSTM over whole
+sequences, while the online :meth:`DKT.update` is one LSTM step in numpy (a few microseconds, no
+PyTorch dispatch on the request path). A state holds the hidden and cell vectors of every layer;
+its bytes are those vectors in float32. Online and batch predictions agree to float32 rounding
+(tested).
+
+"Mastery" of a skill is the model's P(correct) on the next answer to it: DKT has no latent
+mastery variable, and this is the quantity its papers plot as the knowledge state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.events import AnswerEvent, AnswerLog
+from engine.tracing.base import NotFittedError
+from engine.tracing.dkt_config import DKTConfig
+from engine.tracing.dkt_data import Batch, Sequences, batches, make_batch
+
+FILE_FORMAT = "tutor-dkt"
+FILE_VERSION = 1
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.pt"
+
+#: Called with (finished, total, description, metrics so far) during training.
+TrainProgress = Callable[[int, int, str, dict[str, float]], None]
+
+
+class IdSpaceError(ValueError):
+    """Data whose skill ids are not the ones a trained model knows."""
+
+
+class DKTNet(nn.Module):
+    """The network: input embedding, LSTM, per-skill output layer."""
+
+    def __init__(self, n_skills: int, config: DKTConfig) -> None:
+        super().__init__()
+        self.n_skills = n_skills
+        # index 0: padding and unknown skills (a zero vector); 1 + 2 * skill + correct otherwise
+        self.inputs = nn.Embedding(1 + 2 * n_skills, config.embed, padding_idx=0)
+        self.lstm = nn.LSTM(config.embed, config.hidden, num_layers=config.layers,
+                            batch_first=True,
+                            dropout=config.dropout if config.layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.hidden, n_skills)
+
+    def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output weights and biases with one extra row, the mean, for unknown skills."""
+        weight = torch.cat([self.out.weight, self.out.weight.mean(0, keepdim=True)])
+        bias = torch.cat([self.out.bias, self.out.bias.mean(0, keepdim=True)])
+        return weight, bias
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """The logit of every real answer (in ``batch.mask`` order), each predicted from the
+        answers before it."""
+        mask = batch.skill_mask
+        x = self.inputs(batch.tokens).sum(2) / mask.sum(2, keepdim=True).clamp(min=1.0)
+        # padding is not packed away: batches group similar lengths, and on a CPU a step over
+        # a few more rows costs less than packing (states after a sequence's end are unused)
+        hidden, _ = self.lstm(x)
+        # the prediction of answer t comes from the state after answer t - 1 (zeros for t = 0)
+        before = torch.cat([hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2]),
+                            hidden[:, :-1]], dim=1)[batch.mask]
+        before = self.drop(before)
+        weight, bias = self.output_params()
+        targets, skill_mask = batch.targets[batch.mask], mask[batch.mask]
+        per_skill = torch.einsum("nh,nkh->nk", before, weight[targets]) + bias[targets]
+        return (per_skill * skill_mask).sum(1) / skill_mask.sum(1).clamp(min=1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class DKTState:
+    """One learner's recurrent state: hidden and cell vectors per layer, and the skill logits
+    they imply (derived, recomputed when read from bytes)."""
+
+    h: np.ndarray
+    c: np.ndarray
+    logits: np.ndarray
+
+
+class DKT:
+    """The DKT tracer. ``fit`` trains with early stopping on held-out learners' AUC."""
+
+    name = "dkt"
+
+    def __init__(self, config: DKTConfig | None = None, **options: Any) -> None:
+        self.config = replace(config or DKTConfig(), **options)
+        self.skills_: tuple[str, ...] | None = None
+        self.net_: DKTNet | None = None
+        self.training_: dict[str, Any] = {}
+
+    def get_options(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    # ================================================================== batch side
+    def fit(self, log: AnswerLog, valid: AnswerLog | None = None, *,
+            progress: TrainProgress | None = None, checkpoint: str | Path | None = None,
+            resume: bool = False, device: str | None = None) -> Self:
+        """Train on ``log``; early stopping on ``valid`` (else on held-out learners of ``log``).
+
+        With ``checkpoint`` the best model so far and the training state are written to that
+        directory after every epoch, and ``resume`` continues from them.
+        """
+        from engine.tracing.dkt_fit import train  # the training loop, kept apart
+
+        train(self, log, valid, progress=progress, checkpoint=checkpoint, resume=resume,
+              device=device)
+        return self
+
+    def vocabulary(self) -> dict[str, int]:
+        return {s: k for k, s in enumerate(self._skills())}
+
+    def unseen_skills(self, log: AnswerLog) -> int:
+        """How many answers in ``log`` practise at least one skill the model was not trained on."""
+        if len(log) == 0:
+            return 0
+        vocab = self.vocabulary()
+        unknown = np.array([s not in vocab for s in log.skill_ids])[log.skill_codes]
+        return int(np.count_nonzero(np.logical_or.reduceat(unknown, log.skill_ptr[:-1])))
+
+    def check_id_space(self, log: AnswerLog) -> None:
+        """Refuse a log most of whose answers practise skills the model never saw: that is a
+        model trained on another id space (another dataset, another content pack)."""
+        unseen = self.unseen_skills(log)
+        if len(log) and unseen / len(log) > self.config.max_unseen:
+            vocab = self.vocabulary()
+            theirs = [s for s in log.skill_ids if s not in vocab][:5]
+            raise IdSpaceError(
+                f"{unseen:,} of {len(log):,} answers ({unseen / len(log):.0%}) practise skills "
+                f"this DKT model was not trained on (e.g. {', '.join(map(repr, theirs))}; the "
+                f"model knows {len(vocab):,} skills such as "
+                f"{', '.join(map(repr, self._skills()[:5]))}): the log and the model use "
+                "different id spaces; train a model on this data instead")
+
+    def predict_log(self, log: AnswerLog, *, batch_size: int = 256) -> np.ndarray:
+        """One-step-ahead P(correct) per answer over whole sequences, each learner from zero."""
+        net = self._net()
+        self.check_id_space(log)
+        seqs = Sequences.from_log(log, self.vocabulary())
+        return self.predict_sequences(net, seqs, batch_size=batch_size)[np.argsort(seqs.rows)]
+
+    def predict_sequences(self, net: DKTNet, seqs: Sequences, *, batch_size: int = 256,
+                          max_steps: int = 65_536,
+                          device: str | torch.device = "cpu") -> np.ndarray:
+        """P(correct) of every answer of ``seqs``, in its (learner-grouped) order; a batch
+        holds at most ``batch_size`` learners and ``max_steps`` padded answers."""
+        out = np.empty(len(seqs.rows))
+        was_training = net.training
+        net.eval()
+        with torch.inference_mode():
+            for spans in batches(seqs.spans(), batch_size, max_steps=max_steps):
+                batch = make_batch(seqs, spans, net.n_skills).to(device)
+                logits = net(batch)
+                out[batch.positions] = torch.sigmoid(logits).double().cpu().numpy()
+        net.train(was_training)
+        return out
+
+    # ================================================================== online side
+    def new_state(self) -> DKTState:
+        layers, hidden = self.config.layers, self.config.hidden
+        zeros = np.zeros((layers, hidden), dtype=np.float32)
+        return self._with_logits(zeros, zeros)
+
+    def update(self, state: DKTState, event: AnswerEvent) -> DKTState:
+        """One LSTM step in numpy with the trained weights (the batch path's arithmetic)."""
+        online = self._online()
+        vocab = online.vocab
+        idx = [vocab.get(s) for s in event.skills]
+        if any(i is None for i in idx):
+            missing = [s for s, i in zip(event.skills, idx, strict=True) if i is None]
+            raise KeyError(f"skills {missing} are not known to this DKT model")
+        rows = [1 + 2 * i + int(event.correct) for i in idx]  # type: ignore[operator]
+        x = online.embedding[rows].sum(0) / len(rows)
+        hs, cs = np.empty_like(state.h), np.empty_like(state.c)
+        for layer, (w_ih, w_hh, bias) in enumerate(online.lstm):
+            gates = w_ih @ x + w_hh @ state.h[layer] + bias
+            i, f, g, o = np.split(gates, 4)
+            cs[layer] = _sigmoid(f) * state.c[layer] + _sigmoid(i) * np.tanh(g)
+            hs[layer] = x = _sigmoid(o) * np.tanh(cs[layer])
+        return self._with_logits(hs, cs)
+
+    def predict_correct(self, state: DKTState, item: str, skills: Sequence[str]) -> float:
+        if not skills:
+            raise ValueError(f"item {item!r} needs at least one skill")
+        vocab = self._online().vocab
+        total = 0.0
+        for skill in skills:
+            k = vocab.get(skill)
+            if k is None:
+                raise KeyError(f"skill {skill!r} is not known to this DKT model")
+            total += float(state.logits[k])
+        return _sigmoid_scalar(total / len(skills))
+
+    def mastery(self, state: DKTState, skills: Sequence[str] | None = None) -> dict[str, float]:
+        """P(correct) on the next answer to each skill (DKT's knowledge state)."""
+        names = self._skills()
+        if skills is None:
+            return dict(zip(names, _sigmoid(state.logits.astype(np.float64)).tolist(),
+                            strict=True))
+        vocab = self._online().vocab
+        out = {}
+        for s in skills:
+            k = vocab.get(s)
+            if k is None:
+                raise KeyError(f"skill {s!r} is not known to this DKT model")
+            out[s] = _sigmoid_scalar(float(state.logits[k]))
+        return out
+
+    def state_to_bytes(self, state: DKTState) -> bytes:
+        return np.concatenate([state.h.ravel(), state.c.ravel()]).astype("<f4").tobytes()
+
+    def state_from_bytes(self, data: bytes) -> DKTState:
+        layers, hidden = self.config.layers, self.config.hidden
+        size = 2 * layers * hidden * 4
+        if len(data) != size:
+            raise ValueError(f"a DKT state of this model is {size} bytes, got {len(data)}")
+        flat = np.frombuffer(data, dtype="<f4").reshape(2, layers, hidden)
+        return self._with_logits(flat[0], flat[1])
+
+    # ================================================================== persistence
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint directory: ``model.json`` (format, configuration, skill ids,
+        training summary) and ``weights.pt`` (a plain state dict, read with
+        ``weights_only=True``)."""
+        net = self._net()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()},
+                   path / WEIGHTS_FILE)
+        doc = {"format": FILE_FORMAT, "version": FILE_VERSION, "model": self.name,
+               "config": asdict(self.config), "skills": list(self._skills()),
+               "training": self.training_}
+        (path / CONFIG_FILE).write_text(json.dumps(doc, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> DKT:
+        """Read a checkpoint directory written by :meth:`save`."""
+        path = Path(path)
+        doc = read_checkpoint_doc(path)
+        model = cls(DKTConfig.from_dict(doc["config"]))
+        model.training_ = doc.get("training", {})
+        state = torch.load(path / WEIGHTS_FILE, weights_only=True, map_location="cpu")
+        model.set_weights(tuple(doc["skills"]), state)
+        return model
+
+    def set_weights(self, skills: tuple[str, ...], state_dict: dict[str, torch.Tensor]) -> Self:
+        """Install trained weights for the skill vocabulary ``skills``."""
+        net = DKTNet(len(skills), self.config)
+        try:
+            net.load_state_dict(state_dict)
+        except RuntimeError as exc:
+            raise ValueError(f"the weights do not fit this DKT configuration: {exc}") from None
+        net.eval()
+        self.skills_, self.net_ = skills, net
+        self.__dict__.pop("_online_cache", None)
+        return self
+
+    # ================================================================== internals
+    def _skills(self) -> tuple[str, ...]:
+        if self.skills_ is None:
+            raise NotFittedError("this DKT model is not trained: call fit() or DKT.load()")
+        return self.skills_
+
+    def _net(self) -> DKTNet:
+        self._skills()
+        assert self.net_ is not None
+        return self.net_
+
+    def _online(self) -> _OnlineWeights:
+        cached = self.__dict__.get("_online_cache")
+        if cached is None:
+            cached = self.__dict__["_online_cache"] = _OnlineWeights.of(self._net(),
+                                                                        self._skills())
+        return cached
+
+    def _with_logits(self, h: np.ndarray, c: np.ndarray) -> DKTState:
+        online = self._online()
+        return DKTState(h, c, online.out_w @ h[-1] + online.out_b)
+
+
+@dataclass(frozen=True, eq=False)
+class _OnlineWeights:
+    """The trained weights as float32 numpy arrays, for the online step."""
+
+    vocab: dict[str, int]
+    embedding: np.ndarray
+    lstm: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    out_w: np.ndarray
+    out_b: np.ndarray
+
+    @classmethod
+    def of(cls, net: DKTNet, skills: tuple[str, ...]) -> _OnlineWeights:
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+        lstm = tuple(
+            (arr(getattr(net.lstm, f"weight_ih_l{k}")), arr(getattr(net.lstm, f"weight_hh_l{k}")),
+             arr(getattr(net.lstm, f"bias_ih_l{k}") + getattr(net.lstm, f"bias_hh_l{k}")))
+            for k in range(net.lstm.num_layers))
+        return cls({s: k for k, s in enumerate(skills)}, arr(net.inputs.weight), lstm,
+                   arr(net.out.weight), arr(net.out.bias))
+
+
+def read_checkpoint_doc(path: Path) -> dict[str, Any]:
+    """The ``model.json`` of a checkpoint directory, checked for format and version."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"DKT checkpoint directory not found: {path}")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path} is not a DKT checkpoint: {name} is missing")
+    try:
+        doc = json.loads((path / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path / CONFIG_FILE}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+        raise ValueError(f"{path / CONFIG_FILE}: not a {FILE_FORMAT} checkpoint")
+    if doc.get("version") != FILE_VERSION:
+        raise ValueError(f"{path / CONFIG_FILE}: {FILE_FORMAT} version {doc.get('version')} is "
+                         f"not supported (this engine reads version {FILE_VERSION})")
+    return doc
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _sigmoid_scalar(x: float) -> float:
+    return 0.5 * (1.0 + math.tanh(0.5 * x))

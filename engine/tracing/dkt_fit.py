@@ -1,0 +1,199 @@
+"""Training DKT: mini-batches of windows, Adam, early stopping on validation AUC, checkpoints.
+
+Every source of randomness is derived from ``(config.seed, epoch)``: the batch order from a
+numpy generator, dropout and initial weights from PyTorch's generator. A run is therefore
+deterministic for a seed on one device, and a run resumed from an epoch's checkpoint continues
+exactly as if it had not stopped.
+
+The model kept is the one with the best validation AUC, scored like the replay scores it: whole
+sequences, each learner from a zero state.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from engine.events import AnswerLog
+from engine.tracing.dkt_data import Sequences, batches, make_batch, windows
+
+if TYPE_CHECKING:
+    from engine.tracing.dkt import DKT, TrainProgress
+
+TRAIN_STATE_FILE = "train_state.pt"
+RESUMABLE_CHANGES = ("epochs", "patience")
+
+
+def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
+          progress: TrainProgress | None = None, checkpoint: str | Path | None = None,
+          resume: bool = False, device: str | None = None) -> None:
+    """Fit ``model`` in place (see :meth:`engine.tracing.dkt.DKT.fit`)."""
+    from engine.tracing.dkt import DKTNet
+
+    cfg = model.config
+    if len(log) == 0:
+        raise ValueError("cannot train DKT on an empty log")
+    if valid is None:
+        log, valid = _hold_out(log, cfg.valid_fraction, cfg.seed)
+    skills = _used_skills(log)
+    vocab = {s: k for k, s in enumerate(skills)}
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    train_seqs, valid_seqs = Sequences.from_log(log, vocab), Sequences.from_log(valid, vocab)
+    spans = windows(train_seqs, cfg.window)
+    if len(spans) == 0:
+        raise ValueError("no learner in the training log has two answers: nothing to learn from")
+    n_batches = -(-len(spans) // cfg.batch_size)
+
+    torch.manual_seed(cfg.seed)
+    net = DKTNet(len(skills), cfg).to(dev)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    run = _Run(best_auc=-np.inf, best_weights=copy.deepcopy(net.state_dict()))
+    folder = Path(checkpoint) if checkpoint is not None else None
+    if resume:
+        if folder is None:
+            raise ValueError("resuming needs the checkpoint directory of the interrupted run")
+        run = _resume(folder, model, skills, net, optimizer)
+
+    for epoch in range(run.epoch, cfg.epochs):
+        if run.bad_epochs >= cfg.patience:
+            break
+        started = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        net.train()
+        total_loss, seen = 0.0, 0
+        for done, group in enumerate(batches(spans, cfg.batch_size, rng), start=1):
+            batch = make_batch(train_seqs, group, len(skills)).to(dev)
+            logits = net(batch)
+            loss = loss_fn(logits, batch.correct[batch.mask])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=5.0)
+            optimizer.step()
+            total_loss += loss.item() * len(logits)
+            seen += len(logits)
+            if progress is not None:
+                progress(epoch * n_batches + done, cfg.epochs * n_batches,
+                         f"epoch {epoch + 1}/{cfg.epochs}",
+                         {"loss": total_loss / seen, **run.last_metrics()})
+        auc = _auc(model, net, valid_seqs, dev)
+        run.record(epoch, total_loss / max(seen, 1), auc, time.perf_counter() - started, net)
+        if folder is not None:
+            _save(folder, model, skills, net, optimizer, run)
+        if progress is not None:
+            progress((epoch + 1) * n_batches, cfg.epochs * n_batches,
+                     f"epoch {epoch + 1}/{cfg.epochs}", run.last_metrics())
+
+    model.set_weights(skills, run.best_weights)
+    model.training_ = run.summary(len(log), len(valid), str(dev))
+    if folder is not None:
+        model.save(folder)
+
+
+class _Run:
+    """The bookkeeping of one training run: history, best epoch, patience."""
+
+    def __init__(self, best_auc: float, best_weights: dict[str, torch.Tensor]) -> None:
+        self.epoch = 0
+        self.best_auc = best_auc
+        self.best_epoch = -1
+        self.best_weights = best_weights
+        self.bad_epochs = 0
+        self.history: list[dict[str, float]] = []
+
+    def record(self, epoch: int, loss: float, auc: float, seconds: float,
+               net: torch.nn.Module) -> None:
+        self.history.append({"epoch": epoch + 1, "loss": loss, "valid_auc": auc,
+                             "seconds": seconds})
+        self.epoch = epoch + 1
+        if auc > self.best_auc:
+            self.best_auc, self.best_epoch, self.bad_epochs = auc, epoch + 1, 0
+            self.best_weights = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+
+    def last_metrics(self) -> dict[str, float]:
+        return {"valid_auc": self.history[-1]["valid_auc"]} if self.history else {}
+
+    def summary(self, n_train: int, n_valid: int, device: str) -> dict[str, Any]:
+        return {"epochs_run": self.epoch, "best_epoch": self.best_epoch,
+                "best_valid_auc": self.best_auc, "n_train": n_train, "n_valid": n_valid,
+                "device": device, "train_seconds": sum(h["seconds"] for h in self.history),
+                "history": self.history}
+
+
+def _auc(model: DKT, net: torch.nn.Module, seqs: Sequences, device: torch.device) -> float:
+    p = model.predict_sequences(net, seqs, device=device)  # type: ignore[arg-type]
+    y = seqs.correct
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, p))
+
+
+def _hold_out(log: AnswerLog, fraction: float, seed: int) -> tuple[AnswerLog, AnswerLog]:
+    """Split learners (never single answers) into training and validation."""
+    learners = np.unique(log.learner)
+    if len(learners) < 2:
+        raise ValueError("early stopping needs a validation set: give one, or at least two "
+                         "learners to hold one out")
+    rng = np.random.default_rng([seed, 2**31])
+    n_valid = max(1, round(fraction * len(learners)))
+    held = rng.choice(learners, size=n_valid, replace=False)
+    in_valid = np.isin(log.learner, held)
+    return log.take(~in_valid), log.take(in_valid)
+
+
+def _used_skills(log: AnswerLog) -> tuple[str, ...]:
+    """The skill ids that occur in ``log`` (its vocabulary may hold more), in first-seen order."""
+    used = np.zeros(len(log.skill_ids), dtype=bool)
+    used[log.skill_codes] = True
+    return tuple(str(s) for s in log.skill_ids[used])
+
+
+def _save(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Module,
+          optimizer: torch.optim.Optimizer, run: _Run) -> None:
+    """The best model so far as a servable checkpoint, plus what resuming needs."""
+    best = copy.copy(model)
+    best.set_weights(skills, run.best_weights)
+    best.training_ = {**run.summary(0, 0, ""), "complete": False}
+    best.save(folder)
+    state = {"epoch": run.epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+             "best_weights": run.best_weights, "best_auc": run.best_auc,
+             "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
+             "history": json.dumps(run.history)}
+    tmp = folder / (TRAIN_STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(folder / TRAIN_STATE_FILE)
+
+
+def _resume(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Module,
+            optimizer: torch.optim.Optimizer) -> _Run:
+    from engine.tracing.dkt import read_checkpoint_doc
+
+    path = folder / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+    doc = read_checkpoint_doc(folder)
+    # a resumed run may be given more epochs or patience; anything else must be the same
+    before, now = (
+        {k: v for k, v in options.items() if k not in RESUMABLE_CHANGES}
+        for options in (doc["config"], model.get_options()))
+    if before != now or tuple(doc["skills"]) != skills:
+        raise ValueError(f"{folder} was written by a run with other settings or other data; "
+                         "resume with the same options and files, or use a new --out")
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    run = _Run(state["best_auc"], state["best_weights"])
+    run.epoch, run.best_epoch, run.bad_epochs = state["epoch"], state["best_epoch"], \
+        state["bad_epochs"]
+    run.history = json.loads(state["history"])
+    return run

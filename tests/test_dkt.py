@@ -1,0 +1,271 @@
+"""Deep knowledge tracing: batches, training, online = batch, checkpoints, id spaces, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from engine.events import AnswerEvent, AnswerLog
+from engine.tracing import load_tracer, make_tracer
+from engine.tracing.dkt import DKT, DKTNet, IdSpaceError
+from engine.tracing.dkt_config import DKTConfig
+from engine.tracing.dkt_data import Sequences, batches, make_batch, windows
+from engine.tracing.simulate import random_params, simulate
+from training.cli import app
+from training.readers import write_csv
+
+SMALL = {"hidden": 16, "embed": 8, "epochs": 3, "batch_size": 16, "window": 30, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def log() -> AnswerLog:
+    """Answers drawn from known BKT parameters: 3 skills, 150 learners."""
+    return simulate(random_params(3, seed=1), 150, answers_per_skill=(4, 12), seed=2)[0]
+
+
+@pytest.fixture(scope="module")
+def trained(log: AnswerLog) -> DKT:
+    return DKT(**SMALL).fit(log)
+
+
+def _multi_skill_log() -> AnswerLog:
+    """Two learners, one answer practising two skills at once."""
+    rows = [("ann", "q1", ("a",), True), ("bob", "q2", ("b",), False),
+            ("ann", "q3", ("a", "b"), False), ("ann", "q2", ("b",), True),
+            ("bob", "q1", ("a",), True), ("bob", "q3", ("a", "b"), True)]
+    return AnswerLog.from_events(AnswerEvent(*row) for row in rows)
+
+
+# ---------------------------------------------------------------------------- batches
+def test_batch_shapes_and_masking() -> None:
+    log = _multi_skill_log()
+    seqs = Sequences.from_log(log, {"a": 0, "b": 1})
+    assert seqs.skills.shape == (6, 2)  # widest answer has two skills
+    batch = make_batch(seqs, seqs.spans(), n_skills=2)
+    assert batch.tokens.shape == (2, 3, 2) and batch.mask.shape == (2, 3)
+    assert batch.mask.all()  # both learners answered three times
+    ann = 0  # first learner in order of first appearance
+    # ann: a correct (1 + 2*0 + 1 = 2); a+b wrong (1, 3); b correct (4)
+    assert batch.tokens[ann].tolist() == [[2, 0], [1, 3], [4, 0]]
+    assert batch.skill_mask[ann].tolist() == [[1, 0], [1, 1], [1, 0]]
+    assert batch.correct[ann].tolist() == [1, 0, 1]
+    # rows of the answers, in mask order, point back into the log
+    assert log.learner_ids[log.learner[seqs.rows[batch.positions[:3]]]].tolist() == ["ann"] * 3
+
+
+def test_padding_and_unknown_skills() -> None:
+    log = _multi_skill_log()
+    seqs = Sequences.from_log(log, {"a": 0})  # "b" unknown -> index 1 == n_skills
+    batch = make_batch(seqs, np.array([[0, 3], [3, 4]]), n_skills=1)
+    assert batch.mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.tokens[0, 1].tolist() == [1, 0]  # a wrong; b unknown -> no input
+    assert batch.targets[0, 1].tolist() == [0, 1]  # b is predicted by the mean output
+    assert batch.skill_mask[1].tolist() == [[1, 0], [0, 0], [0, 0]]
+
+
+def test_windows_cut_long_sequences_and_drop_single_answers() -> None:
+    seqs = Sequences(rows=np.arange(11), ptr=np.array([0, 7, 8, 11]),
+                     skills=np.zeros((11, 1), np.int64), correct=np.zeros(11, np.int64))
+    assert windows(seqs, 3).tolist() == [[0, 3], [3, 6], [8, 11]]  # [6, 7] and [7, 8] alone
+    with pytest.raises(ValueError, match="at least 2"):
+        windows(seqs, 1)
+
+
+def test_batches_cover_every_span_once_and_respect_step_budget() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 50, size=100)
+    ends = np.cumsum(lengths)
+    spans = np.stack([ends - lengths, ends], axis=1)
+    groups = list(batches(spans, 8, rng, max_steps=100))
+    assert sorted(map(tuple, np.concatenate(groups))) == sorted(map(tuple, spans))
+    assert all(len(g) <= 8 for g in groups)
+    assert all(len(g) == 1 or len(g) * np.max(g[:, 1] - g[:, 0]) <= 100 for g in groups)
+
+
+# ---------------------------------------------------------------------------- training
+def test_a_few_training_steps_lower_the_loss(log: AnswerLog) -> None:
+    torch.manual_seed(0)
+    seqs = Sequences.from_log(log, {s: k for k, s in enumerate(log.skill_ids)})
+    net = DKTNet(len(log.skill_ids), DKTConfig(hidden=16, embed=8, dropout=0.0))
+    batch = make_batch(seqs, windows(seqs, 30)[:64], len(log.skill_ids))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    for _ in range(30):
+        loss = loss_fn(net(batch), batch.correct[batch.mask])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.05
+
+
+def test_trained_model_predicts_better_than_chance(log: AnswerLog, trained: DKT) -> None:
+    assert trained.training_["epochs_run"] >= 1
+    assert roc_auc_score(log.correct, trained.predict_log(log)) > 0.65
+
+
+def test_training_is_deterministic_for_a_seed(log: AnswerLog, trained: DKT) -> None:
+    again = DKT(**SMALL).fit(log)
+    np.testing.assert_array_equal(again.predict_log(log), trained.predict_log(log))
+
+
+def test_resumed_training_equals_an_uninterrupted_run(log: AnswerLog, tmp_path: Path) -> None:
+    DKT(**{**SMALL, "epochs": 1}).fit(log, checkpoint=tmp_path)
+    resumed = DKT(**SMALL).fit(log, checkpoint=tmp_path, resume=True)
+    straight = DKT(**SMALL).fit(log)
+    assert resumed.training_["epochs_run"] == straight.training_["epochs_run"]
+    np.testing.assert_array_equal(resumed.predict_log(log), straight.predict_log(log))
+
+
+def test_resume_refuses_other_settings(log: AnswerLog, tmp_path: Path) -> None:
+    DKT(**{**SMALL, "epochs": 1}).fit(log, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="other settings"):
+        DKT(**{**SMALL, "hidden": 8}).fit(log, checkpoint=tmp_path, resume=True)
+
+
+# ---------------------------------------------------------------------------- online = batch
+def _online_predictions(model: DKT, log: AnswerLog) -> np.ndarray:
+    states: dict[str, object] = {}
+    out = np.empty(len(log))
+    for row, event in enumerate(log.events()):
+        state = states.get(event.learner) or model.new_state()
+        # through bytes, as the state store keeps it
+        state = model.state_from_bytes(model.state_to_bytes(state))
+        out[row] = model.predict_correct(state, event.item, event.skills)
+        states[event.learner] = model.update(state, event)
+    return out
+
+
+def test_online_predictions_equal_batch_predictions(log: AnswerLog, trained: DKT) -> None:
+    np.testing.assert_allclose(_online_predictions(trained, log), trained.predict_log(log),
+                               atol=2e-6)
+
+
+def test_online_equals_batch_with_multi_skill_answers_and_two_layers() -> None:
+    log = _multi_skill_log()
+    model = DKT(hidden=8, embed=4, layers=2, epochs=2, batch_size=2, window=3).fit(log, log)
+    np.testing.assert_allclose(_online_predictions(model, log), model.predict_log(log),
+                               atol=2e-6)
+
+
+def test_update_leaves_the_state_unchanged(trained: DKT, log: AnswerLog) -> None:
+    state = trained.new_state()
+    before = trained.state_to_bytes(state)
+    trained.update(state, log[0])
+    assert trained.state_to_bytes(state) == before
+
+
+def test_mastery_is_next_answer_p_correct(trained: DKT) -> None:
+    state = trained.new_state()
+    skill = trained.skills_[0]  # type: ignore[index]
+    assert trained.mastery(state, [skill])[skill] == pytest.approx(
+        trained.predict_correct(state, "any-item", [skill]))
+    assert set(trained.mastery(state)) == set(trained.skills_)  # type: ignore[arg-type]
+
+
+def test_online_rejects_unknown_skills_and_bad_bytes(trained: DKT) -> None:
+    with pytest.raises(KeyError, match="not known"):
+        trained.update(trained.new_state(), AnswerEvent("l", "i", ("nope",), True))
+    with pytest.raises(KeyError, match="not known"):
+        trained.predict_correct(trained.new_state(), "i", ["nope"])
+    with pytest.raises(ValueError, match="bytes"):
+        trained.state_from_bytes(b"\x00" * 12)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(trained: DKT, log: AnswerLog, tmp_path: Path) -> None:
+    trained.save(tmp_path / "ckpt")
+    loaded = load_tracer(tmp_path / "ckpt")
+    assert isinstance(loaded, DKT) and loaded.config == trained.config
+    assert loaded.skills_ == trained.skills_
+    np.testing.assert_array_equal(loaded.predict_log(log), trained.predict_log(log))
+    doc = json.loads((tmp_path / "ckpt" / "model.json").read_text())
+    assert doc["format"] == "tutor-dkt" and doc["training"]["best_epoch"] >= 1
+
+
+def test_checkpoint_refuses_another_id_space(trained: DKT) -> None:
+    other = simulate(random_params(3, seed=9), 5, seed=3)[0]
+    renamed = AnswerLog.from_events(
+        AnswerEvent(e.learner, e.item, tuple(f"other-{s}" for s in e.skills), e.correct)
+        for e in other.events())
+    with pytest.raises(IdSpaceError, match="different id spaces"):
+        trained.predict_log(renamed)
+
+
+def test_a_few_unseen_skills_are_scored_not_refused(trained: DKT, log: AnswerLog) -> None:
+    events = [*log.events()][:50]
+    events.append(AnswerEvent(events[0].learner, "new-item", ("new-skill",), True))
+    mixed = AnswerLog.from_events(events)
+    p = trained.predict_log(mixed)
+    assert trained.unseen_skills(mixed) == 1 and np.all((p > 0) & (p < 1))
+
+
+def test_broken_checkpoints_say_what_is_wrong(trained: DKT, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        DKT.load(tmp_path / "missing")
+    trained.save(tmp_path / "c")
+    (tmp_path / "c" / "weights.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="weights.pt is missing"):
+        DKT.load(tmp_path / "c")
+    trained.save(tmp_path / "d")
+    doc = json.loads((tmp_path / "d" / "model.json").read_text())
+    (tmp_path / "d" / "model.json").write_text(json.dumps({**doc, "version": 99}))
+    with pytest.raises(ValueError, match="version 99"):
+        DKT.load(tmp_path / "d")
+
+
+def test_unfitted_and_bad_settings() -> None:
+    from engine.tracing import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        DKT().new_state()
+    with pytest.raises(ValueError, match="hidden"):
+        DKT(hidden=0)
+    with pytest.raises(ValueError, match="dropout"):
+        make_tracer("dkt", dropout=1.5)
+
+
+# ---------------------------------------------------------------------------- CLI
+runner = CliRunner()
+
+
+def test_cli_trains_then_replays_the_checkpoint(log: AnswerLog, tmp_path: Path) -> None:
+    """The whole CPU path: train with a checkpoint, score it, and train-and-score in replay."""
+    holdout = np.isin(log.learner, np.arange(0, log.n_learners, 4))
+    write_csv(log.take(~holdout), tmp_path / "train.csv")
+    write_csv(log.take(holdout), tmp_path / "test.csv")
+    small = ["--hidden", "16", "--embed", "8", "--epochs", "2", "--window", "30"]
+    result = runner.invoke(app, ["train", "dkt", "--format", "csv", "--train",
+                                 str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"),
+                                 *small])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "model.json").is_file()
+    scored = runner.invoke(app, ["replay", "--format", "csv", "--checkpoint",
+                                 str(tmp_path / "m"), "--test", str(tmp_path / "test.csv"),
+                                 "--json"])
+    assert scored.exit_code == 0, scored.output
+    from_checkpoint = json.loads(scored.stdout)
+    fitted = runner.invoke(app, ["replay", "--model", "dkt", "--format", "csv", "--train",
+                                 str(tmp_path / "train.csv"), "--test",
+                                 str(tmp_path / "test.csv"), "--json", *small])
+    assert fitted.exit_code == 0, fitted.output
+    result_keys = json.loads(fitted.stdout)
+    assert result_keys["model"] == from_checkpoint["model"] == "dkt"
+    assert result_keys["auc"] == pytest.approx(from_checkpoint["auc"])  # same seed, same model
+    assert {"auc", "rmse", "accuracy", "log_loss", "fit_seconds"} <= set(result_keys)
+
+
+def test_cli_refuses_a_used_out_dir_and_bkt_only_options(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "x").write_text("")
+    result = runner.invoke(app, ["train", "dkt", "--train", "x.csv", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "--resume" in result.output
+    result = runner.invoke(app, ["replay", "--train", "a", "--test", "b", "--epochs", "3"])
+    assert result.exit_code == 2 and "--model dkt" in result.output
