@@ -60,12 +60,16 @@ class DKTNet(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden, n_skills)
+        # per skill, the weights of log(1 + earlier right) and log(1 + earlier wrong) answers
+        self.counts = nn.Parameter(torch.zeros(n_skills, 2)) if config.counts else None
 
-    def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output weights and biases with one extra row, the mean, for unknown skills."""
-        weight = torch.cat([self.out.weight, self.out.weight.mean(0, keepdim=True)])
-        bias = torch.cat([self.out.bias, self.out.bias.mean(0, keepdim=True)])
-        return weight, bias
+    def output_params(self) -> tuple[torch.Tensor, ...]:
+        """Output weights, biases (and count weights) with one extra row, the mean, for unknown
+        skills."""
+        params = [self.out.weight, self.out.bias]
+        if self.counts is not None:
+            params.append(self.counts)
+        return tuple(torch.cat([p, p.mean(0, keepdim=True)]) for p in params)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """The logit of every real answer (in ``batch.mask`` order), each predicted from the
@@ -79,19 +83,23 @@ class DKTNet(nn.Module):
         before = torch.cat([hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2]),
                             hidden[:, :-1]], dim=1)[batch.mask]
         before = self.drop(before)
-        weight, bias = self.output_params()
+        weight, bias, *counts = self.output_params()
         targets, skill_mask = batch.targets[batch.mask], mask[batch.mask]
         per_skill = torch.einsum("nh,nkh->nk", before, weight[targets]) + bias[targets]
+        if counts:
+            per_skill = per_skill + (counts[0][targets] * batch.history[batch.mask].log1p()).sum(-1)
         return (per_skill * skill_mask).sum(1) / skill_mask.sum(1).clamp(min=1.0)
 
 
 @dataclass(frozen=True, eq=False)
 class DKTState:
-    """One learner's recurrent state: hidden and cell vectors per layer, and the skill logits
-    they imply (derived, recomputed when read from bytes)."""
+    """One learner's recurrent state: hidden and cell vectors per layer, earlier (right, wrong)
+    answers per skill when the model uses them, and the skill logits these imply (derived,
+    recomputed when read from bytes)."""
 
     h: np.ndarray
     c: np.ndarray
+    counts: np.ndarray | None
     logits: np.ndarray
 
 
@@ -176,7 +184,9 @@ class DKT:
     def new_state(self) -> DKTState:
         layers, hidden = self.config.layers, self.config.hidden
         zeros = np.zeros((layers, hidden), dtype=np.float32)
-        return self._with_logits(zeros, zeros)
+        counts = (np.zeros((len(self._skills()), 2), dtype=np.float32)
+                  if self.config.counts else None)
+        return self._with_logits(zeros, zeros, counts)
 
     def update(self, state: DKTState, event: AnswerEvent) -> DKTState:
         """One LSTM step in numpy with the trained weights (the batch path's arithmetic)."""
@@ -194,7 +204,11 @@ class DKT:
             i, f, g, o = np.split(gates, 4)
             cs[layer] = _sigmoid(f) * state.c[layer] + _sigmoid(i) * np.tanh(g)
             hs[layer] = x = _sigmoid(o) * np.tanh(cs[layer])
-        return self._with_logits(hs, cs)
+        counts = state.counts
+        if counts is not None:
+            counts = counts.copy()
+            counts[idx, 0 if event.correct else 1] += 1
+        return self._with_logits(hs, cs, counts)
 
     def predict_correct(self, state: DKTState, item: str, skills: Sequence[str]) -> float:
         if not skills:
@@ -224,15 +238,23 @@ class DKT:
         return out
 
     def state_to_bytes(self, state: DKTState) -> bytes:
-        return np.concatenate([state.h.ravel(), state.c.ravel()]).astype("<f4").tobytes()
+        parts = [state.h.ravel(), state.c.ravel()]
+        if state.counts is not None:
+            parts.append(state.counts.ravel())
+        return np.concatenate(parts).astype("<f4").tobytes()
 
     def state_from_bytes(self, data: bytes) -> DKTState:
+        """The state in ``data``, read in place (read-only: :meth:`update` never mutates)."""
         layers, hidden = self.config.layers, self.config.hidden
-        size = 2 * layers * hidden * 4
-        if len(data) != size:
-            raise ValueError(f"a DKT state of this model is {size} bytes, got {len(data)}")
-        flat = np.frombuffer(data, dtype="<f4").reshape(2, layers, hidden)
-        return self._with_logits(flat[0], flat[1])
+        recurrent = 2 * layers * hidden
+        n_counts = 2 * len(self._skills()) if self.config.counts else 0
+        if len(data) != 4 * (recurrent + n_counts):
+            raise ValueError(f"a DKT state of this model is {4 * (recurrent + n_counts)} bytes, "
+                             f"got {len(data)}")
+        flat = np.frombuffer(data, dtype="<f4")
+        h, c = flat[:recurrent].reshape(2, layers, hidden)
+        counts = flat[recurrent:].reshape(-1, 2) if n_counts else None
+        return self._with_logits(h, c, counts)
 
     # ================================================================== persistence
     def save(self, path: str | Path) -> None:
@@ -290,9 +312,13 @@ class DKT:
                                                                         self._skills())
         return cached
 
-    def _with_logits(self, h: np.ndarray, c: np.ndarray) -> DKTState:
+    def _with_logits(self, h: np.ndarray, c: np.ndarray, counts: np.ndarray | None) -> DKTState:
         online = self._online()
-        return DKTState(h, c, online.out_w @ h[-1] + online.out_b)
+        logits = online.out_w @ h[-1] + online.out_b
+        if counts is not None:
+            assert online.counts is not None
+            logits += (online.counts * np.log1p(counts)).sum(1)
+        return DKTState(h, c, counts, logits)
 
 
 @dataclass(frozen=True, eq=False)
@@ -304,6 +330,7 @@ class _OnlineWeights:
     lstm: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
     out_w: np.ndarray
     out_b: np.ndarray
+    counts: np.ndarray | None
 
     @classmethod
     def of(cls, net: DKTNet, skills: tuple[str, ...]) -> _OnlineWeights:
@@ -315,7 +342,8 @@ class _OnlineWeights:
              arr(getattr(net.lstm, f"bias_ih_l{k}") + getattr(net.lstm, f"bias_hh_l{k}")))
             for k in range(net.lstm.num_layers))
         return cls({s: k for k, s in enumerate(skills)}, arr(net.inputs.weight), lstm,
-                   arr(net.out.weight), arr(net.out.bias))
+                   arr(net.out.weight), arr(net.out.bias),
+                   None if net.counts is None else arr(net.counts))
 
 
 def read_checkpoint_doc(path: Path) -> dict[str, Any]:

@@ -16,6 +16,9 @@ class DKTConfig:
     embed: int = 64  #: size of the (skill, correct) input embedding
     layers: int = 1  #: stacked LSTM layers
     dropout: float = 0.2  #: on the LSTM output (and between layers)
+    #: add the learner's earlier right/wrong counts on the predicted skill to its logit (the
+    #: past-trial counts of DKT+forgetting, Nagatani et al. 2019)
+    counts: bool = False
     window: int = 200  #: longest training window, in answers
     batch_size: int = 32  #: windows per training batch
     lr: float = 2e-3  #: Adam learning rate
