@@ -27,6 +27,8 @@ DbUrl = Annotated[str | None, typer.Option(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
 content_app = typer.Typer(help="Content packs.", no_args_is_help=True)
+model_app = typer.Typer(help="Trained models serving a tenant instead of BKT.",
+                        no_args_is_help=True)
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -111,6 +113,82 @@ def content_import(
           f"{len(loaded.items)} items, {len(loaded.courses)} courses")
 
 
+@model_app.command("register")
+def model_register(
+    checkpoint: Annotated[Path, typer.Argument(help="A DKT checkpoint directory "
+                                                    "(from `tutor train dkt`).")],
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    database_url: DbUrl = None,
+) -> None:
+    """Serve a tenant with a trained DKT model; its learners' states are rebuilt with it."""
+    from api.models import register_model
+    from api.tenants import load_catalog, tenant_by_name
+
+    engine = _ready_engine(_settings(database_url))
+    try:
+        target = tenant_by_name(engine, tenant)
+        summary = register_model(engine, target.id, checkpoint, load_catalog(engine, target.id))
+    except (LookupError, FileNotFoundError, ValueError, ContentError) as exc:
+        raise fail(str(exc)) from None
+    print(f"tenant {tenant!r} is now served by {summary['kind']} ({summary['skills']} skills, "
+          f"{summary['hidden']} hidden units) from {checkpoint}")
+
+
+@model_app.command("unregister")
+def model_unregister(
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    database_url: DbUrl = None,
+) -> None:
+    """Serve a tenant with BKT from its content again."""
+    from api.models import unregister_model
+    from api.tenants import tenant_by_name
+
+    engine = _ready_engine(_settings(database_url))
+    try:
+        target = tenant_by_name(engine, tenant)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    if not unregister_model(engine, target.id):
+        raise fail(f"tenant {tenant!r} has no registered model: it is served by BKT already")
+    print(f"tenant {tenant!r} is served by BKT again")
+
+
+def export_log(
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    out_path: Annotated[Path, typer.Option("--out", help="File to write: .csv or .parquet.")],
+    database_url: DbUrl = None,
+) -> None:
+    """Write a tenant's answer log as a generic CSV or Parquet file, for `tutor train dkt
+    --format csv` and `tutor replay` (learners in id order, each in answer order)."""
+    from api.db import events
+    from api.tenants import tenant_by_name
+    from engine.events import AnswerEvent, AnswerLog
+    from training.readers import write_csv, write_parquet
+
+    writers = {".csv": write_csv, ".parquet": write_parquet}
+    if out_path.suffix not in writers:
+        raise fail(f"--out must end in .csv or .parquet, got {out_path.name!r}")
+    engine = _ready_engine(_settings(database_url))
+    try:
+        target = tenant_by_name(engine, tenant)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(events.c.learner_id, events.c.item_id, events.c.skills, events.c.correct,
+                   events.c.answered_at, events.c.response_ms, events.c.event_id)
+            .where(events.c.tenant_id == target.id)
+            .order_by(events.c.learner_id, events.c.seq))
+        log = AnswerLog.from_events(
+            AnswerEvent(r.learner_id, r.item_id, tuple(r.skills), r.correct,
+                        timestamp=r.answered_at, response_ms=r.response_ms,
+                        event_id=r.event_id) for r in rows)
+    if len(log) == 0:
+        raise fail(f"tenant {tenant!r} has no answers yet")
+    writers[out_path.suffix](log, out_path)
+    print(f"wrote {len(log):,} answers of {log.n_learners:,} learners to {out_path}")
+
+
 def rebuild_state(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")]
     = None,
@@ -184,6 +262,8 @@ def register(app: typer.Typer) -> None:
     """Add the service commands to the ``tutor`` command line."""
     app.command()(serve)
     app.command("rebuild-state")(rebuild_state)
+    app.command("export-log")(export_log)
     app.add_typer(db_app, name="db")
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(content_app, name="content")
+    app.add_typer(model_app, name="model")

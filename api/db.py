@@ -24,6 +24,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -62,6 +63,16 @@ content_packs = Table(
     Column("name", String(ID), primary_key=True),
     Column("document", JSON, nullable=False),
     Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+#: a trained model that serves a tenant instead of BKT from its content (one per tenant)
+tracer_models = Table(
+    "tracer_models", metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(32), nullable=False),  # "dkt"
+    Column("document", JSON, nullable=False),  # the checkpoint's model.json
+    Column("weights", LargeBinary, nullable=False),  # the checkpoint's weights.pt
+    Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
 learners = Table(
@@ -116,7 +127,11 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # no pool_pre_ping: it cost a round trip per transaction (a fifth of an answer's). A
+    # connection the server closed (restart, failover) fails its first statement instead; the
+    # pool then drops it with every connection as old, and an answer retries once on a fresh
+    # one (TutorService.answer), so only a read caught in that moment sees an error
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
 
 
 def _alembic_config(url: str) -> Config:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 
 from api.db import api_keys, content_packs, tenants
+from api.models import check_covers, model_skills
 from content.catalog import Catalog
 from content.packs import Pack, catalog_from_packs, parse_pack
 
@@ -105,9 +106,12 @@ def import_pack(engine: Engine, tenant_id: int, document: Any, source: str) -> P
     pack of the same name) and bump the tenant's content version. Nothing is stored on error."""
     pack = parse_pack(document, source=source)
     others = [p for p in load_packs(engine, tenant_id) if p.name != pack.name]
-    catalog_from_packs([*others, pack])  # raises ContentError naming the problem
+    catalog = catalog_from_packs([*others, pack])  # raises ContentError naming the problem
     now = datetime.now(UTC)
     with engine.begin() as conn:
+        skills = model_skills(conn, tenant_id)
+        if skills is not None:
+            check_covers(skills, catalog.skills, what=source)
         conn.execute(update(tenants).where(tenants.c.id == tenant_id)
                      .values(content_version=tenants.c.content_version + 1))
         conn.execute(delete(content_packs).where(content_packs.c.tenant_id == tenant_id,

@@ -229,7 +229,7 @@ def test_broken_checkpoints_say_what_is_wrong(trained: DKT, tmp_path: Path) -> N
         DKT.load(tmp_path / "missing")
     trained.save(tmp_path / "c")
     (tmp_path / "c" / "weights.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="weights.pt is missing"):
+    with pytest.raises(FileNotFoundError, match=r"weights\.pt is missing"):
         DKT.load(tmp_path / "c")
     trained.save(tmp_path / "d")
     doc = json.loads((tmp_path / "d" / "model.json").read_text())

@@ -13,7 +13,8 @@ For the in-process :class:`~engine.tracing.bkt.BKT` tracer, :class:`BKTView` com
 P(correct) of every item in one vectorized pass instead of one ``predict_correct`` call per item
 (about 6 us each, which alone would put 200 items over a millisecond). It reads the documented
 :class:`~engine.tracing.bkt_params.BKTParams` layout and reproduces ``BKT.predict_correct``
-exactly (tested); any other tracer goes through the generic :class:`~engine.tracing.base.Tracer`
+exactly (tested); :class:`LogitView` does the same for tracers whose states carry a logit per
+skill (DKT). Any other tracer goes through the generic :class:`~engine.tracing.base.Tracer`
 methods.
 """
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from engine.tracing.bkt_params import BKTParams
 
 _CACHE_SIZE = 16  # catalogs (tenants) kept prepared at once
-_BKT_VIEWS = 4  # fitted parameter sets kept per catalog (e.g. an A/B test of two models)
+_VIEWS = 4  # fitted models kept per catalog (e.g. an A/B test of two models)
 
 
 def _hash64(text: str) -> int:
@@ -96,7 +97,7 @@ class PreparedCatalog:
             self.course_skills[cid] = in_course
             self.course_items[cid] = items
 
-        self._bkt_views: OrderedDict[int, BKTView] = OrderedDict()
+        self._views: OrderedDict[int, BKTView | LogitView] = OrderedDict()
         self._lock = threading.Lock()
 
     def indices_of(self, ids: Sequence[str]) -> list[int]:
@@ -117,41 +118,45 @@ class PreparedCatalog:
 
     def mastery(self, tracer: Tracer[Any], state: Any) -> np.ndarray:
         """P(mastered) of every catalog skill, in catalog order."""
-        view = self.bkt_view(tracer)
+        view = self.view(tracer)
         if view is not None:
-            return 1.0 - state[view.model_skill]
+            return view.mastery(state)
         values = tracer.mastery(state, self.skill_ids)
         return np.fromiter((values[s] for s in self.skill_ids), dtype=float,
                            count=len(self.skill_ids))
 
     def predict(self, tracer: Tracer[Any], state: Any, items: np.ndarray) -> np.ndarray:
         """P(correct) of ``items`` (indices), exactly as ``tracer.predict_correct`` gives it."""
-        view = self.bkt_view(tracer)
+        view = self.view(tracer)
         if view is not None:
             return view.predict_all(state)[items]
         return np.fromiter(
             (tracer.predict_correct(state, self.item_ids[i], self.item_skills[i]) for i in items),
             dtype=float, count=len(items))
 
-    def bkt_view(self, tracer: Tracer[Any]) -> BKTView | None:
-        """The vectorized view for a plain fitted BKT knowing every catalog skill, else None
-        (the generic path then raises the tracer's own error for an unfitted model or an
-        unknown skill)."""
-        if type(tracer) is not BKT or tracer.params_ is None:
+    def view(self, tracer: Tracer[Any]) -> BKTView | LogitView | None:
+        """The vectorized view of a fitted BKT, or of a tracer whose states carry one logit per
+        skill (DKT), when it knows every catalog skill; else None (the generic path then raises
+        the tracer's own error for an unfitted model or an unknown skill)."""
+        key: Any
+        if type(tracer) is BKT and tracer.params_ is not None:
+            key, build = tracer.params_, BKTView.build
+        elif callable(getattr(tracer, "logit_index", None)):
+            key, build = tracer.logit_index(), LogitView.build  # type: ignore[attr-defined]
+        else:
             return None
-        params = tracer.params_
         with self._lock:
-            view = self._bkt_views.get(id(params))
-            if view is not None and view.params is params:
-                self._bkt_views.move_to_end(id(params))
+            view = self._views.get(id(key))
+            if view is not None and view.key is key:
+                self._views.move_to_end(id(key))
                 return view
-        view = BKTView.build(self, params)
+        view = build(self, key)
         if view is None:
             return None
         with self._lock:
-            self._bkt_views[id(params)] = view
-            while len(self._bkt_views) > _BKT_VIEWS:
-                self._bkt_views.popitem(last=False)
+            self._views[id(key)] = view
+            while len(self._views) > _VIEWS:
+                self._views.popitem(last=False)
         return view
 
 
@@ -160,7 +165,7 @@ class BKTView:
 
     def __init__(self, params: BKTParams, model_skill: np.ndarray, pair_model_skill: np.ndarray,
                  pair_guess: np.ndarray, pair_slip: np.ndarray, prepared: PreparedCatalog) -> None:
-        self.params = params  # held so that its id cannot be reused while this view is cached
+        self.key = params  # held so that its id cannot be reused while this view is cached
         self.model_skill = model_skill
         self.pair_model_skill = pair_model_skill
         self.pair_guess = pair_guess
@@ -188,6 +193,9 @@ class BKTView:
         return cls(params, model_skill, pair_model_skill, params.guess[pair_class],
                    params.slip[pair_class], prepared)
 
+    def mastery(self, state: np.ndarray) -> np.ndarray:
+        return 1.0 - state[self.model_skill]
+
     def predict_all(self, state: np.ndarray) -> np.ndarray:
         """P(correct) of every catalog item: the mean over its skills of BKT's emission."""
         if not len(self._pair_ptr):
@@ -195,6 +203,39 @@ class BKTView:
         q = state[self.pair_model_skill]  # P(not mastered)
         per_pair = (1.0 - q) * (1.0 - self.pair_slip) + q * self.pair_guess
         return np.add.reduceat(per_pair, self._pair_ptr) / self._pair_count
+
+
+class LogitView:
+    """One catalog's skills mapped onto the logits a tracer's state carries per skill (DKT:
+    P(correct) of an item is the sigmoid of the mean logit of its skills)."""
+
+    def __init__(self, index: dict[str, int], model_skill: np.ndarray,
+                 prepared: PreparedCatalog) -> None:
+        self.key = index  # held so that its id cannot be reused while this view is cached
+        self.model_skill = model_skill
+        self.pair_model_skill = model_skill[prepared.pair_skill]
+        self._pair_ptr = prepared.pair_ptr[:-1]
+        self._pair_count = prepared.pair_count
+
+    @classmethod
+    def build(cls, prepared: PreparedCatalog, index: dict[str, int]) -> LogitView | None:
+        if any(s not in index for s in prepared.skill_ids):
+            return None
+        return cls(index, np.array([index[s] for s in prepared.skill_ids], dtype=np.intp),
+                   prepared)
+
+    def mastery(self, state: Any) -> np.ndarray:
+        return _sigmoid(state.logits[self.model_skill].astype(np.float64))
+
+    def predict_all(self, state: Any) -> np.ndarray:
+        if not len(self._pair_ptr):
+            return np.zeros(0)
+        per_pair = state.logits[self.pair_model_skill].astype(np.float64)
+        return _sigmoid(np.add.reduceat(per_pair, self._pair_ptr) / self._pair_count)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 _cache: OrderedDict[int, PreparedCatalog] = OrderedDict()

@@ -18,8 +18,10 @@ mastery variable, and this is the quantity its papers plot as the knowledge stat
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -237,6 +239,10 @@ class DKT:
             out[s] = _sigmoid_scalar(float(state.logits[k]))
         return out
 
+    def logit_index(self) -> dict[str, int]:
+        """Where each skill's logit is in a state's ``logits`` (for vectorized selection)."""
+        return self._online().vocab
+
     def state_to_bytes(self, state: DKTState) -> bytes:
         parts = [state.h.ravel(), state.c.ravel()]
         if state.counts is not None:
@@ -276,11 +282,21 @@ class DKT:
         """Read a checkpoint directory written by :meth:`save`."""
         path = Path(path)
         doc = read_checkpoint_doc(path)
+        return cls.from_checkpoint(doc, (path / WEIGHTS_FILE).read_bytes(), source=str(path))
+
+    @classmethod
+    def from_checkpoint(cls, doc: dict[str, Any], weights: bytes, *, source: str) -> DKT:
+        """A model from a checkpoint's two parts: the ``model.json`` document and the bytes of
+        ``weights.pt`` (e.g. as a database holds them)."""
+        check_checkpoint_doc(doc, source)
         model = cls(DKTConfig.from_dict(doc["config"]))
         model.training_ = doc.get("training", {})
-        state = torch.load(path / WEIGHTS_FILE, weights_only=True, map_location="cpu")
-        model.set_weights(tuple(doc["skills"]), state)
-        return model
+        try:
+            state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+            raise ValueError(f"{source}: the weights are not a readable state dict ({exc})"
+                             ) from None
+        return model.set_weights(tuple(doc["skills"]), state)
 
     def set_weights(self, skills: tuple[str, ...], state_dict: dict[str, torch.Tensor]) -> Self:
         """Install trained weights for the skill vocabulary ``skills``."""
@@ -357,11 +373,18 @@ def read_checkpoint_doc(path: Path) -> dict[str, Any]:
         doc = json.loads((path / CONFIG_FILE).read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path / CONFIG_FILE}: not JSON ({exc})") from None
+    return check_checkpoint_doc(doc, str(path / CONFIG_FILE))
+
+
+def check_checkpoint_doc(doc: Any, source: str) -> dict[str, Any]:
+    """``doc`` if it is a checkpoint document this engine reads, else a ValueError."""
     if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-        raise ValueError(f"{path / CONFIG_FILE}: not a {FILE_FORMAT} checkpoint")
+        raise ValueError(f"{source}: not a {FILE_FORMAT} checkpoint")
     if doc.get("version") != FILE_VERSION:
-        raise ValueError(f"{path / CONFIG_FILE}: {FILE_FORMAT} version {doc.get('version')} is "
-                         f"not supported (this engine reads version {FILE_VERSION})")
+        raise ValueError(f"{source}: {FILE_FORMAT} version {doc.get('version')} is not "
+                         f"supported (this engine reads version {FILE_VERSION})")
+    if not isinstance(doc.get("skills"), list) or not isinstance(doc.get("config"), dict):
+        raise ValueError(f"{source}: the checkpoint lacks its skill ids or configuration")
     return doc
 
 
