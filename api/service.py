@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from api.db import events, learners
 from api.store import CachedState, StateStore
@@ -111,6 +112,19 @@ class TutorService:
 
     # ------------------------------------------------------------------ answers
     def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
+        """Record ``answer`` and return the response (the stored one for a retried event id)."""
+        try:
+            return self._answer(tenant, learner_id, answer)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # a pooled connection the database had closed (the pool does not ping first, see
+            # api.db.make_engine): the pool has dropped it and its peers. Answers are idempotent
+            # by event id, so one more try on a fresh connection is safe even if the commit
+            # went through
+            return self._answer(tenant, learner_id, answer)
+
+    def _answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
         rt = self.runtime(tenant)
         item = rt.catalog.items.get(answer.item_id)
         if item is None:

@@ -276,3 +276,29 @@ def test_kill_9_mid_stream_loses_no_acknowledged_answer(server: Server, which: s
             assert history[body["seq"] - 1]["event_id"] == plan[i][2]
             assert_response_is_the_replay(t, body, history)
         assert_same_mastery(mastery(http, t, learner), replay(t.packs, history))
+
+
+# ====================================================================== d: database restart
+def test_answer_after_the_database_closed_pooled_connections(pg_backend: Backend) -> None:
+    """The pool does not ping before each transaction (a round trip per answer); an answer
+    that meets a connection the database has closed (a restart, a failover) retries on a
+    fresh one instead of failing, and is recorded once."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    t = make_tenant_on(pg_backend.engine)
+    with TestClient(create_app(pg_backend.settings())) as http:
+        first = post(http, t, "restart", MINI_ITEMS[0], True, fixed_event_ids("restart", 2)[0])
+        assert first.status_code == 200, first.text
+        with pg_backend.engine.connect() as conn:  # what a restart does to the app's pool
+            closed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar_one()
+        assert closed >= 1
+        second = post(http, t, "restart", MINI_ITEMS[1], False, fixed_event_ids("restart", 2)[1])
+        assert second.status_code == 200, second.text
+        assert second.json()["seq"] == 2 and second.json()["duplicate"] is False
+        assert_log_is_exact(full_history(http, "restart", t.headers),
+                            fixed_event_ids("restart", 2))
+        http.app.state.service.engine.dispose()  # type: ignore[attr-defined]
