@@ -189,10 +189,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def post_answer(learner_id: LearnerId, body: AnswerIn, t: Auth) -> Any:
         """Record an answer; returns the updated mastery of its skills and the next exercise."""
         metrics.ANSWERS.inc()
-        return call(service.answer, t, learner_id, Answer(
+        # a Response, not the dict: FastAPI would first copy a dict through jsonable_encoder,
+        # a pure-Python walk (~23 us per answer) of what is already plain JSON
+        return JSON(call(service.answer, t, learner_id, Answer(
             item_id=body.item_id, correct=body.correct, event_id=str(body.event_id),
             answered_at=body.answered_at, response_ms=body.response_ms,
-            target_success=body.target_success))
+            target_success=body.target_success)))
 
     @app.get("/v1/learners/{learner_id}/next", tags=["learners"])
     def get_next(learner_id: LearnerId, t: Auth,
