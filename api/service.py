@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from api.db import events, learners
+from api.models import tenant_tracer
 from api.store import CachedState, StateStore
 from api.tenants import Tenant, load_catalog
 from content.catalog import Catalog
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
-from engine.tracing import BKT
+from engine.tracing import Tracer
 
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
 
@@ -61,7 +61,7 @@ class Runtime:
 
     content_version: int
     catalog: Catalog
-    tracer: BKT
+    tracer: Tracer[Any]
 
 
 class TutorService:
@@ -105,7 +105,7 @@ class TutorService:
             rt = self._runtimes.get(tenant.id)
             if rt is None or rt.content_version != tenant.content_version:
                 catalog = load_catalog(self.engine, tenant.id)
-                tracer = BKT().set_params(catalog.bkt_params())
+                tracer = tenant_tracer(self.engine, tenant.id, catalog)
                 rt = Runtime(tenant.content_version, catalog, tracer)
                 self._runtimes[tenant.id] = rt
         return rt
@@ -210,7 +210,7 @@ class TutorService:
                                    row.last_seq, rt)
 
     # ------------------------------------------------------------------ selection
-    def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: np.ndarray,
+    def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: Any,
                 recent: Sequence[str], seq: int, target: float | None, course: str | None,
                 n: int) -> tuple[list[dict[str, Any]], str | None]:
         """The policy's choices as JSON, and why there are none when the list is empty.
@@ -328,8 +328,8 @@ class TutorService:
             raise NotFound(f"learner {learner_id!r} not found")
 
 
-def fold(tracer: BKT, learner_id: str,
-         answers: Iterable[tuple[str, Sequence[str], bool]]) -> np.ndarray:
+def fold(tracer: Tracer[Any], learner_id: str,
+         answers: Iterable[tuple[str, Sequence[str], bool]]) -> Any:
     """``fold(tracer.update, events)`` from a fresh state: the definition of a learner's state.
 
     Skills no longer in the content are skipped (their evidence has no parameters to use).

@@ -1,8 +1,20 @@
-"""What a benchmark ran on, shared by the benchmark scripts (they run as scripts from bench/)."""
+"""What the benchmark scripts share (they run as scripts from bench/): where they ran, progress
+lines, per-call latencies."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+_START = time.perf_counter()
 
 
 def cpu_model() -> str:
@@ -13,3 +25,27 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: they mean little without it."""
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu_model(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr, with the seconds since start: stdout is kept for the table."""
+    print(f"[{time.perf_counter() - _START:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+
+def latencies(calls: Sequence[T], step: Callable[[T], None]) -> dict[str, Any]:
+    """Per-call wall time of ``step`` over ``calls`` in order: mean, p50, p99 in µs."""
+    times_ns = np.empty(len(calls), dtype=np.int64)
+    clock = time.perf_counter_ns
+    for i, call in enumerate(calls):
+        t = clock()
+        step(call)
+        times_ns[i] = clock() - t
+    us = times_ns / 1e3
+    return {"answers": len(calls), "mean_us": float(us.mean()),
+            "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99))}

@@ -16,18 +16,15 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numba
 import numpy as np
 import pandas as pd
-from benchinfo import cpu_model
+from benchinfo import latencies, log, machine
 
 from engine.events import AnswerEvent, AnswerLog
 from engine.tracing.bkt import BKT
@@ -40,12 +37,6 @@ SPLITS = {"train": "builder_train.csv", "test": "builder_test.csv"}
 VARIANTS = {"bkt": False, "bkt_forgets": True}  # result key -> forgets
 _REPLAY_RUNS = 3
 _WARMUP_ANSWERS = 5_000
-_START = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    """A progress line on stderr, with the seconds since start: stdout is kept for the table."""
-    print(f"[{time.perf_counter() - _START:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -129,19 +120,6 @@ def time_fits(train: AnswerLog, test: AnswerLog, forgets: bool,
     return model, {"fit_s": fit_s, **{k: metrics[k] for k in ("auc", "rmse", "accuracy")}}
 
 
-def _latencies(events: list[AnswerEvent], step: Callable[[AnswerEvent], None]) -> dict[str, Any]:
-    """Per-answer wall time of ``step`` over ``events`` in order: mean, p50, p99 in µs."""
-    times_ns = np.empty(len(events), dtype=np.int64)
-    clock = time.perf_counter_ns
-    for i, event in enumerate(events):
-        t = clock()
-        step(event)
-        times_ns[i] = clock() - t
-    us = times_ns / 1e3
-    return {"answers": len(events), "mean_us": float(us.mean()),
-            "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99))}
-
-
 def time_online(model: BKT, test: AnswerLog) -> dict[str, Any]:
     """Online update per test answer, with and without the state's bytes round trip.
 
@@ -168,8 +146,8 @@ def time_online(model: BKT, test: AnswerLog) -> dict[str, Any]:
         states[event.learner] = model.update(model.new_state() if state is None else state, event)
 
     return {"unfitted_skill_answers_in_test": len(test) - len(events),
-            "store_bytes": _latencies(events, with_bytes),
-            "in_memory": _latencies(events, in_memory)}
+            "store_bytes": latencies(events, with_bytes),
+            "in_memory": latencies(events, in_memory)}
 
 
 def time_replay(model: BKT, answers: AnswerLog) -> dict[str, float]:
@@ -199,13 +177,6 @@ def run_ours(logs: dict[str, AnswerLog], args: argparse.Namespace) -> dict[str, 
 
 
 # ---------------------------------------------------------------------------------- report
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on: they mean little without it."""
-    cpu = cpu_model()
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu,
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
-
-
 def table(ours: dict[str, Any], ref: dict[str, Any] | None) -> str:
     """Markdown table, ours beside pyBKT; the last column is how many times faster ours is
     (pyBKT's time over ours, or our throughput over pyBKT's)."""
