@@ -163,6 +163,27 @@ def test_online_equals_batch_with_count_features(log: AnswerLog) -> None:
                                atol=2e-6)
 
 
+def test_dkt_plus_regularizers(log: AnswerLog) -> None:
+    from engine.tracing.dkt_fit import dkt_plus_penalty
+
+    config = DKTConfig(hidden=16, embed=8, reg_r=0.1, reg_w1=0.003, reg_w2=3.0)
+    seqs = Sequences.from_log(log, {s: k for k, s in enumerate(log.skill_ids)})
+    net = DKTNet(len(log.skill_ids), config)
+    batch = make_batch(seqs, windows(seqs, 30)[:16], len(log.skill_ids))
+    _, hidden = net.run(batch)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    penalty = dkt_plus_penalty(net, batch, hidden, config, loss_fn)
+    assert penalty.item() > 0
+    penalty.backward()  # differentiable end to end
+    assert net.lstm.weight_hh_l0.grad is not None
+    off = DKTConfig(hidden=16, embed=8)
+    assert dkt_plus_penalty(net, batch, hidden, off, loss_fn).item() == 0.0
+
+    model = DKT(**{**SMALL, "epochs": 2, "reg_r": 0.1, "reg_w2": 3.0}).fit(log)
+    np.testing.assert_allclose(_online_predictions(model, log), model.predict_log(log),
+                               atol=2e-6)
+
+
 @pytest.mark.parametrize("counts", [False, True])
 def test_online_equals_batch_with_multi_skill_answers_and_two_layers(counts: bool) -> None:
     log = _multi_skill_log()

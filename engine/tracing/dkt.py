@@ -76,6 +76,11 @@ class DKTNet(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         """The logit of every real answer (in ``batch.mask`` order), each predicted from the
         answers before it."""
+        return self.run(batch)[0]
+
+    def run(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s logits, and the LSTM's top-layer state after every step
+        (B, T, hidden), which DKT+'s regularizers read."""
         mask = batch.skill_mask
         x = self.inputs(batch.tokens).sum(2) / mask.sum(2, keepdim=True).clamp(min=1.0)
         # padding is not packed away: batches group similar lengths, and on a CPU a step over
@@ -84,12 +89,18 @@ class DKTNet(nn.Module):
         # the prediction of answer t comes from the state after answer t - 1 (zeros for t = 0)
         before = torch.cat([hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2]),
                             hidden[:, :-1]], dim=1)[batch.mask]
-        before = self.drop(before)
+        history = batch.history[batch.mask] if self.counts is not None else None
+        return self.readout(self.drop(before), batch, history), hidden
+
+    def readout(self, states: torch.Tensor, batch: Batch,
+                history: torch.Tensor | None) -> torch.Tensor:
+        """Logits of the real answers' skills from one state per real answer (N, hidden): the
+        mean over each answer's skills, plus the count features when ``history`` is given."""
         weight, bias, *counts = self.output_params()
-        targets, skill_mask = batch.targets[batch.mask], mask[batch.mask]
-        per_skill = torch.einsum("nh,nkh->nk", before, weight[targets]) + bias[targets]
-        if counts:
-            per_skill = per_skill + (counts[0][targets] * batch.history[batch.mask].log1p()).sum(-1)
+        targets, skill_mask = batch.targets[batch.mask], batch.skill_mask[batch.mask]
+        per_skill = torch.einsum("nh,nkh->nk", states, weight[targets]) + bias[targets]
+        if history is not None:
+            per_skill = per_skill + (counts[0][targets] * history.log1p()).sum(-1)
         return (per_skill * skill_mask).sum(1) / skill_mask.sum(1).clamp(min=1.0)
 
 

@@ -19,6 +19,12 @@ class DKTConfig:
     #: add the learner's earlier right/wrong counts on the predicted skill to its logit (the
     #: past-trial counts of DKT+forgetting, Nagatani et al. 2019)
     counts: bool = False
+    #: DKT+ (Yeung & Yeung 2018): weights of the reconstruction loss (the state after an answer
+    #: should predict that answer) and of the L1 / squared L2 change of every skill's
+    #: prediction from one step to the next (0 turns each off; the paper uses 0.1, 0.003, 3.0)
+    reg_r: float = 0.0
+    reg_w1: float = 0.0
+    reg_w2: float = 0.0
     window: int = 200  #: longest training window, in answers
     batch_size: int = 32  #: windows per training batch
     lr: float = 2e-3  #: Adam learning rate
@@ -38,6 +44,8 @@ class DKTConfig:
             raise ValueError(f"DKT dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction!r}")
+        if min(self.reg_r, self.reg_w1, self.reg_w2) < 0:
+            raise ValueError("the DKT+ weights reg_r, reg_w1, reg_w2 must be >= 0")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
 

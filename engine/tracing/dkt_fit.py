@@ -22,10 +22,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from engine.events import AnswerLog
-from engine.tracing.dkt_data import Sequences, batches, make_batch, windows
+from engine.tracing.dkt_config import DKTConfig
+from engine.tracing.dkt_data import Batch, Sequences, batches, make_batch, windows
 
 if TYPE_CHECKING:
-    from engine.tracing.dkt import DKT, TrainProgress
+    from engine.tracing.dkt import DKT, DKTNet, TrainProgress
 
 TRAIN_STATE_FILE = "train_state.pt"
 RESUMABLE_CHANGES = ("epochs", "patience")
@@ -35,7 +36,7 @@ def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
           progress: TrainProgress | None = None, checkpoint: str | Path | None = None,
           resume: bool = False, device: str | None = None) -> None:
     """Fit ``model`` in place (see :meth:`engine.tracing.dkt.DKT.fit`)."""
-    from engine.tracing.dkt import DKTNet
+    from engine.tracing.dkt import DKTNet  # at call time: dkt imports this module
 
     cfg = model.config
     if len(log) == 0:
@@ -72,8 +73,10 @@ def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
         total_loss, seen = 0.0, 0
         for done, group in enumerate(batches(spans, cfg.batch_size, rng), start=1):
             batch = make_batch(train_seqs, group, len(skills)).to(dev)
-            logits = net(batch)
+            logits, hidden = net.run(batch)
             loss = loss_fn(logits, batch.correct[batch.mask])
+            if cfg.reg_r or cfg.reg_w1 or cfg.reg_w2:
+                loss = loss + dkt_plus_penalty(net, batch, hidden, cfg, loss_fn)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=5.0)
@@ -96,6 +99,25 @@ def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
     model.training_ = run.summary(len(log), len(valid), str(dev))
     if folder is not None:
         model.save(folder)
+
+
+def dkt_plus_penalty(net: DKTNet, batch: Batch, hidden: torch.Tensor, cfg: DKTConfig,
+                     loss_fn: torch.nn.Module) -> torch.Tensor:
+    """DKT+'s regularizers (Yeung & Yeung 2018): the state after an answer must also predict
+    that answer (reconstruction), and predictions of all skills should not jump between steps
+    (waviness, L1 and squared L2, averaged over skills and steps)."""
+    penalty = hidden.new_zeros(())
+    if cfg.reg_r:
+        after = net.readout(net.drop(hidden[batch.mask]), batch, None)
+        penalty = penalty + cfg.reg_r * loss_fn(after, batch.correct[batch.mask])
+    if cfg.reg_w1 or cfg.reg_w2:
+        pairs = batch.mask[:, 1:] & batch.mask[:, :-1]
+        if bool(pairs.any()):
+            p = torch.sigmoid(net.out(hidden))
+            change = (p[:, 1:] - p[:, :-1])[pairs]
+            penalty = penalty + cfg.reg_w1 * change.abs().mean() \
+                + cfg.reg_w2 * change.pow(2).mean()
+    return penalty
 
 
 class _Run:

@@ -143,3 +143,40 @@ def test_served_dkt_state_bytes_round_trip(checkpoint: Path) -> None:
                                                         True))
     again = model.state_from_bytes(model.state_to_bytes(state))
     np.testing.assert_array_equal(again.logits, state.logits)
+
+
+def test_cli_exports_the_log_trains_and_registers(backend, make_tenant, make_client,
+                                                  tmp_path: Path, monkeypatch) -> None:
+    """The documented loop: tutor export-log, tutor train dkt, tutor model register."""
+    from typer.testing import CliRunner
+
+    from training.cli import app as tutor_cli
+
+    for name, value in backend.env().items():
+        if name.startswith("TUTOR_"):
+            monkeypatch.setenv(name, value)
+    t = make_tenant(["mini"])
+    client = make_client()
+    for learner in ("l1", "l2", "l3", "l4"):
+        for item, correct in ANSWERS:
+            answer(client, t, learner, item, correct)
+    run = CliRunner().invoke
+    name = t.tenant.name
+    done = run(tutor_cli, ["export-log", "--tenant", name, "--out", str(tmp_path / "log.csv")])
+    assert done.exit_code == 0, done.output
+    assert "24 answers of 4 learners" in done.stdout
+    done = run(tutor_cli, ["train", "dkt", "--format", "csv", "--train",
+                           str(tmp_path / "log.csv"), "--out", str(tmp_path / "m"),
+                           "--hidden", "8", "--embed", "4", "--epochs", "2"])
+    assert done.exit_code == 0, done.output
+    done = run(tutor_cli, ["model", "register", str(tmp_path / "m"), "--tenant", name])
+    assert done.exit_code == 0, done.output
+    model = DKT.load(tmp_path / "m")
+    client = make_client()  # a worker that has not cached the tenant's previous version
+    _, state = _offline(model, full_history(client, "l1", t.headers))
+    served = state_mastery(client.get("/v1/learners/l1/state", headers=t.headers).json())
+    assert_same_mastery(served, model.mastery(state))
+    done = run(tutor_cli, ["model", "unregister", "--tenant", name])
+    assert done.exit_code == 0 and "BKT again" in done.stdout, done.output
+    done = run(tutor_cli, ["model", "unregister", "--tenant", name])
+    assert done.exit_code == 2 and "no registered model" in done.output
