@@ -49,6 +49,10 @@ class IdSpaceError(ValueError):
     """Data whose skill ids are not the ones a trained model knows."""
 
 
+#: an LSTM's (h, c), each (layers, batch, hidden)
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
 class DKTNet(nn.Module):
     """The network: input embedding, LSTM, per-skill output layer."""
 
@@ -78,19 +82,25 @@ class DKTNet(nn.Module):
         answers before it."""
         return self.run(batch)[0]
 
-    def run(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward`'s logits, and the LSTM's top-layer state after every step
-        (B, T, hidden), which DKT+'s regularizers read."""
+    def run(self, batch: Batch, state: LSTMState | None = None,
+            ) -> tuple[torch.Tensor, torch.Tensor, LSTMState]:
+        """:meth:`forward`'s logits, the LSTM's top-layer state after every step (B, T,
+        hidden), which DKT+'s regularizers read, and its final (h, c).
+
+        ``state`` continues sequences from the (h, c) a previous call ended with: a long
+        sequence can be run in consecutive pieces with the same result as in one.
+        """
         mask = batch.skill_mask
         x = self.inputs(batch.tokens).sum(2) / mask.sum(2, keepdim=True).clamp(min=1.0)
         # padding is not packed away: batches group similar lengths, and on a CPU a step over
         # a few more rows costs less than packing (states after a sequence's end are unused)
-        hidden, _ = self.lstm(x)
+        hidden, final = self.lstm(x, state)
         # the prediction of answer t comes from the state after answer t - 1 (zeros for t = 0)
-        before = torch.cat([hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2]),
-                            hidden[:, :-1]], dim=1)[batch.mask]
+        first = (hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2]) if state is None
+                 else state[0][-1].unsqueeze(1))
+        before = torch.cat([first, hidden[:, :-1]], dim=1)[batch.mask]
         history = batch.history[batch.mask] if self.counts is not None else None
-        return self.readout(self.drop(before), batch, history), hidden
+        return self.readout(self.drop(before), batch, history), hidden, final
 
     def readout(self, states: torch.Tensor, batch: Batch,
                 history: torch.Tensor | None) -> torch.Tensor:
@@ -177,19 +187,31 @@ class DKT:
         seqs = Sequences.from_log(log, self.vocabulary())
         return self.predict_sequences(net, seqs, batch_size=batch_size)[np.argsort(seqs.rows)]
 
-    def predict_sequences(self, net: DKTNet, seqs: Sequences, *, batch_size: int = 256,
-                          max_steps: int = 65_536,
-                          device: str | torch.device = "cpu") -> np.ndarray:
-        """P(correct) of every answer of ``seqs``, in its (learner-grouped) order; a batch
-        holds at most ``batch_size`` learners and ``max_steps`` padded answers."""
+    def predict_sequences(self, net: DKTNet, seqs: Sequences, *, batch_size: int = 512,
+                          chunk: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+        """P(correct) of every answer of ``seqs``, in its (learner-grouped) order.
+
+        Up to ``batch_size`` learners, longest first, run together ``chunk`` answers at a time,
+        each piece continuing from the state the previous one ended with; a learner leaves the
+        batch when their sequence ends. One very long sequence thus costs its own steps, not
+        padding for the whole batch, and memory stays bounded whatever the lengths.
+        """
         out = np.empty(len(seqs.rows))
         was_training = net.training
         net.eval()
         with torch.inference_mode():
-            for spans in batches(seqs.spans(), batch_size, max_steps=max_steps):
-                batch = make_batch(seqs, spans, net.n_skills).to(device)
-                logits = net(batch)
-                out[batch.positions] = torch.sigmoid(logits).double().cpu().numpy()
+            for spans in batches(seqs.spans(), batch_size):  # each group longest first
+                lengths = spans[:, 1] - spans[:, 0]
+                state: LSTMState | None = None
+                for start in range(0, int(lengths.max(initial=0)), chunk):
+                    alive = int(np.count_nonzero(lengths > start))
+                    begin = spans[:alive, 0] + start
+                    piece = np.stack([begin, np.minimum(spans[:alive, 1], begin + chunk)], axis=1)
+                    batch = make_batch(seqs, piece, net.n_skills).to(device)
+                    if state is not None:
+                        state = (state[0][:, :alive], state[1][:, :alive])
+                    logits, _, state = net.run(batch, state)
+                    out[batch.positions] = torch.sigmoid(logits).double().cpu().numpy()
         net.train(was_training)
         return out
 

@@ -12,8 +12,8 @@ __all__ = ["DKTConfig"]
 class DKTConfig:
     """Architecture and training settings; saved with every checkpoint."""
 
-    hidden: int = 128  #: LSTM units per layer
-    embed: int = 64  #: size of the (skill, correct) input embedding
+    hidden: int = 200  #: LSTM units per layer (the DKT paper's size)
+    embed: int = 100  #: size of the (skill, correct) input embedding
     layers: int = 1  #: stacked LSTM layers
     dropout: float = 0.2  #: on the LSTM output (and between layers)
     #: add the learner's earlier right/wrong counts on the predicted skill to its logit (the

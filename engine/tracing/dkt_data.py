@@ -160,25 +160,19 @@ def windows(seqs: Sequences, length: int) -> np.ndarray:
     return spans[spans[:, 1] - spans[:, 0] >= 2]  # one answer alone has nothing to predict from
 
 
-def batches(spans: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, *,
-            max_steps: int | None = None) -> Iterator[np.ndarray]:
-    """Groups of up to ``batch_size`` spans of similar length, shuffled by ``rng`` when given.
+def batches(spans: np.ndarray, batch_size: int,
+            rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
+    """Groups of up to ``batch_size`` spans of similar length.
 
-    With ``max_steps``, a group also holds at most that many padded answers (its longest span
-    times its size), so one very long sequence does not pad hundreds of short ones.
+    With ``rng``, spans of equal length are shuffled and the groups come in random order;
+    without, groups come longest first and each group is sorted longest first.
     """
     lengths = spans[:, 1] - spans[:, 0]
     if rng is None:
         order = np.argsort(-lengths, kind="stable")
-    else:  # random within equal lengths, then by length, then batches in random order
+    else:
         order = np.lexsort((rng.permutation(len(spans)), -lengths))
-    groups, start = [], 0
-    while start < len(order):
-        size = batch_size
-        if max_steps is not None:  # lengths fall along ``order``: the first is the longest
-            size = max(1, min(size, max_steps // max(int(lengths[order[start]]), 1)))
-        groups.append(order[start:start + size])
-        start += size
+    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         groups = [groups[i] for i in rng.permutation(len(groups))]
     for group in groups:

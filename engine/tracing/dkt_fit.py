@@ -73,7 +73,7 @@ def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
         total_loss, seen = 0.0, 0
         for done, group in enumerate(batches(spans, cfg.batch_size, rng), start=1):
             batch = make_batch(train_seqs, group, len(skills)).to(dev)
-            logits, hidden = net.run(batch)
+            logits, hidden, _ = net.run(batch)
             loss = loss_fn(logits, batch.correct[batch.mask])
             if cfg.reg_r or cfg.reg_w1 or cfg.reg_w2:
                 loss = loss + dkt_plus_penalty(net, batch, hidden, cfg, loss_fn)
