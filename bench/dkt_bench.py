@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ class Dataset:
     test: str
     target_auc: float
     published: dict[str, float]
-    options: dict[str, Any] = field(default_factory=dict)  # DKT settings that paid here
 
 
 DATASETS = {
@@ -95,8 +94,7 @@ def time_replay(model: DKT, answers: AnswerLog) -> dict[str, float]:
 
 def run_dataset(name: str, ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     train, test = read_split(args.data_dir, ds)
-    options = {"seed": args.seed, **ds.options, **({"epochs": args.epochs} if args.epochs
-                                                  else {})}
+    options = {"seed": args.seed, **({"epochs": args.epochs} if args.epochs else {})}
     log(f"{name}: training DKT {options} on {len(train):,} answers")
     model = DKT(**options)
     start = time.perf_counter()

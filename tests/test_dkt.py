@@ -43,13 +43,6 @@ def _multi_skill_log() -> AnswerLog:
 
 
 # ---------------------------------------------------------------------------- batches
-def test_history_counts_earlier_right_and_wrong_answers_per_skill() -> None:
-    seqs = Sequences.from_log(_multi_skill_log(), {"a": 0, "b": 1})
-    ann = seqs.history[:3]  # ann: a right; a+b wrong; b right
-    assert ann[:, 0].tolist() == [[0, 0], [1, 0], [0, 1]]  # slot 0: a, a, b
-    assert ann[1, 1].tolist() == [0, 0]  # b at ann's 2nd answer: nothing before
-
-
 def test_batch_shapes_and_masking() -> None:
     log = _multi_skill_log()
     seqs = Sequences.from_log(log, {"a": 0, "b": 1})
@@ -78,8 +71,7 @@ def test_padding_and_unknown_skills() -> None:
 
 def test_windows_cut_long_sequences_and_drop_single_answers() -> None:
     seqs = Sequences(rows=np.arange(11), ptr=np.array([0, 7, 8, 11]),
-                     skills=np.zeros((11, 1), np.int64), correct=np.zeros(11, np.int64),
-                     history=np.zeros((11, 1, 2), np.float32))
+                     skills=np.zeros((11, 1), np.int64), correct=np.zeros(11, np.int64))
     assert windows(seqs, 3).tolist() == [[0, 3], [3, 6], [8, 11]]  # [6, 7] and [7, 8] alone
     with pytest.raises(ValueError, match="at least 2"):
         windows(seqs, 1)
@@ -168,13 +160,6 @@ def test_online_predictions_equal_batch_predictions(log: AnswerLog, trained: DKT
                                atol=2e-6)
 
 
-def test_online_equals_batch_with_count_features(log: AnswerLog) -> None:
-    model = DKT(**{**SMALL, "epochs": 2, "counts": True}).fit(log)
-    assert np.any(model.net_.counts.detach().numpy() != 0)  # type: ignore[union-attr]
-    np.testing.assert_allclose(_online_predictions(model, log), model.predict_log(log),
-                               atol=2e-6)
-
-
 def test_dkt_plus_regularizers(log: AnswerLog) -> None:
     from engine.tracing.dkt_fit import dkt_plus_penalty
 
@@ -196,11 +181,9 @@ def test_dkt_plus_regularizers(log: AnswerLog) -> None:
                                atol=2e-6)
 
 
-@pytest.mark.parametrize("counts", [False, True])
-def test_online_equals_batch_with_multi_skill_answers_and_two_layers(counts: bool) -> None:
+def test_online_equals_batch_with_multi_skill_answers_and_two_layers() -> None:
     log = _multi_skill_log()
-    model = DKT(hidden=8, embed=4, layers=2, epochs=2, batch_size=2, window=3,
-                counts=counts).fit(log, log)
+    model = DKT(hidden=8, embed=4, layers=2, epochs=2, batch_size=2, window=3).fit(log, log)
     np.testing.assert_allclose(_online_predictions(model, log), model.predict_log(log),
                                atol=2e-6)
 

@@ -66,16 +66,12 @@ class DKTNet(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden, n_skills)
-        # per skill, the weights of log(1 + earlier right) and log(1 + earlier wrong) answers
-        self.counts = nn.Parameter(torch.zeros(n_skills, 2)) if config.counts else None
 
-    def output_params(self) -> tuple[torch.Tensor, ...]:
-        """Output weights, biases (and count weights) with one extra row, the mean, for unknown
-        skills."""
-        params = [self.out.weight, self.out.bias]
-        if self.counts is not None:
-            params.append(self.counts)
-        return tuple(torch.cat([p, p.mean(0, keepdim=True)]) for p in params)
+    def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output weights and biases with one extra row, the mean, for unknown skills."""
+        weight, bias = self.out.weight, self.out.bias
+        return (torch.cat([weight, weight.mean(0, keepdim=True)]),
+                torch.cat([bias, bias.mean(0, keepdim=True)]))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """The logit of every real answer (in ``batch.mask`` order), each predicted from the
@@ -99,30 +95,24 @@ class DKTNet(nn.Module):
         first = (hidden.new_zeros(hidden.shape[0], 1, hidden.shape[2]) if state is None
                  else state[0][-1].unsqueeze(1))
         before = torch.cat([first, hidden[:, :-1]], dim=1)[batch.mask]
-        history = batch.history[batch.mask] if self.counts is not None else None
-        return self.readout(self.drop(before), batch, history), hidden, final
+        return self.readout(self.drop(before), batch), hidden, final
 
-    def readout(self, states: torch.Tensor, batch: Batch,
-                history: torch.Tensor | None) -> torch.Tensor:
+    def readout(self, states: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Logits of the real answers' skills from one state per real answer (N, hidden): the
-        mean over each answer's skills, plus the count features when ``history`` is given."""
-        weight, bias, *counts = self.output_params()
+        mean over each answer's skills."""
+        weight, bias = self.output_params()
         targets, skill_mask = batch.targets[batch.mask], batch.skill_mask[batch.mask]
         per_skill = torch.einsum("nh,nkh->nk", states, weight[targets]) + bias[targets]
-        if history is not None:
-            per_skill = per_skill + (counts[0][targets] * history.log1p()).sum(-1)
         return (per_skill * skill_mask).sum(1) / skill_mask.sum(1).clamp(min=1.0)
 
 
 @dataclass(frozen=True, eq=False)
 class DKTState:
-    """One learner's recurrent state: hidden and cell vectors per layer, earlier (right, wrong)
-    answers per skill when the model uses them, and the skill logits these imply (derived,
-    recomputed when read from bytes)."""
+    """One learner's recurrent state: hidden and cell vectors per layer, and the skill logits
+    they imply (derived, recomputed when read from bytes)."""
 
     h: np.ndarray
     c: np.ndarray
-    counts: np.ndarray | None
     logits: np.ndarray
 
 
@@ -219,9 +209,7 @@ class DKT:
     def new_state(self) -> DKTState:
         layers, hidden = self.config.layers, self.config.hidden
         zeros = np.zeros((layers, hidden), dtype=np.float32)
-        counts = (np.zeros((len(self._skills()), 2), dtype=np.float32)
-                  if self.config.counts else None)
-        return self._with_logits(zeros, zeros, counts)
+        return self._with_logits(zeros, zeros)
 
     def update(self, state: DKTState, event: AnswerEvent) -> DKTState:
         """One LSTM step in numpy with the trained weights (the batch path's arithmetic)."""
@@ -239,11 +227,7 @@ class DKT:
             i, f, g, o = np.split(gates, 4)
             cs[layer] = _sigmoid(f) * state.c[layer] + _sigmoid(i) * np.tanh(g)
             hs[layer] = x = _sigmoid(o) * np.tanh(cs[layer])
-        counts = state.counts
-        if counts is not None:
-            counts = counts.copy()
-            counts[idx, 0 if event.correct else 1] += 1
-        return self._with_logits(hs, cs, counts)
+        return self._with_logits(hs, cs)
 
     def predict_correct(self, state: DKTState, item: str, skills: Sequence[str]) -> float:
         if not skills:
@@ -277,23 +261,16 @@ class DKT:
         return self._online().vocab
 
     def state_to_bytes(self, state: DKTState) -> bytes:
-        parts = [state.h.ravel(), state.c.ravel()]
-        if state.counts is not None:
-            parts.append(state.counts.ravel())
-        return np.concatenate(parts).astype("<f4").tobytes()
+        return np.concatenate([state.h.ravel(), state.c.ravel()]).astype("<f4").tobytes()
 
     def state_from_bytes(self, data: bytes) -> DKTState:
         """The state in ``data``, read in place (read-only: :meth:`update` never mutates)."""
         layers, hidden = self.config.layers, self.config.hidden
-        recurrent = 2 * layers * hidden
-        n_counts = 2 * len(self._skills()) if self.config.counts else 0
-        if len(data) != 4 * (recurrent + n_counts):
-            raise ValueError(f"a DKT state of this model is {4 * (recurrent + n_counts)} bytes, "
-                             f"got {len(data)}")
-        flat = np.frombuffer(data, dtype="<f4")
-        h, c = flat[:recurrent].reshape(2, layers, hidden)
-        counts = flat[recurrent:].reshape(-1, 2) if n_counts else None
-        return self._with_logits(h, c, counts)
+        size = 2 * layers * hidden * 4
+        if len(data) != size:
+            raise ValueError(f"a DKT state of this model is {size} bytes, got {len(data)}")
+        h, c = np.frombuffer(data, dtype="<f4").reshape(2, layers, hidden)
+        return self._with_logits(h, c)
 
     # ================================================================== persistence
     def save(self, path: str | Path) -> None:
@@ -361,13 +338,9 @@ class DKT:
                                                                         self._skills())
         return cached
 
-    def _with_logits(self, h: np.ndarray, c: np.ndarray, counts: np.ndarray | None) -> DKTState:
+    def _with_logits(self, h: np.ndarray, c: np.ndarray) -> DKTState:
         online = self._online()
-        logits = online.out_w @ h[-1] + online.out_b
-        if counts is not None:
-            assert online.counts is not None
-            logits += (online.counts * np.log1p(counts)).sum(1)
-        return DKTState(h, c, counts, logits)
+        return DKTState(h, c, online.out_w @ h[-1] + online.out_b)
 
 
 @dataclass(frozen=True, eq=False)
@@ -379,7 +352,6 @@ class _OnlineWeights:
     lstm: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
     out_w: np.ndarray
     out_b: np.ndarray
-    counts: np.ndarray | None
 
     @classmethod
     def of(cls, net: DKTNet, skills: tuple[str, ...]) -> _OnlineWeights:
@@ -391,8 +363,7 @@ class _OnlineWeights:
              arr(getattr(net.lstm, f"bias_ih_l{k}") + getattr(net.lstm, f"bias_hh_l{k}")))
             for k in range(net.lstm.num_layers))
         return cls({s: k for k, s in enumerate(skills)}, arr(net.inputs.weight), lstm,
-                   arr(net.out.weight), arr(net.out.bias),
-                   None if net.counts is None else arr(net.counts))
+                   arr(net.out.weight), arr(net.out.bias))
 
 
 def read_checkpoint_doc(path: Path) -> dict[str, Any]:

@@ -16,9 +16,6 @@ class DKTConfig:
     embed: int = 100  #: size of the (skill, correct) input embedding
     layers: int = 1  #: stacked LSTM layers
     dropout: float = 0.2  #: on the LSTM output (and between layers)
-    #: add the learner's earlier right/wrong counts on the predicted skill to its logit (the
-    #: past-trial counts of DKT+forgetting, Nagatani et al. 2019)
-    counts: bool = False
     #: DKT+ (Yeung & Yeung 2018): weights of the reconstruction loss (the state after an answer
     #: should predict that answer) and of the L1 / squared L2 change of every skill's
     #: prediction from one step to the next (0 turns each off; the paper uses 0.1, 0.003, 3.0)

@@ -27,16 +27,13 @@ __all__ = ["Batch", "Sequences", "batches", "windows"]
 class Sequences:
     """A log's answers grouped by learner: learner ``j`` is ``rows[ptr[j]:ptr[j + 1]]``.
 
-    ``skills[n]`` and ``correct[n]`` describe answer ``rows[n]`` of the log; ``history[n, k]``
-    counts the learner's earlier right and wrong answers on skill ``skills[n, k]`` (computed
-    over the whole sequence, so a training window starting mid-sequence still knows them).
+    ``skills[n]`` and ``correct[n]`` describe answer ``rows[n]`` of the log.
     """
 
     rows: np.ndarray
     ptr: np.ndarray
     skills: np.ndarray
     correct: np.ndarray
-    history: np.ndarray
 
     @classmethod
     def from_log(cls, log: AnswerLog, vocabulary: dict[str, int]) -> Sequences:
@@ -55,9 +52,7 @@ class Sequences:
         for k in range(width):
             has = per_row > k
             skills[has, k] = code_index[log.skill_codes[log.skill_ptr[rows[has]] + k]]
-        correct = log.correct[rows].astype(np.int64)
-        return cls(rows=rows, ptr=ptr, skills=skills, correct=correct,
-                   history=_history(np.repeat(np.arange(len(counts)), counts), skills, correct))
+        return cls(rows=rows, ptr=ptr, skills=skills, correct=log.correct[rows].astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.ptr) - 1
@@ -67,28 +62,6 @@ class Sequences:
         return np.stack([self.ptr[:-1], self.ptr[1:]], axis=1)
 
 
-def _history(learner: np.ndarray, skills: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """Per (answer, skill slot): the learner's earlier (right, wrong) answers on that skill."""
-    n, width = skills.shape
-    history = np.zeros((n, width, 2), dtype=np.float32)
-    slot = np.flatnonzero(skills.ravel() >= 0)
-    if len(slot) == 0:
-        return history
-    row = slot // width
-    key = learner[row] * (int(skills.max()) + 1) + skills.ravel()[slot]
-    order = np.argsort(key, kind="stable")  # chronological within each (learner, skill)
-    key, right = key[order], correct[row[order]]
-    first = np.concatenate(([True], key[1:] != key[:-1]))
-    start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
-    done = np.cumsum(right) - right  # right answers before each one, over all groups
-    wins = done - done[start]
-    tries = np.arange(len(key)) - start
-    flat = history.reshape(-1, 2)
-    flat[slot[order], 0] = wins
-    flat[slot[order], 1] = tries - wins
-    return history
-
-
 @dataclass(frozen=True, eq=False)
 class Batch:
     """Padded tensors for ``B`` sequences of at most ``T`` answers.
@@ -96,23 +69,21 @@ class Batch:
     ``tokens[b, t, k]``: the input index of skill ``k`` of answer ``t`` (``1 + 2 * skill +
     correct``, 0 for padding and unknown skills); ``targets``: the skill index to predict
     (``n_skills`` for unknown, 0 under padding); ``skill_mask``: 1 where ``targets`` is a real
-    skill; ``history``: earlier (right, wrong) answers on each target skill; ``correct``: the
-    answers; ``mask``: True on real answers; ``positions``: the row in
+    skill; ``correct``: the answers; ``mask``: True on real answers; ``positions``: the row in
     :class:`Sequences` of each real answer, in ``mask`` order.
     """
 
     tokens: torch.Tensor
     targets: torch.Tensor
     skill_mask: torch.Tensor
-    history: torch.Tensor
     correct: torch.Tensor
     mask: torch.Tensor
     positions: np.ndarray
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.tokens.to(device), self.targets.to(device),
-                     self.skill_mask.to(device), self.history.to(device),
-                     self.correct.to(device), self.mask.to(device), self.positions)
+                     self.skill_mask.to(device), self.correct.to(device),
+                     self.mask.to(device), self.positions)
 
 
 def make_batch(seqs: Sequences, spans: Sequence[tuple[int, int]] | np.ndarray,
@@ -128,8 +99,6 @@ def make_batch(seqs: Sequences, spans: Sequence[tuple[int, int]] | np.ndarray,
     skills[mask] = seqs.skills[positions]
     correct = np.zeros((n, t), dtype=np.int64)
     correct[mask] = seqs.correct[positions]
-    history = np.zeros((n, t, width, 2), dtype=np.float32)
-    history[mask] = seqs.history[positions]
     real = skills >= 0
     known = real & (skills < n_skills)
     tokens = np.where(known, 1 + 2 * skills + correct[:, :, None], 0)
@@ -138,7 +107,6 @@ def make_batch(seqs: Sequences, spans: Sequence[tuple[int, int]] | np.ndarray,
         tokens=torch.from_numpy(tokens),
         targets=torch.from_numpy(targets),
         skill_mask=torch.from_numpy(real.astype(np.float32)),
-        history=torch.from_numpy(history),
         correct=torch.from_numpy(correct.astype(np.float32)),
         mask=torch.from_numpy(mask),
         positions=positions,

@@ -108,7 +108,7 @@ def dkt_plus_penalty(net: DKTNet, batch: Batch, hidden: torch.Tensor, cfg: DKTCo
     (waviness, L1 and squared L2, averaged over skills and steps)."""
     penalty = hidden.new_zeros(())
     if cfg.reg_r:
-        after = net.readout(net.drop(hidden[batch.mask]), batch, None)
+        after = net.readout(net.drop(hidden[batch.mask]), batch)
         penalty = penalty + cfg.reg_r * loss_fn(after, batch.correct[batch.mask])
     if cfg.reg_w1 or cfg.reg_w2:
         pairs = batch.mask[:, 1:] & batch.mask[:, :-1]

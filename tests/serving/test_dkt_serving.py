@@ -40,7 +40,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert params is not None
     log, _ = simulate(params, 120, answers_per_skill=(3, 8), seed=11)
     folder = tmp_path_factory.mktemp("dkt") / "ckpt"
-    DKT(hidden=16, embed=8, epochs=3, window=20, seed=3, counts=True).fit(log, checkpoint=folder)
+    DKT(hidden=16, embed=8, epochs=3, window=20, seed=3).fit(log, checkpoint=folder)
     return folder
 
 
