@@ -6,13 +6,15 @@ in the server's thread pool; the work per request is a short database transactio
 """
 
 
+import contextlib
 import gc
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
 import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -121,7 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = TutorService(engine, store)
     keys = KeyCache(engine, ttl=settings.key_cache_seconds)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # sync routes run in AnyIO's default thread pool, sized here (only in a running loop)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Adaptive tutoring engine",
         version="1",
         description="Knowledge tracing and next-exercise selection, one call per answer. "

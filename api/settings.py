@@ -13,6 +13,9 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_pack_bytes: int = 16 * 1024 * 1024
     key_cache_seconds: float = 2.0
+    #: threads per worker running blocking calls (database, Redis, the engine); AnyIO's
+    #: default, 40, lets that many request threads contend for the interpreter lock
+    threads: int = 40
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -23,4 +26,5 @@ class Settings:
             max_body_bytes=int(env.get("TUTOR_MAX_BODY_BYTES", cls.max_body_bytes)),
             max_pack_bytes=int(env.get("TUTOR_MAX_PACK_BYTES", cls.max_pack_bytes)),
             key_cache_seconds=float(env.get("TUTOR_KEY_CACHE_SECONDS", cls.key_cache_seconds)),
+            threads=int(env.get("TUTOR_THREADS", cls.threads)),
         )

@@ -274,12 +274,13 @@ def test_cli_trains_then_replays_the_checkpoint(log: AnswerLog, tmp_path: Path) 
     holdout = np.isin(log.learner, np.arange(0, log.n_learners, 4))
     write_csv(log.take(~holdout), tmp_path / "train.csv")
     write_csv(log.take(holdout), tmp_path / "test.csv")
-    small = ["--hidden", "16", "--embed", "8", "--epochs", "2", "--window", "30"]
+    small = ["--hidden", "16", "--embed", "8", "--epochs", "2", "--window", "30", "--dkt-plus"]
     result = runner.invoke(app, ["train", "dkt", "--format", "csv", "--train",
                                  str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"),
                                  *small])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "m" / "model.json").is_file()
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["config"]["reg_w2"] == 3.0 and doc["config"]["hidden"] == 16
     scored = runner.invoke(app, ["replay", "--format", "csv", "--checkpoint",
                                  str(tmp_path / "m"), "--test", str(tmp_path / "test.csv"),
                                  "--json"])
@@ -301,4 +302,6 @@ def test_cli_refuses_a_used_out_dir_and_bkt_only_options(tmp_path: Path) -> None
     result = runner.invoke(app, ["train", "dkt", "--train", "x.csv", "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "--resume" in result.output
     result = runner.invoke(app, ["replay", "--train", "a", "--test", "b", "--epochs", "3"])
-    assert result.exit_code == 2 and "--model dkt" in result.output
+    assert result.exit_code == 2 and "--epochs is a DKT setting" in result.output
+    result = runner.invoke(app, ["replay", "--train", "a", "--test", "b", "--dkt-plus"])
+    assert result.exit_code == 2 and "--dkt-plus is a DKT setting" in result.output

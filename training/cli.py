@@ -67,6 +67,11 @@ BatchSize = Annotated[int | None, _dkt_option("batch_size", "windows per batch")
 Window = Annotated[int | None, _dkt_option("window", "longest training window, in answers")]
 Patience = Annotated[int | None, _dkt_option(
     "patience", "epochs without a better validation AUC before stopping")]
+DKTPlus = Annotated[bool, typer.Option(
+    "--dkt-plus", help="DKT: add DKT+'s regularizers (reconstruction 0.1, waviness L1 0.003 "
+                       "and L2 3.0; Yeung & Yeung 2018).")]
+#: the weights DKT+'s paper uses on most datasets
+DKT_PLUS = {"reg_r": 0.1, "reg_w1": 0.003, "reg_w2": 3.0}
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -122,7 +127,7 @@ def replay(
     = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     dropout: Dropout = None, lr: LearningRate = None, batch_size: BatchSize = None,
-    window: Window = None, patience: Patience = None,
+    window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
 ) -> None:
     """Fit a model on one log and score its one-step-ahead predictions on another.
 
@@ -137,11 +142,13 @@ def replay(
     elif train is None or (test is None) == (folds is None):
         raise fail("give either --test FILE or --folds K (with --train alone)")
     dkt = _given(epochs=epochs, hidden=hidden, embed=embed, layers=layers, dropout=dropout,
-                 lr=lr, batch_size=batch_size, window=window, patience=patience)
+                 lr=lr, batch_size=batch_size, window=window, patience=patience,
+                 **(DKT_PLUS if dkt_plus else {}))
     if model is ModelName.dkt:
         options = {"seed": seed, **dkt}
     elif dkt:
-        raise fail(f"--{next(iter(dkt)).replace('_', '-')} is a DKT setting: add --model dkt")
+        flag = "dkt-plus" if dkt_plus else next(iter(dkt)).replace("_", "-")
+        raise fail(f"--{flag} is a DKT setting: add --model dkt")
     else:
         options = {"num_fits": num_fits, "seed": seed, "item_guess_slip": item_guess_slip}
     try:
@@ -256,7 +263,7 @@ def train_dkt(
         help="PyTorch device (default cuda when present, else cpu).")] = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     dropout: Dropout = None, lr: LearningRate = None, batch_size: BatchSize = None,
-    window: Window = None, patience: Patience = None,
+    window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
 ) -> None:
     """Train Deep Knowledge Tracing (an LSTM, Piech et al. 2015) with early stopping.
 
@@ -272,7 +279,7 @@ def train_dkt(
                    "a new directory")
     options = _given(epochs=epochs, hidden=hidden, embed=embed, layers=layers,
                      dropout=dropout, lr=lr, batch_size=batch_size, window=window,
-                     patience=patience)
+                     patience=patience, **(DKT_PLUS if dkt_plus else {}))
     try:
         model = DKT(seed=seed, **options)
         with progress_bar(enabled=True) as progress:
