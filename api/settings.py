@@ -14,8 +14,9 @@ class Settings:
     max_pack_bytes: int = 16 * 1024 * 1024
     key_cache_seconds: float = 2.0
     #: threads per worker running blocking calls (database, Redis, the engine); AnyIO's
-    #: default, 40, lets that many request threads contend for the interpreter lock
-    threads: int = 40
+    #: default, 40, lets that many request threads contend for the interpreter lock (8
+    #: held 400 answers/s where 40 did not in bench/load.py on 2 cores)
+    threads: int = 8
 
     @classmethod
     def from_env(cls) -> Settings:
