@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from api.db import is_current, make_engine, tenants, upgrade
 from api.settings import Settings
 from content.catalog import ContentError
 from content.packs import bundled_packs
+
+if TYPE_CHECKING:
+    from api.tenants import Tenant
 
 err = Console(stderr=True, soft_wrap=True)
 DbUrl = Annotated[str | None, typer.Option(
@@ -46,6 +49,17 @@ def _ready_engine(settings: Settings) -> Engine:
     if not is_current(engine):
         upgrade(settings.database_url)
     return engine
+
+
+def _tenant(database_url: str | None, name: str) -> tuple[Engine, Tenant]:
+    """The ready database and the tenant called ``name`` (exit status 2 if there is none)."""
+    from api.tenants import tenant_by_name
+
+    engine = _ready_engine(_settings(database_url))
+    try:
+        return engine, tenant_by_name(engine, name)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
 
 
 def fail(message: str) -> typer.Exit:
@@ -122,13 +136,12 @@ def model_register(
 ) -> None:
     """Serve a tenant with a trained DKT model; its learners' states are rebuilt with it."""
     from api.models import register_model
-    from api.tenants import load_catalog, tenant_by_name
+    from api.tenants import load_catalog
 
-    engine = _ready_engine(_settings(database_url))
+    engine, target = _tenant(database_url, tenant)
     try:
-        target = tenant_by_name(engine, tenant)
         summary = register_model(engine, target.id, checkpoint, load_catalog(engine, target.id))
-    except (LookupError, FileNotFoundError, ValueError, ContentError) as exc:
+    except (FileNotFoundError, ValueError, ContentError) as exc:
         raise fail(str(exc)) from None
     print(f"tenant {tenant!r} is now served by {summary['kind']} ({summary['skills']} skills, "
           f"{summary['hidden']} hidden units) from {checkpoint}")
@@ -141,13 +154,8 @@ def model_unregister(
 ) -> None:
     """Serve a tenant with BKT from its content again."""
     from api.models import unregister_model
-    from api.tenants import tenant_by_name
 
-    engine = _ready_engine(_settings(database_url))
-    try:
-        target = tenant_by_name(engine, tenant)
-    except LookupError as exc:
-        raise fail(str(exc)) from None
+    engine, target = _tenant(database_url, tenant)
     if not unregister_model(engine, target.id):
         raise fail(f"tenant {tenant!r} has no registered model: it is served by BKT already")
     print(f"tenant {tenant!r} is served by BKT again")
@@ -161,18 +169,13 @@ def export_log(
     """Write a tenant's answer log as a generic CSV or Parquet file, for `tutor train dkt
     --format csv` and `tutor replay` (learners in id order, each in answer order)."""
     from api.db import events
-    from api.tenants import tenant_by_name
     from engine.events import AnswerEvent, AnswerLog
     from training.readers import write_csv, write_parquet
 
     writers = {".csv": write_csv, ".parquet": write_parquet}
     if out_path.suffix not in writers:
         raise fail(f"--out must end in .csv or .parquet, got {out_path.name!r}")
-    engine = _ready_engine(_settings(database_url))
-    try:
-        target = tenant_by_name(engine, tenant)
-    except LookupError as exc:
-        raise fail(str(exc)) from None
+    engine, target = _tenant(database_url, tenant)
     with engine.connect() as conn:
         rows = conn.execute(
             select(events.c.learner_id, events.c.item_id, events.c.skills, events.c.correct,

@@ -49,3 +49,13 @@ def latencies(calls: Sequence[T], step: Callable[[T], None]) -> dict[str, Any]:
     us = times_ns / 1e3
     return {"answers": len(calls), "mean_us": float(us.mean()),
             "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99))}
+
+
+def best_rate(run: Callable[[], Any], items: int, runs: int = 3) -> dict[str, float]:
+    """Items per second of ``run`` (which handles ``items`` items), best of ``runs`` calls."""
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return {"answers": items, "best_s": best, "answers_per_s": items / best}

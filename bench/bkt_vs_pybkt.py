@@ -24,7 +24,7 @@ from typing import Any
 import numba
 import numpy as np
 import pandas as pd
-from benchinfo import latencies, log, machine
+from benchinfo import best_rate, latencies, log, machine
 
 from engine.events import AnswerEvent, AnswerLog
 from engine.tracing.bkt import BKT
@@ -152,12 +152,7 @@ def time_online(model: BKT, test: AnswerLog) -> dict[str, Any]:
 
 def time_replay(model: BKT, answers: AnswerLog) -> dict[str, float]:
     """Best-of-three answers per second of ``predict_log`` (batch replay of a whole log)."""
-    best = float("inf")
-    for _ in range(_REPLAY_RUNS):
-        t0 = time.perf_counter()
-        model.predict_log(answers)
-        best = min(best, time.perf_counter() - t0)
-    return {"answers": len(answers), "best_s": best, "answers_per_s": len(answers) / best}
+    return best_rate(lambda: model.predict_log(answers), len(answers), _REPLAY_RUNS)
 
 
 def run_ours(logs: dict[str, AnswerLog], args: argparse.Namespace) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchinfo import latencies, log, machine
+from benchinfo import best_rate, latencies, log, machine
 
 from engine.events import AnswerEvent, AnswerLog
 from engine.tracing.dkt import DKT
@@ -83,13 +83,8 @@ def time_online(model: DKT, test: AnswerLog, n: int) -> dict[str, Any]:
 
 
 def time_replay(model: DKT, answers: AnswerLog) -> dict[str, float]:
-    """Best-of-three answers per second of ``predict_log`` over a whole log."""
-    best = float("inf")
-    for _ in range(_REPLAY_RUNS):
-        t0 = time.perf_counter()
-        model.predict_log(answers)
-        best = min(best, time.perf_counter() - t0)
-    return {"answers": len(answers), "best_s": best, "answers_per_s": len(answers) / best}
+    """Best-of-three answers per second of ``predict_log`` (batch replay of a whole log)."""
+    return best_rate(lambda: model.predict_log(answers), len(answers), _REPLAY_RUNS)
 
 
 def run_dataset(name: str, ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
