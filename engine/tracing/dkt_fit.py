@@ -35,7 +35,24 @@ RESUMABLE_CHANGES = ("epochs", "patience")
 def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
           progress: TrainProgress | None = None, checkpoint: str | Path | None = None,
           resume: bool = False, device: str | None = None) -> None:
-    """Fit ``model`` in place (see :meth:`engine.tracing.dkt.DKT.fit`)."""
+    """Fit ``model`` in place (see :meth:`engine.tracing.dkt.DKT.fit`).
+
+    PyTorch's deterministic kernels are used meanwhile: without them two runs with one seed
+    drifted apart on assist2009 (multi-threaded accumulation in the backward pass) and ended
+    0.009 AUC apart.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # warn where CUDA has none
+    try:
+        _train(model, log, valid, progress=progress, checkpoint=checkpoint, resume=resume,
+               device=device)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
+           progress: TrainProgress | None, checkpoint: str | Path | None, resume: bool,
+           device: str | None) -> None:
     from engine.tracing.dkt import DKTNet  # at call time: dkt imports this module
 
     cfg = model.config
