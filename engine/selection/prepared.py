@@ -141,8 +141,8 @@ class PreparedCatalog:
         key: Any
         if type(tracer) is BKT and tracer.params_ is not None:
             key, build = tracer.params_, BKTView.build
-        elif callable(getattr(tracer, "logit_index", None)):
-            key, build = tracer.logit_index(), LogitView.build  # type: ignore[attr-defined]
+        elif callable(getattr(tracer, "vocabulary", None)):  # states carry .logits (DKT)
+            key, build = tracer.vocabulary(), LogitView.build  # type: ignore[attr-defined]
         else:
             return None
         with self._lock:

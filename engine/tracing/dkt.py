@@ -146,7 +146,9 @@ class DKT:
         return self
 
     def vocabulary(self) -> dict[str, int]:
-        return {s: k for k, s in enumerate(self._skills())}
+        """Skill id -> index: of the model's inputs and outputs, and of a state's ``logits``
+        (which is what vectorized selection reads). Shared: do not modify."""
+        return self._online().vocab
 
     def unseen_skills(self, log: AnswerLog) -> int:
         """How many answers in ``log`` practise at least one skill the model was not trained on."""
@@ -170,12 +172,11 @@ class DKT:
                 f"{', '.join(map(repr, self._skills()[:5]))}): the log and the model use "
                 "different id spaces; train a model on this data instead")
 
-    def predict_log(self, log: AnswerLog, *, batch_size: int = 256) -> np.ndarray:
+    def predict_log(self, log: AnswerLog) -> np.ndarray:
         """One-step-ahead P(correct) per answer over whole sequences, each learner from zero."""
-        net = self._net()
         self.check_id_space(log)
         seqs = Sequences.from_log(log, self.vocabulary())
-        return self.predict_sequences(net, seqs, batch_size=batch_size)[np.argsort(seqs.rows)]
+        return self.predict_sequences(self._net(), seqs)[np.argsort(seqs.rows)]
 
     def predict_sequences(self, net: DKTNet, seqs: Sequences, *, batch_size: int = 512,
                           chunk: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
@@ -214,12 +215,7 @@ class DKT:
     def update(self, state: DKTState, event: AnswerEvent) -> DKTState:
         """One LSTM step in numpy with the trained weights (the batch path's arithmetic)."""
         online = self._online()
-        vocab = online.vocab
-        idx = [vocab.get(s) for s in event.skills]
-        if any(i is None for i in idx):
-            missing = [s for s, i in zip(event.skills, idx, strict=True) if i is None]
-            raise KeyError(f"skills {missing} are not known to this DKT model")
-        rows = [1 + 2 * i + int(event.correct) for i in idx]  # type: ignore[operator]
+        rows = [1 + 2 * self._index(s) + int(event.correct) for s in event.skills]
         x = online.embedding[rows].sum(0) / len(rows)
         hs, cs = np.empty_like(state.h), np.empty_like(state.c)
         for layer, (w_ih, w_hh, bias) in enumerate(online.lstm):
@@ -232,13 +228,7 @@ class DKT:
     def predict_correct(self, state: DKTState, item: str, skills: Sequence[str]) -> float:
         if not skills:
             raise ValueError(f"item {item!r} needs at least one skill")
-        vocab = self._online().vocab
-        total = 0.0
-        for skill in skills:
-            k = vocab.get(skill)
-            if k is None:
-                raise KeyError(f"skill {skill!r} is not known to this DKT model")
-            total += float(state.logits[k])
+        total = sum(float(state.logits[self._index(s)]) for s in skills)
         return _sigmoid_scalar(total / len(skills))
 
     def mastery(self, state: DKTState, skills: Sequence[str] | None = None) -> dict[str, float]:
@@ -247,18 +237,7 @@ class DKT:
         if skills is None:
             return dict(zip(names, _sigmoid(state.logits.astype(np.float64)).tolist(),
                             strict=True))
-        vocab = self._online().vocab
-        out = {}
-        for s in skills:
-            k = vocab.get(s)
-            if k is None:
-                raise KeyError(f"skill {s!r} is not known to this DKT model")
-            out[s] = _sigmoid_scalar(float(state.logits[k]))
-        return out
-
-    def logit_index(self) -> dict[str, int]:
-        """Where each skill's logit is in a state's ``logits`` (for vectorized selection)."""
-        return self._online().vocab
+        return {s: _sigmoid_scalar(float(state.logits[self._index(s)])) for s in skills}
 
     def state_to_bytes(self, state: DKTState) -> bytes:
         return np.concatenate([state.h.ravel(), state.c.ravel()]).astype("<f4").tobytes()
@@ -337,6 +316,14 @@ class DKT:
             cached = self.__dict__["_online_cache"] = _OnlineWeights.of(self._net(),
                                                                         self._skills())
         return cached
+
+    def _index(self, skill: str) -> int:
+        """The model's index of ``skill``; KeyError for a skill it was not trained on (a live
+        state only takes evidence the model can read)."""
+        k = self._online().vocab.get(skill)
+        if k is None:
+            raise KeyError(f"skill {skill!r} is not known to this DKT model")
+        return k
 
     def _with_logits(self, h: np.ndarray, c: np.ndarray) -> DKTState:
         online = self._online()
