@@ -74,9 +74,11 @@ DKTPlus = Annotated[bool, typer.Option(
 DKT_PLUS = {"reg_r": 0.1, "reg_w1": 0.003, "reg_w2": 3.0}
 
 
-def _given(**options: Any) -> dict[str, Any]:
-    """The options the user set (None means: keep the model's default)."""
-    return {k: v for k, v in options.items() if v is not None}
+def _dkt_settings(dkt_plus: bool, **options: Any) -> dict[str, Any]:
+    """The DKT settings the user gave (None keeps the model's default), with DKT+'s weights
+    when ``dkt_plus``."""
+    return {**{k: v for k, v in options.items() if v is not None},
+            **(DKT_PLUS if dkt_plus else {})}
 
 
 def _training_progress(progress: Any) -> Any:
@@ -141,9 +143,9 @@ def replay(
             raise fail("--checkpoint scores a saved model: give it with --test FILE only")
     elif train is None or (test is None) == (folds is None):
         raise fail("give either --test FILE or --folds K (with --train alone)")
-    dkt = _given(epochs=epochs, hidden=hidden, embed=embed, layers=layers, dropout=dropout,
-                 lr=lr, batch_size=batch_size, window=window, patience=patience,
-                 **(DKT_PLUS if dkt_plus else {}))
+    dkt = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed, layers=layers,
+                        dropout=dropout, lr=lr, batch_size=batch_size, window=window,
+                        patience=patience)
     if model is ModelName.dkt:
         options = {"seed": seed, **dkt}
     elif dkt:
@@ -277,9 +279,9 @@ def train_dkt(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not resume:
         raise fail(f"--out {out_dir} is not empty: add --resume to continue that run, or give "
                    "a new directory")
-    options = _given(epochs=epochs, hidden=hidden, embed=embed, layers=layers,
-                     dropout=dropout, lr=lr, batch_size=batch_size, window=window,
-                     patience=patience, **(DKT_PLUS if dkt_plus else {}))
+    options = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed,
+                            layers=layers, dropout=dropout, lr=lr, batch_size=batch_size,
+                            window=window, patience=patience)
     try:
         model = DKT(seed=seed, **options)
         with progress_bar(enabled=True) as progress:
