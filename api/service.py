@@ -7,6 +7,11 @@ event together with the response it produced, so a retry with the same ``event_i
 same response and counts once. The transaction commits before the response is returned. The
 learner's state comes from the cache when its version is the learner's previous ``seq``, and is
 otherwise rebuilt from the log inside the same locked transaction, so no update is ever lost.
+
+On PostgreSQL, an answer whose learner has a current cached state skips the lock: it computes
+the new state from the cache first, then writes it in one autocommitted statement that advances
+``last_seq`` only from the cached version (one round trip instead of BEGIN, upsert, insert,
+COMMIT). If anything moved in between, that statement writes nothing and the locked path runs.
 """
 
 from __future__ import annotations
@@ -19,15 +24,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.db import events, learners
 from api.models import tenant_tracer
 from api.store import CachedState, StateStore
 from api.tenants import Tenant, load_catalog
-from content.catalog import Catalog
+from content.catalog import Catalog, Item
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
 from engine.tracing import Tracer
@@ -53,6 +68,15 @@ class Answer:
     answered_at: datetime | None = None
     response_ms: float | None = None
     target_success: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One answer applied to a cached state: the response, the event row, the new state."""
+
+    response: dict[str, Any]
+    row: dict[str, Any]
+    cached: CachedState
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,10 @@ class TutorService:
         # a retry is recognised by its event id, unique per tenant, when it is appended
         self._append_stmt = dialect_insert(events).on_conflict_do_nothing(
             index_elements=["tenant_id", "event_id"]).returning(events.c.id)
+        # PostgreSQL runs an answer whose cached state is current as one statement in one
+        # round trip (see _answer_optimistic); SQLite, in process, has no round trips to save
+        self._optimistic_stmt = _optimistic_append() if postgres else None
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # ------------------------------------------------------------------ content
     def runtime(self, tenant: Tenant) -> Runtime:
@@ -130,43 +158,79 @@ class TutorService:
         if item is None:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
+        if self._optimistic_stmt is not None:
+            done = self._answer_optimistic(rt, tenant, learner_id, item, answer, now)
+            if done is not None:
+                return done
         with self._writer, self.engine.connect() as conn, conn.begin() as transaction:
             seq, created_at = conn.execute(self._next_seq_stmt,
                                            {"t": tenant.id, "l": learner_id, "now": now}).one()
-            epoch = _epoch(created_at)
-            cached = self._state(conn, tenant.id, learner_id, epoch, seq - 1, rt)
-            event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
-                                timestamp=answer.answered_at or now,
-                                response_ms=answer.response_ms, event_id=answer.event_id)
-            state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
-            recent = (*cached.recent, item.id)[-RECENT:]
-            response = {
-                "learner_id": learner_id,
-                "event_id": answer.event_id,
-                "seq": seq,
-                "correct": answer.correct,
-                "mastery": {s: round(p, 6) for s, p in
-                            rt.tracer.mastery(state, item.skills).items()},
-            }
-            choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
-                                             answer.target_success, course=None, n=1)
-            response["next"] = choices[0] if choices else None
-            if why_none:
-                response["reason"] = why_none
-            appended = conn.execute(self._append_stmt, {
-                "tenant_id": tenant.id, "learner_id": learner_id, "seq": seq,
-                "event_id": answer.event_id, "item_id": item.id, "skills": list(item.skills),
-                "correct": answer.correct, "answered_at": event.timestamp, "received_at": now,
-                "response_ms": answer.response_ms, "response": json.dumps(response)}).first()
+            cached = self._state(conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt)
+            step = self._step(rt, tenant, learner_id, item, answer, now, cached)
+            appended = conn.execute(self._append_stmt, step.row).first()
             if appended is None:  # a retry: the event id is already in the log
                 stored = conn.execute(self._find_stmt,
                                       {"t": tenant.id, "e": answer.event_id}).one()
                 transaction.rollback()
                 return self._replay(stored, learner_id, answer)
         # after the commit, never before: the cache must not run ahead of the log
-        self.store.put(tenant.id, learner_id, CachedState(
-            epoch, rt.content_version, seq, rt.tracer.state_to_bytes(state), recent))
-        return {**response, "duplicate": False}
+        self.store.put(tenant.id, learner_id, step.cached)
+        return {**step.response, "duplicate": False}
+
+    def _answer_optimistic(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item,
+                           answer: Answer, now: datetime) -> dict[str, Any] | None:
+        """The answer in one autocommitted statement, if the cached state is current.
+
+        The statement advances the learner's ``last_seq`` only from the cached version (and
+        the cached epoch), and appends the event only if it did, so it applies exactly what
+        the locked path would have. ``None`` (nothing written) when the cache is missing or
+        stale, another answer of the learner got in first, or the event id is in the log
+        already: the locked path then decides.
+        """
+        cached = self.store.get(tenant.id, learner_id)
+        if cached is None or cached.content_version != rt.content_version:
+            return None
+        step = self._step(rt, tenant, learner_id, item, answer, now, cached)
+        try:
+            with self._autocommit.connect() as conn:
+                applied = conn.execute(self._optimistic_stmt, {
+                    **{f"v_{k}": v for k, v in step.row.items()},
+                    "t": tenant.id, "l": learner_id, "expected": cached.version,
+                    "epoch": _UNIX + timedelta(microseconds=cached.epoch)}).first()
+        except IntegrityError:  # the event id is taken: a retry, or a conflict
+            return None
+        if applied is None:
+            return None
+        self.store.put(tenant.id, learner_id, step.cached)
+        return {**step.response, "duplicate": False}
+
+    def _step(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item, answer: Answer,
+              now: datetime, cached: CachedState) -> _Step:
+        """What answering ``item`` after ``cached`` gives: the new state, response and row."""
+        seq = cached.version + 1
+        event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
+                            timestamp=answer.answered_at or now,
+                            response_ms=answer.response_ms, event_id=answer.event_id)
+        state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
+        recent = (*cached.recent, item.id)[-RECENT:]
+        response: dict[str, Any] = {
+            "learner_id": learner_id,
+            "event_id": answer.event_id,
+            "seq": seq,
+            "correct": answer.correct,
+            "mastery": {s: round(p, 6) for s, p in rt.tracer.mastery(state, item.skills).items()},
+        }
+        choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
+                                         answer.target_success, course=None, n=1)
+        response["next"] = choices[0] if choices else None
+        if why_none:
+            response["reason"] = why_none
+        row = {"tenant_id": tenant.id, "learner_id": learner_id, "seq": seq,
+               "event_id": answer.event_id, "item_id": item.id, "skills": list(item.skills),
+               "correct": answer.correct, "answered_at": event.timestamp, "received_at": now,
+               "response_ms": answer.response_ms, "response": json.dumps(response)}
+        return _Step(response, row, CachedState(cached.epoch, rt.content_version, seq,
+                                                rt.tracer.state_to_bytes(state), recent))
 
     @staticmethod
     def _replay(stored: Any, learner_id: str, answer: Answer) -> dict[str, Any]:
@@ -326,6 +390,33 @@ class TutorService:
             learners.c.tenant_id == tenant_id, learners.c.learner_id == learner_id)).first()
         if found is None:
             raise NotFound(f"learner {learner_id!r} not found")
+
+
+def _optimistic_append() -> Select[tuple[int]]:
+    """Advance the learner from seq ``expected`` and append the event, or do nothing.
+
+    One statement: the UPDATE waits for the learner's row lock like the locked path's upsert,
+    then re-checks ``last_seq`` on the newest row version (READ COMMITTED), so of two
+    concurrent answers from the same cached version only the first is applied. A reused
+    event id fails the INSERT, which undoes the UPDATE with it. The event's values are bound
+    as ``v_<column>`` (SQLAlchemy would add a parameter named like a learners column to the
+    UPDATE's SET).
+    """
+    bumped = (update(learners)
+              .where(learners.c.tenant_id == bindparam("t"),
+                     learners.c.learner_id == bindparam("l"),
+                     learners.c.last_seq == bindparam("expected"),
+                     learners.c.created_at == bindparam("epoch"))
+              .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"))
+              .returning(learners.c.last_seq).cte("bumped"))
+    columns = [c for c in events.c if c.name != "id"]
+    appended = (insert(events)
+                .from_select([c.name for c in columns],
+                             select(*(cast(bindparam(f"v_{c.name}", type_=c.type), c.type)
+                                      for c in columns))
+                             .select_from(bumped))
+                .returning(events.c.id).cte("appended"))
+    return select(appended.c.id)
 
 
 def fold(tracer: Tracer[Any], learner_id: str,

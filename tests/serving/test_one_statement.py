@@ -1,0 +1,130 @@
+"""PostgreSQL's one-statement answer (``TutorService._answer_optimistic``): taken when the cached
+state is current, and whenever it is not (stale cache, a retried event id, a conflict), nothing is
+written and the locked path gives the same result it always gave.
+
+Two services on one database, each with its own in-process cache, stand for two workers whose
+caches disagree (with Redis they share one; the two-worker tests cover that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from api.db import learners, make_engine
+from api.service import Answer, Conflict, TutorService
+from api.store import InProcessStore
+
+from .conftest import Backend, TenantKey, assert_same_mastery, make_tenant_on, new_event_id, replay
+
+
+class Counted:
+    """A service whose database statements are counted (only ones that write: reads aside)."""
+
+    def __init__(self, url: str) -> None:
+        self.service = TutorService(make_engine(url), InProcessStore())
+        self.writes: list[str] = []
+        sa.event.listen(self.service.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        head = statement.lstrip().split(None, 1)[0].upper()
+        if head in {"WITH", "INSERT", "UPDATE"}:
+            self.writes.append(head)
+
+    def answer(self, t: TenantKey, learner: str, item: str, correct: bool,
+               event_id: str | None = None) -> dict[str, Any]:
+        self.writes.clear()
+        return self.service.answer(t.tenant, learner, Answer(item, correct,
+                                                             event_id or new_event_id()))
+
+
+@pytest.fixture
+def two(pg_backend: Backend) -> Iterator[tuple[Counted, Counted]]:
+    a, b = Counted(pg_backend.database_url), Counted(pg_backend.database_url)
+    yield a, b
+    a.service.engine.dispose()
+    b.service.engine.dispose()
+
+
+def last_seq(backend: Backend, t: TenantKey, learner: str) -> int:
+    with backend.engine.connect() as conn:
+        return conn.execute(sa.select(learners.c.last_seq).where(
+            learners.c.tenant_id == t.tenant.id, learners.c.learner_id == learner)).scalar_one()
+
+
+def history(backend: Backend, t: TenantKey, learner: str) -> list[dict[str, Any]]:
+    with backend.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT seq, event_id, item_id, skills, correct FROM events "
+            "WHERE tenant_id = :t AND learner_id = :l ORDER BY seq"),
+            {"t": t.tenant.id, "l": learner}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def test_a_current_cache_makes_an_answer_one_statement(pg_backend, two) -> None:
+    a, _ = two
+    t = make_tenant_on(pg_backend.engine)
+    a.answer(t, "one", "mini.a.mid", True)
+    assert a.writes == ["INSERT", "INSERT"]  # new learner: the locked path (upsert, append)
+    out = a.answer(t, "one", "mini.a.easy", False)
+    assert a.writes == ["WITH"] and out["seq"] == 2 and out["duplicate"] is False
+    assert last_seq(pg_backend, t, "one") == 2
+    assert [e["seq"] for e in history(pg_backend, t, "one")] == [1, 2]
+
+
+def test_a_stale_cache_writes_nothing_and_the_locked_path_rebuilds(pg_backend, two) -> None:
+    a, b = two
+    t = make_tenant_on(pg_backend.engine)
+    a.answer(t, "stale", "mini.a.mid", True)
+    b.answer(t, "stale", "mini.a.easy", True)  # a's cache still holds seq 1
+    out = a.answer(t, "stale", "mini.c.1", False)
+    assert a.writes == ["WITH", "INSERT", "INSERT"]  # tried, then the locked path
+    assert out["seq"] == 3
+    log = history(pg_backend, t, "stale")
+    assert [e["seq"] for e in log] == [1, 2, 3]
+    want = replay(t.packs, log)
+    assert_same_mastery(out["mastery"], {"mini.c": want["mini.c"]})
+
+
+def test_a_retried_event_id_is_undone_and_replayed(pg_backend, two) -> None:
+    a, _ = two
+    t = make_tenant_on(pg_backend.engine)
+    event_id = new_event_id()
+    a.answer(t, "retry", "mini.a.mid", True)
+    first = a.answer(t, "retry", "mini.a.easy", True, event_id)
+    again = a.answer(t, "retry", "mini.a.easy", True, event_id)  # cache current: one statement
+    assert again == {**first, "duplicate": True}
+    assert last_seq(pg_backend, t, "retry") == 2  # the failed statement's UPDATE was undone
+    assert [e["event_id"] for e in history(pg_backend, t, "retry")][1:] == [event_id]
+
+
+def test_an_event_id_of_another_learner_is_a_conflict(pg_backend, two) -> None:
+    a, _ = two
+    t = make_tenant_on(pg_backend.engine)
+    event_id = new_event_id()
+    a.answer(t, "first", "mini.a.mid", True, event_id)
+    a.answer(t, "second", "mini.a.mid", True)
+    with pytest.raises(Conflict, match=event_id):
+        a.answer(t, "second", "mini.a.mid", True, event_id)
+    assert last_seq(pg_backend, t, "second") == 1
+    assert len(history(pg_backend, t, "second")) == 1
+
+
+def test_an_erased_learner_answering_again_starts_over(pg_backend, two) -> None:
+    a, b = two
+    t = make_tenant_on(pg_backend.engine)
+    a.answer(t, "gone", "mini.a.mid", True)
+    a.answer(t, "gone", "mini.a.mid", False)
+    b.service.erase(t.tenant, "gone")  # a's cache still holds the old learner at seq 2
+    b.answer(t, "gone", "mini.c.1", True)
+    b.answer(t, "gone", "mini.c.1", True)  # b's cache is now at seq 2 of the new learner
+    out = a.answer(t, "gone", "mini.a.easy", True)
+    assert out["seq"] == 3
+    log = history(pg_backend, t, "gone")
+    assert [(e["seq"], e["item_id"]) for e in log] == [
+        (1, "mini.c.1"), (2, "mini.c.1"), (3, "mini.a.easy")]
+    want = replay(t.packs, log)
+    assert_same_mastery(out["mastery"], {"mini.a": want["mini.a"]})
