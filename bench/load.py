@@ -194,6 +194,7 @@ def start(setup: Setup, args: argparse.Namespace, tmp: Path) -> Iterator[Server]
                 flush_redis(args.redis_url)
                 stack.callback(flush_redis, args.redis_url)
                 env["TUTOR_REDIS_URL"] = args.redis_url
+            env.update(setting.split("=", 1) for setting in args.server_env)
             details = {"database_url": url, "state_store": env.get("TUTOR_REDIS_URL",
                                                                    "in-process")}
             began = time.perf_counter()
@@ -717,8 +718,15 @@ def parse_args() -> argparse.Namespace:
                         help="libpq DSN of a role that may CREATE DATABASE")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
                         help="Redis database for states; FLUSHDB before and after")
+    parser.add_argument("--server-env", nargs="+", default=[], metavar="TUTOR_NAME=VALUE",
+                        help="settings for the engine servers (e.g. TUTOR_THREADS=8); the "
+                             "servers otherwise inherit no TUTOR_* variable")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
+    for setting in args.server_env:
+        name, sep, _ = setting.partition("=")
+        if not sep or not name.startswith("TUTOR_"):
+            parser.error(f"--server-env takes TUTOR_NAME=VALUE, got {setting!r}")
     if sorted(args.rates) != args.rates:
         parser.error("--rates must be increasing")
     return args
