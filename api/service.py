@@ -196,7 +196,7 @@ class TutorService:
                 applied = conn.execute(self._optimistic_stmt, {
                     **{f"v_{k}": v for k, v in step.row.items()},
                     "t": tenant.id, "l": learner_id, "expected": cached.version,
-                    "epoch": _UNIX + timedelta(microseconds=cached.epoch)}).first()
+                    "epoch": _created_at(cached.epoch)}).first()
         except IntegrityError:  # the event id is taken: a retry, or a conflict
             return None
         if applied is None:
@@ -437,6 +437,11 @@ def fold(tracer: Tracer[Any], learner_id: str,
 def _epoch(created_at: datetime) -> int:
     """A learner row's incarnation: its creation time in microseconds since 1970."""
     return (_utc(created_at) - _UNIX) // timedelta(microseconds=1)
+
+
+def _created_at(epoch: int) -> datetime:
+    """The learner row's creation time that :func:`_epoch` encoded (exact: microseconds)."""
+    return _UNIX + timedelta(microseconds=epoch)
 
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
