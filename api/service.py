@@ -8,10 +8,10 @@ same response and counts once. The transaction commits before the response is re
 learner's state comes from the cache when its version is the learner's previous ``seq``, and is
 otherwise rebuilt from the log inside the same locked transaction, so no update is ever lost.
 
-On PostgreSQL, an answer whose learner has a current cached state skips the lock: it computes
-the new state from the cache first, then writes it in one autocommitted statement that advances
-``last_seq`` only from the cached version (one round trip instead of BEGIN, upsert, insert,
-COMMIT). If anything moved in between, that statement writes nothing and the locked path runs.
+On PostgreSQL, :meth:`TutorService.answer_async` first tries the one-statement answer of
+:mod:`api.one_statement` when the learner's cached state is current: no lock, one round trip, no
+worker thread. If anything moved in between, that statement writes nothing and the locked path
+runs.
 """
 
 from __future__ import annotations
@@ -24,22 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Select,
-    bindparam,
-    cast,
-    delete,
-    insert,
-    select,
-    update,
-)
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from api.db import events, learners
 from api.models import tenant_tracer
+from api.one_statement import OneStatement
 from api.store import CachedState, StateStore
 from api.tenants import Tenant, load_catalog
 from content.catalog import Catalog, Item
@@ -118,10 +110,19 @@ class TutorService:
         # a retry is recognised by its event id, unique per tenant, when it is appended
         self._append_stmt = dialect_insert(events).on_conflict_do_nothing(
             index_elements=["tenant_id", "event_id"]).returning(events.c.id)
-        # PostgreSQL runs an answer whose cached state is current as one statement in one
-        # round trip (see _answer_optimistic); SQLite, in process, has no round trips to save
-        self._optimistic_stmt = _optimistic_append() if postgres else None
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: PostgreSQL runs an answer whose cached state is current as one statement in one
+        #: round trip (answer_async); SQLite, in process, has no round trips to save
+        self.one_statement = OneStatement(engine) if postgres else None
+
+    async def open(self) -> None:
+        """Open what the event loop uses (the one-statement pool); the app's lifespan calls it."""
+        if self.one_statement is not None:
+            await self.one_statement.open()
+
+    async def close(self) -> None:
+        if self.one_statement is not None:
+            await self.one_statement.close()
+        await self.store.aclose()
 
     # ------------------------------------------------------------------ content
     def runtime(self, tenant: Tenant) -> Runtime:
@@ -152,16 +153,27 @@ class TutorService:
             # went through
             return self._answer(tenant, learner_id, answer)
 
+    async def answer_async(self, tenant: Tenant, learner_id: str,
+                           answer: Answer) -> dict[str, Any]:
+        """:meth:`answer` for the event loop: the one-statement answer when it applies (on
+        PostgreSQL, with the learner's state current in the cache and the tenant's content
+        loaded), else :meth:`answer` in a worker thread."""
+        rt = self._runtimes.get(tenant.id)
+        if (self.one_statement is not None and self.one_statement.is_open and rt is not None
+                and rt.content_version == tenant.content_version
+                and answer.item_id in rt.catalog.items):
+            done = await self._answer_one_statement(rt, tenant, learner_id,
+                                                    rt.catalog.items[answer.item_id], answer)
+            if done is not None:
+                return done
+        return await anyio.to_thread.run_sync(self.answer, tenant, learner_id, answer)
+
     def _answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
         rt = self.runtime(tenant)
         item = rt.catalog.items.get(answer.item_id)
         if item is None:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
-        if self._optimistic_stmt is not None:
-            done = self._answer_optimistic(rt, tenant, learner_id, item, answer, now)
-            if done is not None:
-                return done
         with self._writer, self.engine.connect() as conn, conn.begin() as transaction:
             seq, created_at = conn.execute(self._next_seq_stmt,
                                            {"t": tenant.id, "l": learner_id, "now": now}).one()
@@ -177,31 +189,20 @@ class TutorService:
         self.store.put(tenant.id, learner_id, step.cached)
         return {**step.response, "duplicate": False}
 
-    def _answer_optimistic(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item,
-                           answer: Answer, now: datetime) -> dict[str, Any] | None:
-        """The answer in one autocommitted statement, if the cached state is current.
-
-        The statement advances the learner's ``last_seq`` only from the cached version (and
-        the cached epoch), and appends the event only if it did, so it applies exactly what
-        the locked path would have. ``None`` (nothing written) when the cache is missing or
-        stale, another answer of the learner got in first, or the event id is in the log
-        already: the locked path then decides.
-        """
-        cached = self.store.get(tenant.id, learner_id)
+    async def _answer_one_statement(self, rt: Runtime, tenant: Tenant, learner_id: str,
+                                    item: Item, answer: Answer) -> dict[str, Any] | None:
+        """The answer as one statement, if the cached state is current; ``None`` (nothing
+        written) when the cache is missing or stale, another answer of the learner got in
+        first, or the event id is in the log already: the locked path then decides."""
+        assert self.one_statement is not None
+        cached = await self.store.aget(tenant.id, learner_id)
         if cached is None or cached.content_version != rt.content_version:
             return None
-        step = self._step(rt, tenant, learner_id, item, answer, now, cached)
-        try:
-            with self._autocommit.connect() as conn:
-                applied = conn.execute(self._optimistic_stmt, {
-                    **{f"v_{k}": v for k, v in step.row.items()},
-                    "t": tenant.id, "l": learner_id, "expected": cached.version,
-                    "epoch": _created_at(cached.epoch)}).first()
-        except IntegrityError:  # the event id is taken: a retry, or a conflict
+        step = self._step(rt, tenant, learner_id, item, answer, datetime.now(UTC), cached)
+        if not await self.one_statement.apply(step.row, expected=cached.version,
+                                              epoch=_created_at(cached.epoch)):
             return None
-        if applied is None:
-            return None
-        self.store.put(tenant.id, learner_id, step.cached)
+        await self.store.aput(tenant.id, learner_id, step.cached)
         return {**step.response, "duplicate": False}
 
     def _step(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item, answer: Answer,
@@ -390,33 +391,6 @@ class TutorService:
             learners.c.tenant_id == tenant_id, learners.c.learner_id == learner_id)).first()
         if found is None:
             raise NotFound(f"learner {learner_id!r} not found")
-
-
-def _optimistic_append() -> Select[tuple[int]]:
-    """Advance the learner from seq ``expected`` and append the event, or do nothing.
-
-    One statement: the UPDATE waits for the learner's row lock like the locked path's upsert,
-    then re-checks ``last_seq`` on the newest row version (READ COMMITTED), so of two
-    concurrent answers from the same cached version only the first is applied. A reused
-    event id fails the INSERT, which undoes the UPDATE with it. The event's values are bound
-    as ``v_<column>`` (SQLAlchemy would add a parameter named like a learners column to the
-    UPDATE's SET).
-    """
-    bumped = (update(learners)
-              .where(learners.c.tenant_id == bindparam("t"),
-                     learners.c.learner_id == bindparam("l"),
-                     learners.c.last_seq == bindparam("expected"),
-                     learners.c.created_at == bindparam("epoch"))
-              .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"))
-              .returning(learners.c.last_seq).cte("bumped"))
-    columns = [c for c in events.c if c.name != "id"]
-    appended = (insert(events)
-                .from_select([c.name for c in columns],
-                             select(*(cast(bindparam(f"v_{c.name}", type_=c.type), c.type)
-                                      for c in columns))
-                             .select_from(bumped))
-                .returning(events.c.id).cte("appended"))
-    return select(appended.c.id)
 
 
 def fold(tracer: Tracer[Any], learner_id: str,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
+import redis.asyncio
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,15 @@ class StateStore(Protocol):
 
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
+        ...
+
+    # the same, for the event loop (the one-statement answer runs there)
+    async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None: ...
+
+    async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool: ...
+
+    async def aclose(self) -> None:
+        """Close the event loop's connections (the app's lifespan ends)."""
         ...
 
 
@@ -80,6 +90,16 @@ class InProcessStore:
     def ping(self) -> None:
         return None
 
+    # a dict is never waited for: the event loop calls the same methods
+    async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        return self.get(tenant_id, learner_id)
+
+    async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
+        return self.put(tenant_id, learner_id, entry)
+
+    async def aclose(self) -> None:
+        return None
+
 
 # KEYS[1]: the entry. ARGV: epoch, content version, version, state, recent items, ttl.
 # An erased learner leaves a tombstone (t=1) holding only its last epoch, so that an answer that
@@ -106,12 +126,18 @@ _SEP = "\x1f"  # unit separator: cannot occur in ids (control characters are rej
 
 class RedisStore:
     """Entries as Redis hashes, written by a compare-and-set script (atomic in Redis),
-    expiring after ``ttl_seconds`` unused. Keys hold a hash of the learner id, not the id."""
+    expiring after ``ttl_seconds`` unused. Keys hold a hash of the learner id, not the id.
+
+    Two clients on one server: a blocking one for worker threads and an asyncio one for the
+    event loop (its connections open on first use, in the loop that uses them)."""
 
     def __init__(self, url: str, ttl_seconds: int = 30 * 86_400,
                  tombstone_seconds: int = 600) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        self._redis = redis.Redis.from_url(url, **timeouts)
         self._put = self._redis.register_script(_PUT)
+        self._aredis = redis.asyncio.Redis.from_url(url, **timeouts)
+        self._aput = self._aredis.register_script(_PUT)
         self._ttl = ttl_seconds
         self._tombstone_ttl = tombstone_seconds
 
@@ -121,19 +147,21 @@ class RedisStore:
         return f"tutor:state:{tenant_id}:{digest}"
 
     def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
-        e, c, v, s, r = self._redis.hmget(self._key(tenant_id, learner_id),
-                                          "e", "c", "v", "s", "r")
-        if e is None or c is None or v is None or s is None:  # missing, or a tombstone
-            return None
-        recent = tuple(r.decode().split(_SEP)) if r else ()
-        return CachedState(epoch=int(e), content_version=int(c), version=int(v), state=s,
-                           recent=recent)
+        return _entry(self._redis.hmget(self._key(tenant_id, learner_id), _FIELDS))
+
+    async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        return _entry(await self._aredis.hmget(self._key(tenant_id, learner_id), _FIELDS))
 
     def put(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
-        stored = self._put(keys=[self._key(tenant_id, learner_id)],
-                           args=[entry.epoch, entry.content_version, entry.version,
-                                 entry.state, _SEP.join(entry.recent), self._ttl])
-        return bool(stored)
+        return bool(self._put(keys=[self._key(tenant_id, learner_id)], args=self._args(entry)))
+
+    async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
+        return bool(await self._aput(keys=[self._key(tenant_id, learner_id)],
+                                     args=self._args(entry)))
+
+    def _args(self, entry: CachedState) -> list[int | bytes | str]:
+        return [entry.epoch, entry.content_version, entry.version, entry.state,
+                _SEP.join(entry.recent), self._ttl]
 
     def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
         key = self._key(tenant_id, learner_id)
@@ -145,3 +173,19 @@ class RedisStore:
 
     def ping(self) -> None:
         self._redis.ping()
+
+    async def aclose(self) -> None:
+        await self._aredis.aclose()
+
+
+_FIELDS = ("e", "c", "v", "s", "r")
+
+
+def _entry(values: list[bytes | None]) -> CachedState | None:
+    """The entry in a hash's :data:`_FIELDS`, or None for a missing entry or a tombstone."""
+    e, c, v, s, r = values
+    if e is None or c is None or v is None or s is None:
+        return None
+    recent = tuple(r.decode().split(_SEP)) if r else ()
+    return CachedState(epoch=int(e), content_version=int(c), version=int(v), state=s,
+                       recent=recent)

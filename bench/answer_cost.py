@@ -2,8 +2,9 @@
 costs the server, without HTTP parsing, sockets or a load client sharing the cores.
 
 The app (``api.app.app_from_env``, with the settings of the chosen backend) is driven through its
-ASGI interface on an event loop, one request at a time, so the handler runs in the thread pool as
-under uvicorn. Two phases per backend, on a fresh database with the bundled math pack:
+ASGI interface on an event loop, inside its lifespan, one request at a time, so each answer runs
+where it runs under uvicorn (on the event loop or in the thread pool).
+Two phases per backend, on a fresh database with the bundled math pack:
 
 * **CPU**: ``time.process_time()`` (every thread of this process) over ``--answers`` answers,
   ``--repeat`` times, after ``--warmup`` unmeasured ones; the answers go to a pool of
@@ -14,7 +15,9 @@ under uvicorn. Two phases per backend, on a fresh database with the bundled math
   PostgreSQL: libpq's protocol trace of each connection (``PQtrace``), where one round trip is a
   run of frontend messages followed by the backend's reply. Redis: commands sent
   (``send_packed_command``: a pipeline or a script call is one). SQLite has no round trips; its
-  row counts statements executed and transactions committed (each commit is an fsync).
+  row counts statements executed and transactions committed (each commit is an fsync); these two
+  columns count what goes through SQLAlchemy, which the one-statement answers of PostgreSQL
+  (``api.one_statement``) bypass.
 
 Needs PostgreSQL (``--pg-dsn``, a role that may CREATE DATABASE; a database
 ``tutor_cost_<random>`` is created and dropped) and Redis (``--redis-url``, FLUSHDB before and
@@ -113,24 +116,49 @@ class Counts:
 
             @event.listens_for(engine, "connect")
             def _trace(dbapi_conn: Any, _record: Any) -> None:
-                from psycopg import pq
+                self._trace(dbapi_conn.pgconn)
 
-                path = self._tmp / f"pq-{len(self._traces)}.trace"
-                self._traces.append(path)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-                dbapi_conn.pgconn.trace(fd)
-                dbapi_conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            # the one-statement answers' asyncio pool opens its connections through this
+            import psycopg
 
+            connect = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+
+            async def traced_connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+                conn = await connect(cls, *args, **kwargs)
+                self._trace(conn.pgconn)
+                return conn
+
+            psycopg.AsyncConnection.connect = classmethod(traced_connect)  # type: ignore[assignment]
+
+        from redis.asyncio.connection import AbstractConnection as AsyncConnection
         from redis.connection import AbstractConnection
 
         sent = AbstractConnection.send_packed_command
+        async_sent = AsyncConnection.send_packed_command
 
         def send_packed_command(conn: Any, command: Any, check_health: bool = True) -> None:
             if self.on:
                 counter["redis"] += 1
             sent(conn, command, check_health)
 
+        async def async_send_packed_command(conn: Any, command: Any,
+                                            check_health: bool = True) -> None:
+            if self.on:
+                counter["redis"] += 1
+            await async_sent(conn, command, check_health)
+
         AbstractConnection.send_packed_command = send_packed_command  # type: ignore[method-assign]
+        AsyncConnection.send_packed_command = async_send_packed_command  # type: ignore[method-assign]
+
+    def _trace(self, pgconn: Any) -> None:
+        """Write libpq's protocol trace of a new connection to a file of its own."""
+        from psycopg import pq
+
+        path = self._tmp / f"pq-{len(self._traces)}.trace"
+        self._traces.append(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        pgconn.trace(fd)
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
 
     def mark(self) -> list[int]:
         """The current size of each trace file (to count only what comes after)."""
@@ -228,6 +256,10 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         answerer = Answerer(app, key, items, args.learners, args.seed)
 
         async def run() -> dict[str, Any]:
+            async with app.router.lifespan_context(app):  # opens the one-statement pool
+                return await answer_all()
+
+        async def answer_all() -> dict[str, Any]:
             began = time.process_time()
             await answerer.answer(1)
             first_ms = (time.process_time() - began) * 1e3

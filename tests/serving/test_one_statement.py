@@ -1,6 +1,6 @@
-"""PostgreSQL's one-statement answer (``TutorService._answer_optimistic``): taken when the cached
-state is current, and whenever it is not (stale cache, a retried event id, a conflict), nothing is
-written and the locked path gives the same result it always gave.
+"""PostgreSQL's one-statement answer (``api.one_statement``, ``TutorService.answer_async``): taken
+when the cached state is current, and whenever it is not (stale cache, a retried event id, a
+conflict), nothing is written and the locked path gives the same result it always gave.
 
 Two services on one database, each with its own in-process cache, stand for two workers whose
 caches disagree (with Redis they share one; the two-worker tests cover that).
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from api.db import learners, make_engine
 from api.service import Answer, Conflict, TutorService
@@ -22,12 +23,26 @@ from .conftest import Backend, TenantKey, assert_same_mastery, make_tenant_on, n
 
 
 class Counted:
-    """A service whose database statements are counted (only ones that write: reads aside)."""
+    """A service, run on an event loop as the app runs it, whose writes are counted: "ONE" for
+    a one-statement answer that wrote, "NONE" for one that wrote nothing, and the locked
+    path's statements that write, by their first word (reads aside)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, portal: BlockingPortal) -> None:
         self.service = TutorService(make_engine(url), InProcessStore())
+        self.portal = portal
         self.writes: list[str] = []
         sa.event.listen(self.service.engine, "before_cursor_execute", self._seen)
+        one = self.service.one_statement
+        assert one is not None
+        apply = one.apply
+
+        async def counted_apply(*args: Any, **kwargs: Any) -> bool:
+            done = await apply(*args, **kwargs)
+            self.writes.append("ONE" if done else "NONE")
+            return done
+
+        one.apply = counted_apply  # type: ignore[method-assign]
+        portal.call(self.service.open)
 
     def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         head = statement.lstrip().split(None, 1)[0].upper()
@@ -37,16 +52,22 @@ class Counted:
     def answer(self, t: TenantKey, learner: str, item: str, correct: bool,
                event_id: str | None = None) -> dict[str, Any]:
         self.writes.clear()
-        return self.service.answer(t.tenant, learner, Answer(item, correct,
-                                                             event_id or new_event_id()))
+        return self.portal.call(self.service.answer_async, t.tenant, learner,
+                                Answer(item, correct, event_id or new_event_id()))
+
+    def close(self) -> None:
+        self.portal.call(self.service.close)
+        self.service.engine.dispose()
 
 
 @pytest.fixture
 def two(pg_backend: Backend) -> Iterator[tuple[Counted, Counted]]:
-    a, b = Counted(pg_backend.database_url), Counted(pg_backend.database_url)
-    yield a, b
-    a.service.engine.dispose()
-    b.service.engine.dispose()
+    with start_blocking_portal() as portal:
+        a = Counted(pg_backend.database_url, portal)
+        b = Counted(pg_backend.database_url, portal)
+        yield a, b
+        a.close()
+        b.close()
 
 
 def last_seq(backend: Backend, t: TenantKey, learner: str) -> int:
@@ -70,7 +91,7 @@ def test_a_current_cache_makes_an_answer_one_statement(pg_backend, two) -> None:
     a.answer(t, "one", "mini.a.mid", True)
     assert a.writes == ["INSERT", "INSERT"]  # new learner: the locked path (upsert, append)
     out = a.answer(t, "one", "mini.a.easy", False)
-    assert a.writes == ["WITH"] and out["seq"] == 2 and out["duplicate"] is False
+    assert a.writes == ["ONE"] and out["seq"] == 2 and out["duplicate"] is False
     assert last_seq(pg_backend, t, "one") == 2
     assert [e["seq"] for e in history(pg_backend, t, "one")] == [1, 2]
 
@@ -81,7 +102,7 @@ def test_a_stale_cache_writes_nothing_and_the_locked_path_rebuilds(pg_backend, t
     a.answer(t, "stale", "mini.a.mid", True)
     b.answer(t, "stale", "mini.a.easy", True)  # a's cache still holds seq 1
     out = a.answer(t, "stale", "mini.c.1", False)
-    assert a.writes == ["WITH", "INSERT", "INSERT"]  # tried, then the locked path
+    assert a.writes == ["NONE", "INSERT", "INSERT"]  # tried, then the locked path
     assert out["seq"] == 3
     log = history(pg_backend, t, "stale")
     assert [e["seq"] for e in log] == [1, 2, 3]

@@ -1,0 +1,112 @@
+"""PostgreSQL's one-statement answer, run on the event loop.
+
+A learner's answers usually find the learner's state current in the cache. The server then
+computes the new state, the response and the event row first, and writes them with one
+autocommitted statement (:func:`statement`): one database round trip, where the locked path
+takes four (BEGIN, upsert, insert, COMMIT). The statement runs on an asyncio psycopg pool, so
+the request needs no worker thread: the thread hop and the threads' contention for the
+interpreter lock cost more CPU than the rest of the answer's database work.
+
+The statement writes nothing when anything moved since the cache entry was written (another
+answer got in first, the learner was erased, the event id is already in the log); the caller
+then takes the locked path, which decides as it always has.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import Engine, Select, bindparam, cast, insert, select, update
+
+from api.db import events, learners
+
+#: seconds an answer waits for a pooled connection before taking the locked path instead
+POOL_WAIT_S = 5.0
+
+
+def statement() -> Select[tuple[int]]:
+    """Advance the learner from seq ``expected`` and append the event, or do nothing.
+
+    One statement: the UPDATE waits for the learner's row lock like the locked path's upsert,
+    then re-checks ``last_seq`` on the newest row version (READ COMMITTED), so of two
+    concurrent answers from the same cached version only the first is applied. The learner
+    row's ``created_at`` must be the cached epoch, so a learner erased and created again is
+    not written to through an entry of its earlier self. A reused event id fails the INSERT,
+    which undoes the UPDATE with it. The event's values are bound as ``v_<column>``
+    (SQLAlchemy would add a parameter named like a learners column to the UPDATE's SET).
+    """
+    bumped = (update(learners)
+              .where(learners.c.tenant_id == bindparam("t"),
+                     learners.c.learner_id == bindparam("l"),
+                     learners.c.last_seq == bindparam("expected"),
+                     learners.c.created_at == bindparam("epoch"))
+              .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"))
+              .returning(learners.c.last_seq).cte("bumped"))
+    columns = [c for c in events.c if c.name != "id"]
+    appended = (insert(events)
+                .from_select([c.name for c in columns],
+                             select(*(cast(bindparam(f"v_{c.name}", type_=c.type), c.type)
+                                      for c in columns))
+                             .select_from(bumped))
+                .returning(events.c.id).cte("appended"))
+    return select(appended.c.id)
+
+
+class OneStatement:
+    """:func:`statement`, compiled once for PostgreSQL, on its own asyncio connection pool.
+
+    The pool is opened and closed by the app's lifespan (:meth:`open`, :meth:`close`): it
+    belongs to the event loop that opened it, and each lifespan gets a new one.
+    """
+
+    def __init__(self, engine: Engine, max_size: int = 10) -> None:
+        compiled = statement().compile(dialect=engine.dialect)
+        self._sql = str(compiled)
+        # constants the statement binds (the increment of last_seq); the rest come per answer
+        self._constants = dict(compiled.params)
+        self._url = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        self._max_size = max_size
+        self._pool: AsyncConnectionPool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    async def open(self) -> None:
+        # prepared on first use: the server plans the statement once per connection
+        pool = AsyncConnectionPool(self._url, min_size=1, max_size=self._max_size, open=False,
+                                   timeout=POOL_WAIT_S,
+                                   kwargs={"autocommit": True, "prepare_threshold": 0})
+        await pool.open()
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def apply(self, row: dict[str, Any], *, expected: int, epoch: datetime) -> bool:
+        """Append the event ``row`` (the events table's columns) if the learner's ``last_seq``
+        is still ``expected`` in the incarnation created at ``epoch``; whether it was.
+
+        ``False`` means nothing was written, and also covers a database that cannot be
+        reached now: the locked path then tries, and reports the error if it persists. (Were
+        the connection lost after the commit, the locked path finds the event id in the log
+        and answers with the stored response.)
+        """
+        params = {**self._constants, **{f"v_{k}": v for k, v in row.items()},
+                  "v_skills": json.dumps(row["skills"]), "t": row["tenant_id"],
+                  "l": row["learner_id"], "expected": expected, "epoch": epoch}
+        if self._pool is None:
+            raise RuntimeError("the one-statement pool is not open (the app's lifespan opens it)")
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(self._sql, params)
+                return await cursor.fetchone() is not None
+        except (psycopg.errors.UniqueViolation, psycopg.OperationalError, PoolTimeout):
+            return False
