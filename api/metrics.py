@@ -18,6 +18,11 @@ REQUESTS = Histogram("tutor_request_seconds", "HTTP request latency",
                      ["method", "route", "status"],
                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0))
 ANSWERS = Counter("tutor_answers_total", "Answers received (retries included)")
+ONE_STATEMENT = Counter(
+    "tutor_one_statement_answers_total",
+    "Answers tried as one statement (PostgreSQL): 'applied', or 'locked' when the cache was "
+    "missing or stale or the statement wrote nothing, so the locked path ran",
+    ["outcome"])
 
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:

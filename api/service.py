@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from api import metrics
 from api.db import events, learners
 from api.models import tenant_tracer
 from api.one_statement import OneStatement
@@ -164,6 +165,7 @@ class TutorService:
                 and answer.item_id in rt.catalog.items):
             done = await self._answer_one_statement(rt, tenant, learner_id,
                                                     rt.catalog.items[answer.item_id], answer)
+            metrics.ONE_STATEMENT.labels("locked" if done is None else "applied").inc()
             if done is not None:
                 return done
         return await anyio.to_thread.run_sync(self.answer, tenant, learner_id, answer)
