@@ -165,7 +165,7 @@ def test_dkt_plus_regularizers(log: AnswerLog) -> None:
 
     config = DKTConfig(hidden=16, embed=8, reg_r=0.1, reg_w1=0.003, reg_w2=3.0)
     seqs = Sequences.from_log(log, {s: k for k, s in enumerate(log.skill_ids)})
-    net = DKTNet(len(log.skill_ids), config)
+    net = DKTNet(len(log.skill_ids), config).members[0]
     batch = make_batch(seqs, windows(seqs, 30)[:16], len(log.skill_ids))
     _, hidden, _ = net.run(batch)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -181,11 +181,50 @@ def test_dkt_plus_regularizers(log: AnswerLog) -> None:
                                atol=2e-6)
 
 
-def test_online_equals_batch_with_multi_skill_answers_and_two_layers() -> None:
+@pytest.mark.parametrize("members", [1, 3])
+def test_online_equals_batch_with_multi_skill_answers_and_two_layers(members: int) -> None:
     log = _multi_skill_log()
-    model = DKT(hidden=8, embed=4, layers=2, epochs=2, batch_size=2, window=3).fit(log, log)
+    model = DKT(hidden=8, embed=4, layers=2, members=members, epochs=2, batch_size=2,
+                window=3).fit(log, log)
     np.testing.assert_allclose(_online_predictions(model, log), model.predict_log(log),
                                atol=2e-6)
+
+
+# ---------------------------------------------------------------------------- ensembles
+@pytest.fixture(scope="module")
+def ensemble(log: AnswerLog) -> DKT:
+    return DKT(**SMALL, members=3).fit(log)
+
+
+def test_an_ensemble_predicts_the_mean_logit_of_its_members(ensemble: DKT,
+                                                            log: AnswerLog) -> None:
+    """Each member, taken out as a model of its own, predicts; the ensemble's logit is the
+    mean of theirs, in batch and online."""
+    weights = ensemble.net_.state_dict()  # type: ignore[union-attr]
+    logits = []
+    for k in range(3):
+        mine = {name.removeprefix(f"members.{k}."): w for name, w in weights.items()
+                if name.startswith(f"members.{k}.")}
+        alone = DKT(**SMALL).set_weights(ensemble.skills_,  # type: ignore[arg-type]
+                                         {f"members.0.{n}": w for n, w in mine.items()})
+        p = alone.predict_log(log)
+        logits.append(np.log(p) - np.log1p(-p))
+    assert np.ptp(logits, axis=0).max() > 0.05  # the members differ (own initial weights)
+    mean = 1 / (1 + np.exp(-np.mean(logits, axis=0)))
+    np.testing.assert_allclose(ensemble.predict_log(log), mean, atol=1e-5)
+    np.testing.assert_allclose(_online_predictions(ensemble, log), mean, atol=1e-5)
+
+
+def test_an_ensemble_trains_deterministically_and_round_trips(
+        ensemble: DKT, log: AnswerLog, tmp_path: Path) -> None:
+    again = DKT(**SMALL, members=3).fit(log)
+    np.testing.assert_array_equal(again.predict_log(log), ensemble.predict_log(log))
+    ensemble.save(tmp_path / "ens")
+    loaded = DKT.load(tmp_path / "ens")
+    np.testing.assert_array_equal(loaded.predict_log(log), ensemble.predict_log(log))
+    state = loaded.update(loaded.new_state(), log[0])
+    assert len(loaded.state_to_bytes(state)) == 2 * 3 * SMALL["hidden"] * 4
+    assert roc_auc_score(log.correct, ensemble.predict_log(log)) > 0.65
 
 
 def test_update_leaves_the_state_unchanged(trained: DKT, log: AnswerLog) -> None:
@@ -238,6 +277,21 @@ def test_a_few_unseen_skills_are_scored_not_refused(trained: DKT, log: AnswerLog
     mixed = AnswerLog.from_events(events)
     p = trained.predict_log(mixed)
     assert trained.unseen_skills(mixed) == 1 and np.all((p > 0) & (p < 1))
+
+
+def test_a_version_1_checkpoint_still_loads(trained: DKT, log: AnswerLog,
+                                            tmp_path: Path) -> None:
+    """Version 1 held one network (no members); it loads as a one-member model."""
+    trained.save(tmp_path / "v1")
+    doc = json.loads((tmp_path / "v1" / "model.json").read_text())
+    doc["version"] = 1
+    del doc["config"]["members"]
+    (tmp_path / "v1" / "model.json").write_text(json.dumps(doc))
+    weights = torch.load(tmp_path / "v1" / "weights.pt", weights_only=True)
+    torch.save({k.removeprefix("members.0."): v for k, v in weights.items()},
+               tmp_path / "v1" / "weights.pt")
+    np.testing.assert_array_equal(DKT.load(tmp_path / "v1").predict_log(log),
+                                  trained.predict_log(log))
 
 
 def test_broken_checkpoints_say_what_is_wrong(trained: DKT, tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ Epochs = Annotated[int | None, _dkt_option("epochs", "most training epochs")]
 Hidden = Annotated[int | None, _dkt_option("hidden", "LSTM units per layer")]
 Embed = Annotated[int | None, _dkt_option("embed", "input embedding size")]
 Layers = Annotated[int | None, _dkt_option("layers", "LSTM layers")]
+Members = Annotated[int | None, _dkt_option(
+    "members", "networks trained side by side whose predictions are averaged")]
 Dropout = Annotated[float | None, _dkt_option("dropout", "dropout")]
 LearningRate = Annotated[float | None, _dkt_option("lr", "Adam learning rate", "--lr")]
 BatchSize = Annotated[int | None, _dkt_option("batch_size", "windows per batch")]
@@ -128,8 +130,8 @@ def replay(
     plot: Annotated[Path | None, typer.Option(help="Write a calibration diagram (PNG).")]
     = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
-    dropout: Dropout = None, lr: LearningRate = None, batch_size: BatchSize = None,
-    window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
+    members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
+    batch_size: BatchSize = None, window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
 ) -> None:
     """Fit a model on one log and score its one-step-ahead predictions on another.
 
@@ -144,8 +146,8 @@ def replay(
     elif train is None or (test is None) == (folds is None):
         raise fail("give either --test FILE or --folds K (with --train alone)")
     dkt = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed, layers=layers,
-                        dropout=dropout, lr=lr, batch_size=batch_size, window=window,
-                        patience=patience)
+                        members=members, dropout=dropout, lr=lr, batch_size=batch_size,
+                        window=window, patience=patience)
     if model is ModelName.dkt:
         options = {"seed": seed, **dkt}
     elif dkt:
@@ -264,8 +266,8 @@ def train_dkt(
     device: Annotated[str | None, typer.Option(
         help="PyTorch device (default cuda when present, else cpu).")] = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
-    dropout: Dropout = None, lr: LearningRate = None, batch_size: BatchSize = None,
-    window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
+    members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
+    batch_size: BatchSize = None, window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
 ) -> None:
     """Train Deep Knowledge Tracing (an LSTM, Piech et al. 2015) with early stopping.
 
@@ -280,8 +282,8 @@ def train_dkt(
         raise fail(f"--out {out_dir} is not empty: add --resume to continue that run, or give "
                    "a new directory")
     options = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed,
-                            layers=layers, dropout=dropout, lr=lr, batch_size=batch_size,
-                            window=window, patience=patience)
+                            layers=layers, members=members, dropout=dropout, lr=lr,
+                            batch_size=batch_size, window=window, patience=patience)
     try:
         model = DKT(seed=seed, **options)
         with progress_bar(enabled=True) as progress:

@@ -16,6 +16,8 @@ class DKTConfig:
     embed: int = 100  #: size of the (skill, correct) input embedding
     layers: int = 1  #: stacked LSTM layers
     dropout: float = 0.2  #: on the LSTM output (and between layers)
+    #: independently initialised networks whose logits are averaged (an ensemble)
+    members: int = 1
     #: DKT+ (Yeung & Yeung 2018): weights of the reconstruction loss (the state after an answer
     #: should predict that answer) and of the L1 / squared L2 change of every skill's
     #: prediction from one step to the next (0 turns each off; the paper uses 0.1, 0.003, 3.0)
@@ -33,7 +35,7 @@ class DKTConfig:
     max_unseen: float = 0.5  #: largest share of answers on unknown skills a log may have
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "embed", "layers", "window", "batch_size", "epochs"):
+        for name in ("hidden", "embed", "layers", "members", "window", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DKT {name} must be a positive integer, got "
                                  f"{getattr(self, name)!r}")

@@ -26,7 +26,7 @@ from engine.tracing.dkt_config import DKTConfig
 from engine.tracing.dkt_data import Batch, Sequences, batches, make_batch, windows
 
 if TYPE_CHECKING:
-    from engine.tracing.dkt import DKT, DKTNet, TrainProgress
+    from engine.tracing.dkt import DKT, DKTMember, TrainProgress
 
 TRAIN_STATE_FILE = "train_state.pt"
 RESUMABLE_CHANGES = ("epochs", "patience")
@@ -90,16 +90,21 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
         total_loss, seen = 0.0, 0
         for done, group in enumerate(batches(spans, cfg.batch_size, rng), start=1):
             batch = make_batch(train_seqs, group, len(skills)).to(dev)
-            logits, hidden, _ = net.run(batch)
-            loss = loss_fn(logits, batch.correct[batch.mask])
+            logits, hiddens, _ = net.run(batch)
+            target = batch.correct[batch.mask]
+            # each member on its own loss, clipped on its own: it learns as it would alone
+            loss = sum((loss_fn(member_logits, target) for member_logits in logits),
+                       start=logits.new_zeros(()))
             if cfg.reg_r or cfg.reg_w1 or cfg.reg_w2:
-                loss = loss + dkt_plus_penalty(net, batch, hidden, cfg, loss_fn)
+                for member, hidden in zip(net.members, hiddens, strict=True):
+                    loss = loss + dkt_plus_penalty(member, batch, hidden, cfg, loss_fn)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=5.0)
+            for member in net.members:
+                torch.nn.utils.clip_grad_norm_(member.parameters(), max_norm=5.0)
             optimizer.step()
-            total_loss += loss.item() * len(logits)
-            seen += len(logits)
+            total_loss += loss.item() / len(logits) * len(target)  # per member
+            seen += len(target)
             if progress is not None:
                 progress(epoch * n_batches + done, cfg.epochs * n_batches,
                          f"epoch {epoch + 1}/{cfg.epochs}",
@@ -118,7 +123,7 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
         model.save(folder)
 
 
-def dkt_plus_penalty(net: DKTNet, batch: Batch, hidden: torch.Tensor, cfg: DKTConfig,
+def dkt_plus_penalty(net: DKTMember, batch: Batch, hidden: torch.Tensor, cfg: DKTConfig,
                      loss_fn: torch.nn.Module) -> torch.Tensor:
     """DKT+'s regularizers (Yeung & Yeung 2018): the state after an answer must also predict
     that answer (reconstruction), and predictions of all skills should not jump between steps
