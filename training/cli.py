@@ -131,7 +131,8 @@ def replay(
     = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
-    batch_size: BatchSize = None, window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
+    batch_size: BatchSize = None, window: Window = None, patience: Patience = None,
+    dkt_plus: DKTPlus = False,
 ) -> None:
     """Fit a model on one log and score its one-step-ahead predictions on another.
 
@@ -267,7 +268,8 @@ def train_dkt(
         help="PyTorch device (default cuda when present, else cpu).")] = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
-    batch_size: BatchSize = None, window: Window = None, patience: Patience = None, dkt_plus: DKTPlus = False,
+    batch_size: BatchSize = None, window: Window = None, patience: Patience = None,
+    dkt_plus: DKTPlus = False,
 ) -> None:
     """Train Deep Knowledge Tracing (an LSTM, Piech et al. 2015) with early stopping.
 
