@@ -13,12 +13,13 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_pack_bytes: int = 16 * 1024 * 1024
     key_cache_seconds: float = 2.0
-    #: threads per worker running blocking calls (database, Redis, the engine). An answer
-    #: waits for one database and two Redis round trips, and computes under the interpreter
-    #: lock the rest of the time: two threads overlap one's waits with the other's work, and
-    #: every thread more only contends for the lock (bench/load.py, PostgreSQL + Redis, 2
-    #: workers on 2 cores, p99 at 1,000 answers/s: 54 ms with 2 threads; 8 threads held only
-    #: 771/s; AnyIO's default is 40)
+    #: threads per worker running blocking calls (database, Redis, the engine): every request
+    #: but the one-statement answers, which run on the event loop. A request waits for a few
+    #: round trips and computes under the interpreter lock the rest of the time: two threads
+    #: overlap one's waits with the other's work, and every thread more only contends for the
+    #: lock (bench/load.py, PostgreSQL + Redis, 2 workers on 2 cores, all answers in threads,
+    #: p99 at 1,000 answers/s: 54 ms with 2 threads; 8 threads held only 771/s; AnyIO's
+    #: default is 40)
     threads: int = 2
 
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from prometheus_client import REGISTRY
 
 from api.db import learners, make_engine
 from api.service import Answer, Conflict, TutorService
@@ -85,13 +86,21 @@ def history(backend: Backend, t: TenantKey, learner: str) -> list[dict[str, Any]
     return [dict(r) for r in rows]
 
 
+def one_statement_count(outcome: str) -> float:
+    return REGISTRY.get_sample_value("tutor_one_statement_answers_total",
+                                     {"outcome": outcome}) or 0.0
+
+
 def test_a_current_cache_makes_an_answer_one_statement(pg_backend, two) -> None:
     a, _ = two
     t = make_tenant_on(pg_backend.engine)
     a.answer(t, "one", "mini.a.mid", True)
     assert a.writes == ["INSERT", "INSERT"]  # new learner: the locked path (upsert, append)
+    applied, locked = one_statement_count("applied"), one_statement_count("locked")
     out = a.answer(t, "one", "mini.a.easy", False)
     assert a.writes == ["ONE"] and out["seq"] == 2 and out["duplicate"] is False
+    assert one_statement_count("applied") == applied + 1  # counted on /metrics
+    assert one_statement_count("locked") == locked
     assert last_seq(pg_backend, t, "one") == 2
     assert [e["seq"] for e in history(pg_backend, t, "one")] == [1, 2]
 
