@@ -20,7 +20,8 @@ from engine.tracing.simulate import random_params, simulate
 from training.cli import app
 from training.readers import write_csv
 
-SMALL = {"hidden": 16, "embed": 8, "epochs": 3, "batch_size": 16, "window": 30, "seed": 5}
+SMALL = {"hidden": 16, "embed": 8, "members": 1, "epochs": 3, "batch_size": 16, "window": 30,
+         "seed": 5}
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def test_online_equals_batch_with_multi_skill_answers_and_two_layers(members: in
 # ---------------------------------------------------------------------------- ensembles
 @pytest.fixture(scope="module")
 def ensemble(log: AnswerLog) -> DKT:
-    return DKT(**SMALL, members=3).fit(log)
+    return DKT(**{**SMALL, "members": 3}).fit(log)
 
 
 def test_an_ensemble_predicts_the_mean_logit_of_its_members(ensemble: DKT,
@@ -217,7 +218,7 @@ def test_an_ensemble_predicts_the_mean_logit_of_its_members(ensemble: DKT,
 
 def test_an_ensemble_trains_deterministically_and_round_trips(
         ensemble: DKT, log: AnswerLog, tmp_path: Path) -> None:
-    again = DKT(**SMALL, members=3).fit(log)
+    again = DKT(**{**SMALL, "members": 3}).fit(log)
     np.testing.assert_array_equal(again.predict_log(log), ensemble.predict_log(log))
     ensemble.save(tmp_path / "ens")
     loaded = DKT.load(tmp_path / "ens")
@@ -281,7 +282,7 @@ def test_a_few_unseen_skills_are_scored_not_refused(trained: DKT, log: AnswerLog
 
 def test_a_version_1_checkpoint_still_loads(trained: DKT, log: AnswerLog,
                                             tmp_path: Path) -> None:
-    """Version 1 held one network (no members); it loads as a one-member model."""
+    """Version 1 held one network (no members setting); it loads as a one-member model."""
     trained.save(tmp_path / "v1")
     doc = json.loads((tmp_path / "v1" / "model.json").read_text())
     doc["version"] = 1

@@ -315,7 +315,8 @@ class DKT:
         """A model from a checkpoint's two parts: the ``model.json`` document and the bytes of
         ``weights.pt`` (e.g. as a database holds them)."""
         check_checkpoint_doc(doc, source)
-        model = cls(DKTConfig.from_dict(doc["config"]))
+        config = doc["config"] if doc["version"] > 1 else {**doc["config"], "members": 1}
+        model = cls(DKTConfig.from_dict(config))
         model.training_ = doc.get("training", {})
         try:
             state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
@@ -368,9 +369,8 @@ class DKT:
         """The state (h, c) with every skill's logit: the mean of the members' read-outs of
         their top layers."""
         online = self._online()
-        tops = h[self.config.layers - 1::self.config.layers]  # (members, hidden)
-        logits = np.einsum("msh,mh->s", online.out_w, tops) / len(tops) + online.out_b
-        return DKTState(h, c, logits)
+        tops = h[self.config.layers - 1::self.config.layers].reshape(-1)  # members' top layers
+        return DKTState(h, c, online.out_w @ tops + online.out_b)
 
 
 @dataclass(frozen=True, eq=False)
@@ -383,9 +383,9 @@ class _OnlineMember:
 
 @dataclass(frozen=True, eq=False)
 class _OnlineWeights:
-    """The trained weights, for the online step: per member, and the output layers stacked
-    (members, skills, hidden) with the mean of their biases, so that the ensemble's logits
-    are one contraction."""
+    """The trained weights, for the online step: per member, and the output layers side by
+    side (skills, members * hidden), divided by the number of members, with the mean of their
+    biases, so that the ensemble's mean logits are one matrix-vector product."""
 
     vocab: dict[str, int]
     members: tuple[_OnlineMember, ...]
@@ -403,7 +403,7 @@ class _OnlineWeights:
                  arr(getattr(m.lstm, f"bias_ih_l{k}") + getattr(m.lstm, f"bias_hh_l{k}")))
                 for k in range(m.lstm.num_layers)))
             for m in net.members)
-        out_w = np.stack([arr(m.out.weight) for m in net.members])
+        out_w = np.hstack([arr(m.out.weight) for m in net.members]) / len(net.members)
         out_b = np.mean([arr(m.out.bias) for m in net.members], axis=0)
         return cls({s: k for k, s in enumerate(skills)}, members, out_w, out_b)
 
