@@ -14,6 +14,7 @@ then takes the locked path, which decides as it always has.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -26,10 +27,10 @@ from api.db import events, learners
 
 #: seconds an answer waits for a pooled connection before taking the locked path instead
 POOL_WAIT_S = 5.0
-#: connections per worker, so at most this many one-statement answers of a worker wait on the
-#: database at once (the others queue for a connection). Measured with bench/load.py on 2
-#: cores, 2 workers: 2 connections held 750 answers/s (p99 29 ms) where 10 held only 640/s;
-#: more concurrent statements only add PostgreSQL backends contending for the same cores
+#: one-statement answers a worker runs at once (and connections in its pool); the others wait
+#: for a slot. Measured with bench/load.py on 2 cores, 2 workers: 2 held 750 answers/s (p99
+#: 29 ms) where 10 held only 640/s: more at once only add PostgreSQL backends and Redis
+#: connections contending for the same cores
 POOL_SIZE = 2
 
 
@@ -77,10 +78,20 @@ class OneStatement:
             hide_password=False)
         self._size = size
         self._pool: AsyncConnectionPool | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     @property
     def is_open(self) -> bool:
         return self._pool is not None
+
+    @property
+    def slot(self) -> asyncio.Semaphore:
+        """Held for a whole one-statement answer (cache read, statement, cache write), so a
+        worker under a burst queues answers here instead of opening ever more connections to
+        Redis and reading states that go stale while they wait for the database."""
+        if self._slots is None:
+            raise RuntimeError("the one-statement pool is not open (the app's lifespan opens it)")
+        return self._slots
 
     async def open(self) -> None:
         # prepared on first use: the server plans the statement once per connection
@@ -88,10 +99,10 @@ class OneStatement:
                                    timeout=POOL_WAIT_S,
                                    kwargs={"autocommit": True, "prepare_threshold": 0})
         await pool.open()
-        self._pool = pool
+        self._pool, self._slots = pool, asyncio.Semaphore(self._size)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
+        pool, self._pool, self._slots = self._pool, None, None
         if pool is not None:
             await pool.close()
 

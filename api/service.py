@@ -196,15 +196,17 @@ class TutorService:
         """The answer as one statement, if the cached state is current; ``None`` (nothing
         written) when the cache is missing or stale, another answer of the learner got in
         first, or the event id is in the log already: the locked path then decides."""
-        assert self.one_statement is not None
-        cached = await self.store.aget(tenant.id, learner_id)
-        if cached is None or cached.content_version != rt.content_version:
-            return None
-        step = self._step(rt, tenant, learner_id, item, answer, datetime.now(UTC), cached)
-        if not await self.one_statement.apply(step.row, expected=cached.version,
-                                              epoch=_created_at(cached.epoch)):
-            return None
-        await self.store.aput(tenant.id, learner_id, step.cached)
+        one = self.one_statement
+        assert one is not None
+        async with one.slot:
+            cached = await self.store.aget(tenant.id, learner_id)
+            if cached is None or cached.content_version != rt.content_version:
+                return None
+            step = self._step(rt, tenant, learner_id, item, answer, datetime.now(UTC), cached)
+            if not await one.apply(step.row, expected=cached.version,
+                                   epoch=_created_at(cached.epoch)):
+                return None
+            await self.store.aput(tenant.id, learner_id, step.cached)
         return {**step.response, "duplicate": False}
 
     def _step(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item, answer: Answer,
