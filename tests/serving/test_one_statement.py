@@ -8,6 +8,7 @@ caches disagree (with Redis they share one; the two-worker tests cover that).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from api.db import learners, make_engine
 from api.service import Answer, Conflict, TutorService
-from api.store import InProcessStore
+from api.store import InProcessStore, RedisStore
 
 from .conftest import Backend, TenantKey, assert_same_mastery, make_tenant_on, new_event_id, replay
 
@@ -158,3 +159,31 @@ def test_an_erased_learner_answering_again_starts_over(pg_backend, two) -> None:
         (1, "mini.c.1"), (2, "mini.c.1"), (3, "mini.a.easy")]
     want = replay(t.packs, log)
     assert_same_mastery(out["mastery"], {"mini.a": want["mini.a"]})
+
+
+def test_a_burst_queues_for_slots_instead_of_exhausting_connections(pg_backend) -> None:
+    """More answers at once than redis.asyncio's pool has connections (100) all complete as
+    one statement each: a worker runs POOL_SIZE at a time, the rest wait for a slot."""
+    service = TutorService(make_engine(pg_backend.database_url),
+                           RedisStore(pg_backend.redis_url))
+    t = make_tenant_on(pg_backend.engine)
+    learners = [f"burst-{k}" for k in range(150)]
+
+    async def burst() -> list[dict[str, Any]]:
+        await service.open()
+        try:
+            for learner in learners:  # a first answer each: cached states to start from
+                await service.answer_async(t.tenant, learner,
+                                           Answer("mini.a.mid", True, new_event_id()))
+            applied = one_statement_count("applied")
+            out = await asyncio.gather(*(
+                service.answer_async(t.tenant, learner, Answer("mini.a.easy", True,
+                                                               new_event_id()))
+                for learner in learners))
+            assert one_statement_count("applied") == applied + len(learners)
+            return out
+        finally:
+            await service.close()
+            service.engine.dispose()
+
+    assert [o["seq"] for o in asyncio.run(burst())] == [2] * len(learners)
