@@ -4,10 +4,11 @@
 endpoint does (the same path constraint, the same pydantic model, ``api.schemas.AnswerIn``) and
 returns a constant JSON body the size of a real answer's response. Everything else is the real
 service's stack: FastAPI, uvicorn with the same options as ``tutor serve`` (uvloop and httptools
-when installed, no access log), and a plain ``def`` handler run in the thread pool like the real
-handlers. What separates the two setups in ``bench/load.py`` is therefore the engine's own work
-per answer (authentication, the database transaction, the state store, tracing, selection),
-not the framework or the server, so "saturation >= 50% of the reference's" reads as "the engine
+when installed, no access log), and an ``async def`` handler run on the event loop like the
+real answer endpoint (whose one-statement answers never leave the loop). What separates the
+two setups in ``bench/load.py`` is therefore the engine's own work per answer
+(authentication, the database transaction, the state store, tracing, selection), not the
+framework or the server, so "saturation >= 50% of the reference's" reads as "the engine
 costs at most as much as the HTTP stack under it".
 
 Run: ``.venv/bin/python bench/reference_app.py --port 8100 --workers 2`` (``--help``).
@@ -41,7 +42,7 @@ LearnerId = Annotated[str, PathParam(min_length=1, max_length=128,
 
 
 @app.post("/v1/learners/{learner_id}/answers")
-def post_answer(learner_id: LearnerId, body: AnswerIn) -> Response:
+async def post_answer(learner_id: LearnerId, body: AnswerIn) -> Response:
     """Validate like the real endpoint, then answer a constant."""
     return Response(RESPONSE, media_type="application/json")
 
