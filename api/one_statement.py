@@ -2,10 +2,11 @@
 
 A learner's answers usually find the learner's state current in the cache. The server then
 computes the new state, the response and the event row first, and writes them with one
-autocommitted statement (:func:`statement`): one database round trip, where the locked path
-takes four (BEGIN, upsert, insert, COMMIT). The statement runs on an asyncio psycopg pool, so
-the request needs no worker thread: the thread hop and the threads' contention for the
-interpreter lock cost more CPU than the rest of the answer's database work.
+autocommitted statement (:func:`statement`; a new learner's first answer, which has no cached
+state, creates the learner in the same way: :func:`first_statement`): one database round trip,
+where the locked path takes four (BEGIN, upsert, insert, COMMIT). The statement runs on an
+asyncio psycopg pool, so the request needs no worker thread (no thread hop, no contention of
+threads for the interpreter lock).
 
 The statement writes nothing when anything moved since the cache entry was written (another
 answer got in first, the learner was erased, the event id is already in the log); the caller
@@ -21,7 +22,8 @@ from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy import Engine, Select, bindparam, cast, insert, select, update
+from sqlalchemy import CTE, Engine, Select, bindparam, cast, insert, select, update
+from sqlalchemy.dialects import postgresql
 
 from api.db import events, learners
 
@@ -52,28 +54,53 @@ def statement() -> Select[tuple[int]]:
                      learners.c.created_at == bindparam("epoch"))
               .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"))
               .returning(learners.c.last_seq).cte("bumped"))
+    return _append_after(bumped)
+
+
+def first_statement() -> Select[tuple[int]]:
+    """Create the learner, created at ``epoch``, with its first answer, or do nothing.
+
+    A learner with no cached state is usually new. If the row exists after all (a flushed
+    cache, or a concurrent first answer that got in first: the INSERT waits for it on the
+    unique key), nothing is written and the locked path rebuilds the state from the log.
+    """
+    created = (postgresql.insert(learners)
+               .values(tenant_id=bindparam("t"), learner_id=bindparam("l"),
+                       created_at=bindparam("epoch"), last_seen=bindparam("v_received_at"),
+                       last_seq=1)
+               .on_conflict_do_nothing(index_elements=["tenant_id", "learner_id"])
+               .returning(learners.c.last_seq).cte("created"))
+    return _append_after(created)
+
+
+def _append_after(learner_row: CTE) -> Select[tuple[int]]:
+    """Append the event (bound as ``v_<column>``) once per row of ``learner_row``: once if the
+    learner's row was written, never if not."""
     columns = [c for c in events.c if c.name != "id"]
     appended = (insert(events)
                 .from_select([c.name for c in columns],
                              select(*(cast(bindparam(f"v_{c.name}", type_=c.type), c.type)
                                       for c in columns))
-                             .select_from(bumped))
+                             .select_from(learner_row))
                 .returning(events.c.id).cte("appended"))
     return select(appended.c.id)
 
 
 class OneStatement:
-    """:func:`statement`, compiled once for PostgreSQL, on its own asyncio connection pool.
+    """:func:`statement` and :func:`first_statement`, compiled once for PostgreSQL, on their
+    own asyncio connection pool.
 
     The pool is opened and closed by the app's lifespan (:meth:`open`, :meth:`close`): it
     belongs to the event loop that opened it, and each lifespan gets a new one.
     """
 
     def __init__(self, engine: Engine, size: int = POOL_SIZE) -> None:
-        compiled = statement().compile(dialect=engine.dialect)
-        self._sql = str(compiled)
-        # constants the statement binds (the increment of last_seq); the rest come per answer
-        self._constants = dict(compiled.params)
+        compiled = [stmt.compile(dialect=engine.dialect)
+                    for stmt in (first_statement(), statement())]
+        self._first_sql, self._sql = (str(c) for c in compiled)
+        # constants the statements bind (last_seq's first value, its increment); the rest come
+        # per answer
+        self._constants = {k: v for c in compiled for k, v in c.params.items() if v is not None}
         self._url = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False)
         self._size = size
@@ -109,6 +136,7 @@ class OneStatement:
     async def apply(self, row: dict[str, Any], *, expected: int, epoch: datetime) -> bool:
         """Append the event ``row`` (the events table's columns) if the learner's ``last_seq``
         is still ``expected`` in the incarnation created at ``epoch``; whether it was.
+        ``expected`` 0 is a new learner's first answer, which creates the learner at ``epoch``.
 
         ``False`` means nothing was written, and also covers a database that cannot be
         reached now: the locked path then tries, and reports the error if it persists. (Were
@@ -122,7 +150,7 @@ class OneStatement:
             raise RuntimeError("the one-statement pool is not open (the app's lifespan opens it)")
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(self._sql, params)
+                cursor = await conn.execute(self._sql if expected else self._first_sql, params)
                 return await cursor.fetchone() is not None
         except (psycopg.errors.UniqueViolation, psycopg.OperationalError, PoolTimeout):
             return False

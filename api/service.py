@@ -193,16 +193,21 @@ class TutorService:
 
     async def _answer_one_statement(self, rt: Runtime, tenant: Tenant, learner_id: str,
                                     item: Item, answer: Answer) -> dict[str, Any] | None:
-        """The answer as one statement, if the cached state is current; ``None`` (nothing
-        written) when the cache is missing or stale, another answer of the learner got in
-        first, or the event id is in the log already: the locked path then decides."""
+        """The answer as one statement, if the cached state is current (or there is none and
+        the learner is new); ``None`` (nothing written) when the cache is stale or was lost,
+        another answer of the learner got in first, or the event id is in the log already: the
+        locked path then decides."""
         one = self.one_statement
         assert one is not None
         async with one.slot:
+            now = datetime.now(UTC)
             cached = await self.store.aget(tenant.id, learner_id)
-            if cached is None or cached.content_version != rt.content_version:
+            if cached is None:  # a new learner, most likely: its row is created at `now`
+                cached = CachedState(_epoch(now), rt.content_version, 0,
+                                     rt.tracer.state_to_bytes(rt.tracer.new_state()), ())
+            elif cached.content_version != rt.content_version:
                 return None
-            step = self._step(rt, tenant, learner_id, item, answer, datetime.now(UTC), cached)
+            step = self._step(rt, tenant, learner_id, item, answer, now, cached)
             if not await one.apply(step.row, expected=cached.version,
                                    epoch=_created_at(cached.epoch)):
                 return None

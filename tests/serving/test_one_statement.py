@@ -95,15 +95,34 @@ def one_statement_count(outcome: str) -> float:
 def test_a_current_cache_makes_an_answer_one_statement(pg_backend, two) -> None:
     a, _ = two
     t = make_tenant_on(pg_backend.engine)
-    a.answer(t, "one", "mini.a.mid", True)
-    assert a.writes == ["INSERT", "INSERT"]  # new learner: the locked path (upsert, append)
+    a.answer(t, "warm", "mini.a.mid", True)
+    assert a.writes == ["INSERT", "INSERT"]  # content not loaded yet: the locked path loads it
     applied, locked = one_statement_count("applied"), one_statement_count("locked")
+    first = a.answer(t, "one", "mini.a.mid", True)
+    assert a.writes == ["ONE"] and first["seq"] == 1  # a new learner: created with its answer
     out = a.answer(t, "one", "mini.a.easy", False)
     assert a.writes == ["ONE"] and out["seq"] == 2 and out["duplicate"] is False
-    assert one_statement_count("applied") == applied + 1  # counted on /metrics
+    assert one_statement_count("applied") == applied + 2  # counted on /metrics
     assert one_statement_count("locked") == locked
     assert last_seq(pg_backend, t, "one") == 2
-    assert [e["seq"] for e in history(pg_backend, t, "one")] == [1, 2]
+    log = history(pg_backend, t, "one")
+    assert [e["seq"] for e in log] == [1, 2]
+    assert_same_mastery(out["mastery"], {"mini.a": replay(t.packs, log)["mini.a"]})
+
+
+def test_a_lost_cache_entry_writes_nothing_and_the_locked_path_rebuilds(pg_backend,
+                                                                        two) -> None:
+    a, b = two
+    t = make_tenant_on(pg_backend.engine)
+    b.answer(t, "warm", "mini.a.mid", True)
+    a.answer(t, "warm", "mini.a.mid", True)
+    b.answer(t, "lost", "mini.a.mid", True)
+    b.answer(t, "lost", "mini.c.1", False)  # a has no entry for "lost": as if Redis lost it
+    out = a.answer(t, "lost", "mini.a.easy", True)
+    assert a.writes == ["NONE", "INSERT", "INSERT"]  # "create" found the learner; locked path
+    log = history(pg_backend, t, "lost")
+    assert [e["seq"] for e in log] == [1, 2, 3] and out["seq"] == 3
+    assert_same_mastery(out["mastery"], {"mini.a": replay(t.packs, log)["mini.a"]})
 
 
 def test_a_stale_cache_writes_nothing_and_the_locked_path_rebuilds(pg_backend, two) -> None:
