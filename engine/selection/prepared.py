@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.special import expit
 
 from engine.tracing.bkt import BKT
 
@@ -225,17 +226,13 @@ class LogitView:
                    prepared)
 
     def mastery(self, state: Any) -> np.ndarray:
-        return _sigmoid(state.logits[self.model_skill].astype(np.float64))
+        return expit(state.logits[self.model_skill].astype(np.float64))
 
     def predict_all(self, state: Any) -> np.ndarray:
         if not len(self._pair_ptr):
             return np.zeros(0)
         per_pair = state.logits[self.pair_model_skill].astype(np.float64)
-        return _sigmoid(np.add.reduceat(per_pair, self._pair_ptr) / self._pair_count)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+        return expit(np.add.reduceat(per_pair, self._pair_ptr) / self._pair_count)
 
 
 _cache: OrderedDict[int, PreparedCatalog] = OrderedDict()

@@ -29,6 +29,7 @@ from typing import Any, Self
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 
 from engine.events import AnswerEvent, AnswerLog
@@ -257,8 +258,8 @@ class DKT:
             for w_ih, w_hh, bias in member.lstm:
                 gates = w_ih @ x + w_hh @ state.h[row] + bias
                 i, f, g, o = np.split(gates, 4)
-                cs[row] = _sigmoid(f) * state.c[row] + _sigmoid(i) * np.tanh(g)
-                hs[row] = x = _sigmoid(o) * np.tanh(cs[row])
+                cs[row] = expit(f) * state.c[row] + expit(i) * np.tanh(g)
+                hs[row] = x = expit(o) * np.tanh(cs[row])
                 row += 1
         return self._with_logits(hs, cs)
 
@@ -272,7 +273,7 @@ class DKT:
         """P(correct) on the next answer to each skill (DKT's knowledge state)."""
         names = self._skills()
         if skills is None:
-            return dict(zip(names, _sigmoid(state.logits.astype(np.float64)).tolist(),
+            return dict(zip(names, expit(state.logits.astype(np.float64)).tolist(),
                             strict=True))
         return {s: _sigmoid_scalar(float(state.logits[self._index(s)])) for s in skills}
 
@@ -432,10 +433,6 @@ def check_checkpoint_doc(doc: Any, source: str) -> dict[str, Any]:
     if not isinstance(doc.get("skills"), list) or not isinstance(doc.get("config"), dict):
         raise ValueError(f"{source}: the checkpoint lacks its skill ids or configuration")
     return doc
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _sigmoid_scalar(x: float) -> float:
