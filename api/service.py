@@ -17,12 +17,13 @@ runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, bindparam, delete, select
@@ -40,6 +41,7 @@ from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
 from engine.tracing import Tracer
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
 
 
@@ -79,6 +81,27 @@ class Runtime:
     content_version: int
     catalog: Catalog
     tracer: Tracer[Any]
+
+
+def _once_more_if_disconnected(method: _Method) -> _Method:
+    """Run ``method`` once more when it met a pooled connection the database had closed.
+
+    The pool does not ping before each use (a round trip per request, see
+    :func:`api.db.make_engine`), so after a database restart or failover the first statement on
+    each old connection fails; the pool then drops that connection and its peers, and a second
+    try runs on a fresh one. Only for methods that are safe to repeat: reads, and answers
+    (idempotent by event id).
+    """
+    @functools.wraps(method)
+    def again(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return method(*args, **kwargs)
+
+    return again  # type: ignore[return-value]
 
 
 class TutorService:
@@ -141,18 +164,10 @@ class TutorService:
         return rt
 
     # ------------------------------------------------------------------ answers
+    @_once_more_if_disconnected  # answers are idempotent by event id: safe even after a commit
     def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
         """Record ``answer`` and return the response (the stored one for a retried event id)."""
-        try:
-            return self._answer(tenant, learner_id, answer)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # a pooled connection the database had closed (the pool does not ping first, see
-            # api.db.make_engine): the pool has dropped it and its peers. Answers are idempotent
-            # by event id, so one more try on a fresh connection is safe even if the commit
-            # went through
-            return self._answer(tenant, learner_id, answer)
+        return self._answer(tenant, learner_id, answer)
 
     async def answer_async(self, tenant: Tenant, learner_id: str,
                            answer: Answer) -> dict[str, Any]:
@@ -301,6 +316,7 @@ class TutorService:
             return [c.to_dict() for c in choices], None
         return [], self.policy.explain_empty(rt.tracer, state, rt.catalog, context)
 
+    @_once_more_if_disconnected
     def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
                    target: float | None) -> dict[str, Any]:
         """Recommendations for a learner (a learner never seen starts from the priors)."""
@@ -318,6 +334,7 @@ class TutorService:
         return {"learner_id": learner_id, "next": choices,
                 **({"reason": why_none} if why_none else {})}
 
+    @_once_more_if_disconnected
     def state(self, tenant: Tenant, learner_id: str) -> dict[str, Any]:
         rt, cached = self.current_state(tenant, learner_id)
         mastery = rt.tracer.mastery(rt.tracer.state_from_bytes(cached.state))
@@ -344,6 +361,7 @@ class TutorService:
         }
 
     # ------------------------------------------------------------------ history, export, erase
+    @_once_more_if_disconnected
     def history(self, tenant: Tenant, learner_id: str, after: int, limit: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
             self._require_learner(conn, tenant.id, learner_id)
@@ -355,6 +373,7 @@ class TutorService:
         return {"learner_id": learner_id, "events": page,
                 "next_after": page[-1]["seq"] if len(rows) > limit else None}
 
+    @_once_more_if_disconnected
     def export(self, tenant: Tenant, learner_id: str) -> dict[str, Any]:
         """Everything held about the learner: profile, every answer, and the derived state."""
         state = self.state(tenant, learner_id)

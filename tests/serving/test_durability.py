@@ -302,3 +302,30 @@ def test_answer_after_the_database_closed_pooled_connections(pg_backend: Backend
         assert_log_is_exact(full_history(http, "restart", t.headers),
                             fixed_event_ids("restart", 2))
         http.app.state.service.engine.dispose()  # type: ignore[attr-defined]
+
+
+def _close_pooled_connections(backend: Backend) -> None:
+    """What a database restart does to the app's pools."""
+    with backend.engine.connect() as conn:
+        closed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar_one()
+    assert closed >= 1
+
+
+@pytest.mark.parametrize("path", ["state", "next", "history", "export"])
+def test_reads_after_the_database_closed_pooled_connections(pg_backend: Backend,
+                                                            path: str) -> None:
+    """A read that meets a connection the database has closed retries on a fresh one."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    t = make_tenant_on(pg_backend.engine)
+    with TestClient(create_app(pg_backend.settings())) as http:
+        event_id = fixed_event_ids("reader", 1)[0]
+        assert post(http, t, "reader", MINI_ITEMS[0], True, event_id).status_code == 200
+        _close_pooled_connections(pg_backend)
+        got = http.get(f"/v1/learners/reader/{path}", headers=t.headers)
+        assert got.status_code == 200, got.text
+        http.app.state.service.engine.dispose()  # type: ignore[attr-defined]
