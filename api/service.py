@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, bindparam, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -137,6 +137,15 @@ class TutorService:
         #: PostgreSQL runs an answer whose cached state is current as one statement in one
         #: round trip (answer_async); SQLite, in process, has no round trips to save
         self.one_statement = OneStatement(engine) if postgres else None
+        # a learner's answers and last answer per skill, counted by the database (the skill
+        # ids of each event unnested from its JSON array)
+        skill = (func.json_array_elements_text if postgres else func.json_each)(
+            events.c.skills).table_valued("value", name="skill")
+        self._per_skill_stmt = (
+            select(skill.c.value, func.count(), func.max(events.c.answered_at))
+            .select_from(events).join(skill, true())
+            .where(events.c.tenant_id == bindparam("t"), events.c.learner_id == bindparam("l"))
+            .group_by(skill.c.value))
 
     async def open(self) -> None:
         """Open what the event loop uses (the one-statement pool); the app's lifespan calls it."""
@@ -341,14 +350,10 @@ class TutorService:
         with self.engine.connect() as conn:
             learner = conn.execute(select(learners).where(
                 learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id)).one()
-            rows = conn.execute(select(events.c.skills, events.c.answered_at).where(
-                events.c.tenant_id == tenant.id, events.c.learner_id == learner_id)).all()
-        answers: dict[str, int] = {}
-        last: dict[str, datetime] = {}
-        for skills, seen in rows:
-            for s in skills:
-                answers[s] = answers.get(s, 0) + 1
-                last[s] = max(last.get(s, seen), seen)
+            per_skill = conn.execute(self._per_skill_stmt,
+                                     {"t": tenant.id, "l": learner_id}).all()
+        answers = {s: n for s, n, _ in per_skill}
+        last = {s: seen for s, _, seen in per_skill}
         return {
             "learner_id": learner_id,
             "answers": learner.last_seq,

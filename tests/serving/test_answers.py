@@ -148,6 +148,10 @@ def test_state_history_and_next_of_a_learner(client, make_tenant) -> None:
         (1, "mini.a.easy", True), (2, "mini.ac", False)]
     assert history[1]["skills"] == ["mini.a", "mini.c"]
     assert history[0]["response_ms"] == 1234.5 and history[1]["response_ms"] is None
+    # a skill's last answer is the newest event that practised it, multi-skill ones included
+    assert by_skill["mini.a"]["last_answered_at"] == history[1]["answered_at"]
+    assert by_skill["mini.c"]["last_answered_at"] == history[1]["answered_at"]
+    assert history[0]["answered_at"] != history[1]["answered_at"]
     for e in history:  # answered when received, by default
         assert e["answered_at"] == e["received_at"]
         assert parse_time(e["received_at"]) <= datetime.now(UTC)
