@@ -104,7 +104,8 @@ class DKTNet(nn.Module):
 
     Each member is trained on its own loss, so it learns as it would alone; averaging several
     cancels part of each one's initialisation noise (measured in the README: three 128-unit
-    members beat one 200-unit network on every reference split).
+    members beat one 200-unit network on three of the four reference splits, assist2009 being
+    0.0016 AUC lower).
     """
 
     def __init__(self, n_skills: int, config: DKTConfig) -> None:
