@@ -27,7 +27,7 @@ from api.db import make_engine
 from api.schemas import MAX_RESPONSE_MS, AnswerIn, PackIn, XapiStatement
 from api.service import Answer, Conflict, NotFound, TutorService
 from api.settings import Settings
-from api.store import InProcessStore, RedisStore, StateStore
+from api.store import InProcessStore, RedisStore, StateStore, StoreUnavailable
 from api.tenants import KeyCache, Tenant, import_pack
 from content.catalog import ContentError
 from content.packs import BUNDLED_PACKS_DIR
@@ -289,19 +289,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"])
     def readyz() -> Any:
-        """The database and the state store answer."""
+        """Ready when the database answers; ``degraded`` names a state store that does not."""
         problems = {}
         try:
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except Exception as exc:  # any failure means not ready
             problems["database"] = type(exc).__name__
+        if problems:
+            raise ApiError(503, "not_ready", "a dependency is unavailable", problems)
         try:
             store.ping()
         except Exception as exc:
-            problems["state_store"] = type(exc).__name__
-        if problems:
-            raise ApiError(503, "not_ready", "a dependency is unavailable", problems)
+            # still ready: without the cache, answers rebuild states from the log (slower)
+            return {"status": "ready", "degraded": {"state_store": (
+                f"{type(exc).__name__}: learner states are rebuilt from the log on every "
+                "request until it answers")}}
         return {"status": "ready"}
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
@@ -323,6 +326,8 @@ def domain_errors() -> Iterator[None]:
         raise ApiError(409, "conflict", str(exc)) from None
     except ContentError as exc:
         raise ApiError(422, "invalid_content", str(exc)) from None
+    except StoreUnavailable as exc:
+        raise ApiError(503, "unavailable", str(exc)) from None
 
 
 _DURATION = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")

@@ -24,6 +24,11 @@ ONE_STATEMENT = Counter(
     "missing or stale or the statement wrote nothing, so the locked path ran",
     ["outcome"])
 
+STATE_STORE_ERRORS = Counter(
+    "tutor_state_store_errors_total",
+    "State store (Redis) reads or writes that failed; the states were rebuilt from the log",
+    ["operation"])
+
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     REQUESTS.labels(method, route, str(status)).observe(seconds)

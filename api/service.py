@@ -394,7 +394,13 @@ class TutorService:
                            for r in rows]}
 
     def erase(self, tenant: Tenant, learner_id: str) -> None:
-        """Delete the learner's events, row and cached state (the right to erasure)."""
+        """Delete the learner's events, row and cached state (the right to erasure).
+
+        The cache entry is erased inside the transaction that deletes the rows, before it
+        commits: if the state store cannot be reached, its error rolls the deletion back and the
+        whole erasure can be retried. (Rows deleted first would leave a retry nothing to find,
+        and the cached state behind.)
+        """
         with self._writer, self.engine.begin() as conn:
             created_at = conn.execute(delete(learners).where(
                 learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id
@@ -403,8 +409,10 @@ class TutorService:
                 raise NotFound(f"learner {learner_id!r} not found")
             conn.execute(delete(events).where(events.c.tenant_id == tenant.id,
                                               events.c.learner_id == learner_id))
-        # a tombstone, so that an answer committed just before cannot cache its state again
-        self.store.erase(tenant.id, learner_id, _epoch(created_at))
+            # a tombstone, so that an answer committed just before cannot cache its state
+            # again; the learner's row stays locked until the commit, so no answer gets in
+            # between
+            self.store.erase(tenant.id, learner_id, _epoch(created_at))
 
     def rebuild_all(self, tenant: Tenant) -> int:
         """Recompute every learner's cached state from the log; returns how many."""

@@ -6,17 +6,38 @@ epoch), the content version it was computed for, and its ``version`` (the seq of
 folded in). Readers use an entry only when all three match the database, so a stale, lost or
 flushed cache costs a rebuild from the log, never a wrong answer. Writes are ordered: an entry is
 replaced only by a newer one, so two workers finishing out of order cannot roll a state back.
+
+For the same reason an unreachable Redis is not an outage: reads and writes of entries then
+report a miss, and every answer rebuilds its learner's state from the log (slower, never
+wrong) until Redis is back. Only erasure, which must not leave a learner's state behind, fails.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
+import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio
+
+from api import metrics
+
+log = logging.getLogger("tutor.store")
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+#: seconds an unreachable Redis is left alone after a failure: with a server that drops packets
+#: every call would otherwise wait out its socket timeout
+BACK_OFF_S = 1.0
+
+
+class StoreUnavailable(RuntimeError):
+    """The state store cannot be reached for something that must not be skipped (erasure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +145,54 @@ return 1
 _SEP = "\x1f"  # unit separator: cannot occur in ids (control characters are rejected)
 
 
+def _best_effort(miss: bool | None) -> Callable[[_Method], _Method]:
+    """Make a :class:`RedisStore` read or write (sync or async) return ``miss`` instead of
+    raising while Redis cannot be reached, and skip Redis for :data:`BACK_OFF_S` after each
+    failure. A miss costs a rebuild from the log; a lost write leaves an older entry that
+    readers recognise as stale."""
+
+    def decorate(method: _Method) -> _Method:
+        operation = method.__name__.removeprefix("a")
+
+        def failed(store: RedisStore, exc: redis.RedisError) -> bool | None:
+            store._resting_until = time.monotonic() + BACK_OFF_S
+            metrics.STATE_STORE_ERRORS.labels(operation).inc()
+            log.warning("state store %s failed (%s: %s): states rebuild from the log until "
+                        "Redis answers again", operation, type(exc).__name__, exc)
+            return miss
+
+        if inspect.iscoroutinefunction(method):
+            @functools.wraps(method)
+            async def run_async(store: RedisStore, *args: Any) -> Any:
+                if time.monotonic() < store._resting_until:
+                    return miss
+                try:
+                    return await method(store, *args)
+                except redis.RedisError as exc:
+                    return failed(store, exc)
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(method)
+        def run(store: RedisStore, *args: Any) -> Any:
+            if time.monotonic() < store._resting_until:
+                return miss
+            try:
+                return method(store, *args)
+            except redis.RedisError as exc:
+                return failed(store, exc)
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
 class RedisStore:
     """Entries as Redis hashes, written by a compare-and-set script (atomic in Redis),
     expiring after ``ttl_seconds`` unused. Keys hold a hash of the learner id, not the id.
 
     Two clients on one server: a blocking one for worker threads and an asyncio one for the
-    event loop (its connections open on first use, in the loop that uses them)."""
+    event loop (its connections open on first use, in the loop that uses them). Reads and
+    writes of entries are best effort (see the module docstring); :meth:`erase` and
+    :meth:`ping` raise when Redis cannot be reached."""
 
     def __init__(self, url: str, ttl_seconds: int = 30 * 86_400,
                  tombstone_seconds: int = 600) -> None:
@@ -140,21 +203,26 @@ class RedisStore:
         self._aput = self._aredis.register_script(_PUT)
         self._ttl = ttl_seconds
         self._tombstone_ttl = tombstone_seconds
+        self._resting_until = 0.0  # monotonic time until which Redis is not asked (after an error)
 
     @staticmethod
     def _key(tenant_id: int, learner_id: str) -> str:
         digest = hashlib.blake2b(learner_id.encode(), digest_size=16).hexdigest()
         return f"tutor:state:{tenant_id}:{digest}"
 
+    @_best_effort(miss=None)
     def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
         return _entry(self._redis.hmget(self._key(tenant_id, learner_id), _FIELDS))
 
+    @_best_effort(miss=None)
     async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None:
         return _entry(await self._aredis.hmget(self._key(tenant_id, learner_id), _FIELDS))
 
+    @_best_effort(miss=False)
     def put(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
         return bool(self._put(keys=[self._key(tenant_id, learner_id)], args=self._args(entry)))
 
+    @_best_effort(miss=False)
     async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
         return bool(await self._aput(keys=[self._key(tenant_id, learner_id)],
                                      args=self._args(entry)))
@@ -169,7 +237,12 @@ class RedisStore:
         pipe.delete(key)
         pipe.hset(key, mapping={"e": epoch, "t": 1})
         pipe.expire(key, self._tombstone_ttl)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(
+                f"the state store (Redis) cannot be reached ({type(exc).__name__}), so the "
+                "learner's cached state cannot be erased; nothing was erased: retry") from exc
 
     def ping(self) -> None:
         self._redis.ping()
