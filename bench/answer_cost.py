@@ -12,8 +12,10 @@ Two phases per backend, on a fresh database with the bundled math pack:
   ``bench/load.py``. CPU time, not wall time: the machine is shared, and CPU per answer is what
   bounds a saturated server.
 * **round trips**: ``--count`` more answers with every client/server exchange counted.
-  PostgreSQL: libpq's protocol trace of each connection (``PQtrace``), where one round trip is a
-  run of frontend messages followed by the backend's reply. Redis: commands sent
+  PostgreSQL: libpq's protocol trace of each of the engine's (psycopg) connections
+  (``PQtrace``), where one round trip is a run of frontend messages followed by the backend's
+  reply, plus the statements run on the one-statement answers' asyncpg connections (one round
+  trip each once prepared; asyncpg prepares a statement once per connection). Redis: commands sent
   (``send_packed_command``: a pipeline or a script call is one). SQLite has no round trips; its
   row counts statements executed and transactions committed (each commit is an fsync); these two
   columns count what goes through SQLAlchemy, which the one-statement answers of PostgreSQL
@@ -118,17 +120,17 @@ class Counts:
             def _trace(dbapi_conn: Any, _record: Any) -> None:
                 self._trace(dbapi_conn.pgconn)
 
-            # the one-statement answers' asyncio pool opens its connections through this
-            import psycopg
+            # the one-statement answers run on asyncpg connections, which have no trace
+            import asyncpg.connection
 
-            connect = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+            execute = asyncpg.connection.Connection._do_execute
 
-            async def traced_connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
-                conn = await connect(cls, *args, **kwargs)
-                self._trace(conn.pgconn)
-                return conn
+            async def counted_execute(conn: Any, *args: Any, **kwargs: Any) -> Any:
+                if self.on:
+                    counter["asyncpg"] += 1
+                return await execute(conn, *args, **kwargs)
 
-            psycopg.AsyncConnection.connect = classmethod(traced_connect)  # type: ignore[assignment]
+            asyncpg.connection.Connection._do_execute = counted_execute  # type: ignore[method-assign]
 
         from redis.asyncio.connection import AbstractConnection as AsyncConnection
         from redis.connection import AbstractConnection
@@ -286,7 +288,8 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             return {"first_answer_cpu_ms": round(first_ms, 1),
                     "cpu_ms": round(min(per_answer), 3),
                     "cpu_ms_median": round(statistics.median(per_answer), 3),
-                    "pg_round_trips": round(counts.pg_round_trips(since) / args.count, 2)
+                    "pg_round_trips": round((counts.pg_round_trips(since)
+                                             + counts.counter["asyncpg"]) / args.count, 2)
                     if name == "pg-redis" else None,
                     "redis_round_trips": round(per.get("redis", 0), 2) if name == "pg-redis"
                     else None,

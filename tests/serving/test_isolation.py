@@ -123,3 +123,15 @@ def test_missing_or_invalid_key_is_401(client, make_tenant, authorization) -> No
         error_of(r, 401, "unauthorized")
     # nothing changed
     assert len(full_history(client, "u", t.headers)) == 1
+
+
+def test_openapi_declares_the_bearer_scheme_on_every_v1_operation(client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key from `tutor tenant create NAME`."}
+    operations = [(path, op) for path, ops in schema["paths"].items() for op in ops.values()]
+    v1 = [op for path, op in operations if path.startswith("/v1/")]
+    assert len(v1) >= 9
+    assert all(op["security"] == [{"apiKey": []}] for op in v1)
+    assert all("security" not in op for path, op in operations if not path.startswith("/v1/"))
