@@ -31,9 +31,10 @@ from api.db import events, learners
 #: seconds to connect before an answer takes the locked path instead
 CONNECT_TIMEOUT_S = 5.0
 #: one-statement answers a worker runs at once (and its connections); the others wait for a
-#: slot. Measured with bench/load.py's client on 2 cores, 2 workers: 2 held 750
-#: answers/s (p99 29 ms) and reached 775/s when offered 1,000/s, where 10 reached only 640/s:
-#: more at once only add PostgreSQL backends and Redis connections contending for the cores
+#: slot. Measured with bench/load.py's client on 2 cores, 2 workers (on a psycopg pool, before
+#: asyncpg): 2 held 750 answers/s (p99 29 ms) and reached 775/s when offered 1,000/s, where 10
+#: reached only 640/s: more at once only add PostgreSQL backends and Redis connections
+#: contending for the cores
 POOL_SIZE = 2
 
 
