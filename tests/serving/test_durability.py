@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict
 from typer.testing import CliRunner
 
@@ -299,8 +300,16 @@ def test_answer_after_the_database_closed_pooled_connections(pg_backend: Backend
         second = post(http, t, "restart", MINI_ITEMS[1], False, fixed_event_ids("restart", 2)[1])
         assert second.status_code == 200, second.text
         assert second.json()["seq"] == 2 and second.json()["duplicate"] is False
-        assert_log_is_exact(full_history(http, "restart", t.headers),
-                            fixed_event_ids("restart", 2))
+        # the one-statement answers' connection closed too: it is replaced, and the next
+        # answers are one statement again
+        applied = REGISTRY.get_sample_value("tutor_one_statement_answers_total",
+                                            {"outcome": "applied"})
+        ids = fixed_event_ids("restart", 4)
+        for event_id, item in zip(ids[2:], MINI_ITEMS[2:4], strict=True):
+            assert post(http, t, "restart", item, True, event_id).status_code == 200
+        assert REGISTRY.get_sample_value("tutor_one_statement_answers_total",
+                                         {"outcome": "applied"}) == applied + 2
+        assert_log_is_exact(full_history(http, "restart", t.headers), ids)
         http.app.state.service.engine.dispose()  # type: ignore[attr-defined]
 
 
