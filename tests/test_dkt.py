@@ -16,6 +16,7 @@ from engine.tracing import load_tracer, make_tracer
 from engine.tracing.dkt import DKT, DKTNet, IdSpaceError
 from engine.tracing.dkt_config import DKTConfig
 from engine.tracing.dkt_data import Sequences, batches, make_batch, windows
+from engine.tracing.dkt_fit import _moving_average
 from engine.tracing.simulate import random_params, simulate
 from training.cli import app
 from training.readers import write_csv
@@ -135,6 +136,28 @@ def test_resumed_training_equals_an_uninterrupted_run(log: AnswerLog, tmp_path: 
     straight = DKT(**SMALL).fit(log)
     assert resumed.training_["epochs_run"] == straight.training_["epochs_run"]
     np.testing.assert_array_equal(resumed.predict_log(log), straight.predict_log(log))
+
+
+def test_the_weight_average_is_hand_computable() -> None:
+    """A horizon of 2 epochs of 5 batches is a decay of 1 - 1/10; the first update copies."""
+    net = torch.nn.Linear(1, 1, bias=False)
+    averaged = _moving_average(net, epochs=2, n_batches=5)
+    assert averaged is not None and _moving_average(net, 0, 5) is None
+    for value in (1.0, 2.0, 4.0):
+        net.weight.data.fill_(value)
+        averaged.update_parameters(net)
+    # 1, then 0.9 * 1 + 0.1 * 2 = 1.1, then 0.9 * 1.1 + 0.1 * 4 = 1.39
+    assert averaged.module.weight.item() == pytest.approx(1.39, abs=1e-6)
+
+
+def test_the_average_is_what_training_keeps(log: AnswerLog) -> None:
+    """An average over less than one step is the raw weights: what is validated and kept is
+    the average, and without one the raw weights."""
+    raw = DKT(**SMALL, ema_epochs=0).fit(log)
+    last_step = DKT(**SMALL, ema_epochs=1e-9).fit(log)
+    averaged = DKT(**SMALL, ema_epochs=1).fit(log)
+    np.testing.assert_allclose(last_step.predict_log(log), raw.predict_log(log), atol=1e-6)
+    assert np.abs(averaged.predict_log(log) - raw.predict_log(log)).max() > 1e-3
 
 
 def test_resume_refuses_other_settings(log: AnswerLog, tmp_path: Path) -> None:

@@ -69,6 +69,9 @@ BatchSize = Annotated[int | None, _dkt_option("batch_size", "windows per batch")
 Window = Annotated[int | None, _dkt_option("window", "longest training window, in answers")]
 Patience = Annotated[int | None, _dkt_option(
     "patience", "epochs without a better validation AUC before stopping")]
+EMAEpochs = Annotated[float | None, _dkt_option(
+    "ema_epochs", "horizon, in epochs, of the moving average of the weights that is validated "
+    "and kept; 0 keeps the raw weights")]
 DKTPlus = Annotated[bool, typer.Option(
     "--dkt-plus", help="DKT: add DKT+'s regularizers (reconstruction 0.1, waviness L1 0.003 "
                        "and L2 3.0; Yeung & Yeung 2018).")]
@@ -132,7 +135,7 @@ def replay(
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
     batch_size: BatchSize = None, window: Window = None, patience: Patience = None,
-    dkt_plus: DKTPlus = False,
+    ema_epochs: EMAEpochs = None, dkt_plus: DKTPlus = False,
 ) -> None:
     """Fit a model on one log and score its one-step-ahead predictions on another.
 
@@ -148,7 +151,7 @@ def replay(
         raise fail("give either --test FILE or --folds K (with --train alone)")
     dkt = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed, layers=layers,
                         members=members, dropout=dropout, lr=lr, batch_size=batch_size,
-                        window=window, patience=patience)
+                        window=window, patience=patience, ema_epochs=ema_epochs)
     if model is ModelName.dkt:
         options = {"seed": seed, **dkt}
     elif dkt:
@@ -269,7 +272,7 @@ def train_dkt(
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
     batch_size: BatchSize = None, window: Window = None, patience: Patience = None,
-    dkt_plus: DKTPlus = False,
+    ema_epochs: EMAEpochs = None, dkt_plus: DKTPlus = False,
 ) -> None:
     """Train Deep Knowledge Tracing (an LSTM, Piech et al. 2015) with early stopping.
 
@@ -285,7 +288,8 @@ def train_dkt(
                    "a new directory")
     options = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed,
                             layers=layers, members=members, dropout=dropout, lr=lr,
-                            batch_size=batch_size, window=window, patience=patience)
+                            batch_size=batch_size, window=window, patience=patience,
+                            ema_epochs=ema_epochs)
     try:
         model = DKT(seed=seed, **options)
         with progress_bar(enabled=True) as progress:

@@ -73,12 +73,13 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
     net = DKTNet(len(skills), cfg).to(dev)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    averaged = _moving_average(net, cfg.ema_epochs, n_batches)
     run = _Run(best_auc=-np.inf, best_weights=copy.deepcopy(net.state_dict()))
     folder = Path(checkpoint) if checkpoint is not None else None
     if resume:
         if folder is None:
             raise ValueError("resuming needs the checkpoint directory of the interrupted run")
-        run = _resume(folder, model, skills, net, optimizer)
+        run = _resume(folder, model, skills, net, optimizer, averaged)
 
     for epoch in range(run.epoch, cfg.epochs):
         if run.bad_epochs >= cfg.patience:
@@ -103,16 +104,19 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
             for member in net.members:
                 torch.nn.utils.clip_grad_norm_(member.parameters(), max_norm=5.0)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(net)
             total_loss += loss.item() / len(logits) * len(target)  # per member
             seen += len(target)
             if progress is not None:
                 progress(epoch * n_batches + done, cfg.epochs * n_batches,
                          f"epoch {epoch + 1}/{cfg.epochs}",
                          {"loss": total_loss / seen, **run.last_metrics()})
-        auc = _auc(model, net, valid_seqs, dev)
-        run.record(epoch, total_loss / max(seen, 1), auc, time.perf_counter() - started, net)
+        kept = net if averaged is None else averaged.module
+        auc = _auc(model, kept, valid_seqs, dev)
+        run.record(epoch, total_loss / max(seen, 1), auc, time.perf_counter() - started, kept)
         if folder is not None:
-            _save(folder, model, skills, net, optimizer, run)
+            _save(folder, model, skills, net, optimizer, averaged, run)
         if progress is not None:
             progress((epoch + 1) * n_batches, cfg.epochs * n_batches,
                      f"epoch {epoch + 1}/{cfg.epochs}", run.last_metrics())
@@ -121,6 +125,23 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
     model.training_ = run.summary(len(log), len(valid), str(dev))
     if folder is not None:
         model.save(folder)
+
+
+def _moving_average(net: torch.nn.Module, epochs: float,
+                    n_batches: int) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``net``'s weights over about ``epochs`` epochs of
+    ``n_batches`` steps (``None`` for 0).
+
+    The average of the weights along the last epochs of the trajectory predicts better than
+    the weights at any one step (Polyak averaging; AWD-LSTM's averaged SGD): on assist2015 one
+    network went from 0.7242 to 0.7286 test AUC, statics2011 from 0.8264 to 0.8283 (README).
+    The horizon is in epochs, not steps, because datasets differ by 10x in batches per epoch.
+    """
+    if not epochs:
+        return None
+    decay = 1.0 - 1.0 / max(1.0, epochs * n_batches)
+    return torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
 
 
 def dkt_plus_penalty(net: DKTMember, batch: Batch, hidden: torch.Tensor, cfg: DKTConfig,
@@ -203,7 +224,8 @@ def _used_skills(log: AnswerLog) -> tuple[str, ...]:
 
 
 def _save(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Module,
-          optimizer: torch.optim.Optimizer, run: _Run) -> None:
+          optimizer: torch.optim.Optimizer,
+          averaged: torch.optim.swa_utils.AveragedModel | None, run: _Run) -> None:
     """The best model so far as a servable checkpoint, plus what resuming needs."""
     best = copy.copy(model)
     best.set_weights(skills, run.best_weights)
@@ -212,14 +234,16 @@ def _save(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Modul
     state = {"epoch": run.epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
              "best_weights": run.best_weights, "best_auc": run.best_auc,
              "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
-             "history": json.dumps(run.history)}
+             "history": json.dumps(run.history),
+             "averaged": averaged.state_dict() if averaged is not None else {}}
     tmp = folder / (TRAIN_STATE_FILE + ".tmp")
     torch.save(state, tmp)
     tmp.replace(folder / TRAIN_STATE_FILE)
 
 
 def _resume(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Module,
-            optimizer: torch.optim.Optimizer) -> _Run:
+            optimizer: torch.optim.Optimizer,
+            averaged: torch.optim.swa_utils.AveragedModel | None) -> _Run:
     from engine.tracing.dkt import read_checkpoint_doc
 
     path = folder / TRAIN_STATE_FILE
@@ -236,6 +260,8 @@ def _resume(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Mod
     state = torch.load(path, weights_only=True, map_location="cpu")
     net.load_state_dict(state["net"])
     optimizer.load_state_dict(state["optimizer"])
+    if averaged is not None:
+        averaged.load_state_dict(state["averaged"])
     run = _Run(state["best_auc"], state["best_weights"])
     run.epoch, run.best_epoch, run.bad_epochs = state["epoch"], state["best_epoch"], \
         state["bad_epochs"]
