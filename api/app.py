@@ -183,9 +183,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # in FastAPI's dependency solving; the scheme is documented in OpenAPI by `openapi` below
     async def tenant(request: Request) -> Tenant:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
             raise ApiError(401, "unauthorized", "send `Authorization: Bearer <api key>`")
-        found = keys.tenant_for(key.strip())
+        found = keys.tenant_for(key)
         if found is None:
             raise ApiError(401, "unauthorized", "unknown API key")
         return found
@@ -295,14 +296,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", tags=["operations"])
     def readyz() -> Any:
         """Ready when the database answers; ``degraded`` names a state store that does not."""
-        problems = {}
         try:
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except Exception as exc:  # any failure means not ready
-            problems["database"] = type(exc).__name__
-        if problems:
-            raise ApiError(503, "not_ready", "a dependency is unavailable", problems)
+            raise ApiError(503, "not_ready", "a dependency is unavailable",
+                           {"database": type(exc).__name__}) from None
         try:
             store.ping()
         except Exception as exc:

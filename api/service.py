@@ -173,11 +173,6 @@ class TutorService:
         return rt
 
     # ------------------------------------------------------------------ answers
-    @_once_more_if_disconnected  # answers are idempotent by event id: safe even after a commit
-    def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
-        """Record ``answer`` and return the response (the stored one for a retried event id)."""
-        return self._answer(tenant, learner_id, answer)
-
     async def answer_async(self, tenant: Tenant, learner_id: str,
                            answer: Answer) -> dict[str, Any]:
         """:meth:`answer` for the event loop: the one-statement answer when it applies (on
@@ -194,7 +189,9 @@ class TutorService:
                 return done
         return await anyio.to_thread.run_sync(self.answer, tenant, learner_id, answer)
 
-    def _answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
+    @_once_more_if_disconnected  # answers are idempotent by event id: safe even after a commit
+    def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
+        """Record ``answer`` and return the response (the stored one for a retried event id)."""
         rt = self.runtime(tenant)
         item = rt.catalog.items.get(answer.item_id)
         if item is None:
