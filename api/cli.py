@@ -1,6 +1,6 @@
-"""``tutor`` commands that run or administer the service: serve, db, tenant, content,
-rebuild-state. They read the same ``TUTOR_*`` settings as the server (``--database-url``
-overrides ``TUTOR_DATABASE_URL``)."""
+"""``tutor`` commands that run or administer the service: serve, db, tenant, content, model,
+rebuild-state (mounted by :mod:`tutor.cli`). They read the same ``TUTOR_*`` settings as the
+server (``--database-url`` overrides ``TUTOR_DATABASE_URL``)."""
 
 from __future__ import annotations
 
@@ -12,25 +12,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from sqlalchemy import Engine, func, select
 
 from api.db import is_current, make_engine, tenants, upgrade
 from api.settings import Settings
-from content.catalog import ContentError
 from content.packs import bundled_packs
+from engine.catalog import ContentError
+from tutor.console import err, fail
 
 if TYPE_CHECKING:
     from api.tenants import Tenant
+    from engine.events import AnswerLog
 
-err = Console(stderr=True, soft_wrap=True)
 DbUrl = Annotated[str | None, typer.Option(
     "--database-url", help="SQLAlchemy URL (default: $TUTOR_DATABASE_URL or sqlite:///./tutor.db)")]
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
 content_app = typer.Typer(help="Content packs.", no_args_is_help=True)
-model_app = typer.Typer(help="Trained models serving a tenant instead of BKT.",
+model_app = typer.Typer(help="Fitted models serving a tenant instead of its content's BKT.",
                         no_args_is_help=True)
 
 
@@ -60,14 +60,6 @@ def _tenant(database_url: str | None, name: str) -> tuple[Engine, Tenant]:
         return engine, tenant_by_name(engine, name)
     except LookupError as exc:
         raise fail(str(exc)) from None
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as an error and return the exit to raise (status 2: bad input).
-
-    Every ``tutor`` command reports bad input this way (``training.cli`` uses it too)."""
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(2)
 
 
 @db_app.command("upgrade")
@@ -129,22 +121,23 @@ def content_import(
 
 @model_app.command("register")
 def model_register(
-    checkpoint: Annotated[Path, typer.Argument(help="A DKT checkpoint directory "
-                                                    "(from `tutor train dkt`).")],
+    model: Annotated[Path, typer.Argument(
+        help="A saved model: what `tutor fit` wrote (a BKT parameter file, a DKT checkpoint "
+             "directory), or pyBKT's coef_ as JSON.")],
     tenant: Annotated[str, typer.Option(help="Tenant name.")],
     database_url: DbUrl = None,
 ) -> None:
-    """Serve a tenant with a trained DKT model; its learners' states are rebuilt with it."""
+    """Serve a tenant with a fitted model; its learners' states are rebuilt with it."""
     from api.models import register_model
     from api.tenants import load_catalog
 
     engine, target = _tenant(database_url, tenant)
     try:
-        summary = register_model(engine, target.id, checkpoint, load_catalog(engine, target.id))
+        summary = register_model(engine, target.id, model, load_catalog(engine, target.id))
     except (FileNotFoundError, ValueError, ContentError) as exc:
         raise fail(str(exc)) from None
-    print(f"tenant {tenant!r} is now served by {summary['kind']} ({summary['skills']} skills, "
-          f"{summary['hidden']} hidden units) from {checkpoint}")
+    print(f"tenant {tenant!r} is now served by {summary['kind']} ({summary['skills']} skills) "
+          f"from {model}")
 
 
 @model_app.command("unregister")
@@ -152,7 +145,7 @@ def model_unregister(
     tenant: Annotated[str, typer.Option(help="Tenant name.")],
     database_url: DbUrl = None,
 ) -> None:
-    """Serve a tenant with BKT from its content again."""
+    """Serve a tenant with its content's BKT again."""
     from api.models import unregister_model
 
     engine, target = _tenant(database_url, tenant)
@@ -161,20 +154,11 @@ def model_unregister(
     print(f"tenant {tenant!r} is served by BKT again")
 
 
-def export_log(
-    tenant: Annotated[str, typer.Option(help="Tenant name.")],
-    out_path: Annotated[Path, typer.Option("--out", help="File to write: .csv or .parquet.")],
-    database_url: DbUrl = None,
-) -> None:
-    """Write a tenant's answer log as a generic CSV or Parquet file, for `tutor train dkt
-    --format csv` and `tutor replay` (learners in id order, each in answer order)."""
+def tenant_log(tenant: str, database_url: str | None) -> AnswerLog:
+    """A tenant's answer log (learners in id order, each in answer order)."""
     from api.db import events
     from engine.events import AnswerEvent, AnswerLog
-    from training.readers import write_csv, write_parquet
 
-    writers = {".csv": write_csv, ".parquet": write_parquet}
-    if out_path.suffix not in writers:
-        raise fail(f"--out must end in .csv or .parquet, got {out_path.name!r}")
     engine, target = _tenant(database_url, tenant)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -182,14 +166,10 @@ def export_log(
                    events.c.answered_at, events.c.response_ms, events.c.event_id)
             .where(events.c.tenant_id == target.id)
             .order_by(events.c.learner_id, events.c.seq))
-        log = AnswerLog.from_events(
+        return AnswerLog.from_events(
             AnswerEvent(r.learner_id, r.item_id, tuple(r.skills), r.correct,
                         timestamp=r.answered_at, response_ms=r.response_ms,
                         event_id=r.event_id) for r in rows)
-    if len(log) == 0:
-        raise fail(f"tenant {tenant!r} has no answers yet")
-    writers[out_path.suffix](log, out_path)
-    print(f"wrote {len(log):,} answers of {log.n_learners:,} learners to {out_path}")
 
 
 def rebuild_state(
@@ -265,7 +245,6 @@ def register(app: typer.Typer) -> None:
     """Add the service commands to the ``tutor`` command line."""
     app.command()(serve)
     app.command("rebuild-state")(rebuild_state)
-    app.command("export-log")(export_log)
     app.add_typer(db_app, name="db")
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(content_app, name="content")

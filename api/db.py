@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -32,10 +33,13 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    update,
 )
 
+from engine.ids import MAX_ID_LENGTH
+
 MIGRATIONS = Path(__file__).with_name("migrations")
-ID = 128  # longest learner/item/skill/pack id, in characters
+ID = MAX_ID_LENGTH  # longest learner/item/skill/pack id, in characters
 
 metadata = MetaData()
 
@@ -103,6 +107,13 @@ events = Table(
     # also the index for reading one learner's answers in order
     UniqueConstraint("tenant_id", "learner_id", "seq", name="uq_events_seq"),
 )
+
+
+def bump_content_version(conn: Connection, tenant_id: int) -> None:
+    """Start a new version of the tenant's content (its packs or its model changed): every
+    worker's catalog, tracer and cached learner states of the old version stop matching."""
+    conn.execute(update(tenants).where(tenants.c.id == tenant_id)
+                 .values(content_version=tenants.c.content_version + 1))
 
 
 def make_engine(url: str) -> Engine:

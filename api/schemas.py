@@ -1,4 +1,5 @@
-"""Request bodies of the HTTP API, validated by pydantic (responses are plain JSON dicts)."""
+"""What requests send: bodies and path ids, validated by pydantic (responses are plain JSON:
+:mod:`api.responses`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+from engine.ids import MAX_ID_LENGTH, check_id
+
+# the id rule is engine.ids's; its lengths are repeated as constraints for the OpenAPI schema
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+               AfterValidator(check_id)]
+#: an id in a route's path
+PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
 Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 

@@ -12,36 +12,47 @@ On PostgreSQL, :meth:`TutorService.answer_async` first tries the one-statement a
 :mod:`api.one_statement` when the learner's cached state is current: no lock, one round trip, no
 worker thread. If anything moved in between, that statement writes nothing and the locked path
 runs.
+
+The log's SQL is :mod:`api.answer_log`; the tenants' catalogs and tracers are
+:mod:`api.runtimes`; the response shapes are :mod:`api.responses`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from api import metrics
-from api.db import events, learners
-from api.models import tenant_tracer
+from api.answer_log import AnswerLog, EventRow, LearnerRow, LoggedAnswer
 from api.one_statement import OneStatement
+from api.responses import (
+    AnswerResponse,
+    Choice,
+    Event,
+    ExportResponse,
+    HistoryResponse,
+    NextResponse,
+    Recorded,
+    StateResponse,
+)
+from api.runtimes import Runtime, Runtimes
 from api.store import CachedState, StateStore
-from api.tenants import Tenant, load_catalog
-from content.catalog import Catalog, Item
+from api.tenants import Tenant
+from engine.catalog import Item
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
 from engine.tracing import Tracer
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
 
 
@@ -69,21 +80,12 @@ class Answer:
 class _Step:
     """One answer applied to a cached state: the response, the event row, the new state."""
 
-    response: dict[str, Any]
+    response: Recorded
     row: dict[str, Any]
     cached: CachedState
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """Everything derived from one version of a tenant's content, shared by requests."""
-
-    content_version: int
-    catalog: Catalog
-    tracer: Tracer[Any]
-
-
-def _once_more_if_disconnected(method: _Method) -> _Method:
+def _once_more_if_disconnected(method: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``method`` once more when it met a pooled connection the database had closed.
 
     The pool does not ping before each use (a round trip per request, see
@@ -93,7 +95,7 @@ def _once_more_if_disconnected(method: _Method) -> _Method:
     (idempotent by event id).
     """
     @functools.wraps(method)
-    def again(*args: Any, **kwargs: Any) -> Any:
+    def again(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(*args, **kwargs)
         except DBAPIError as exc:
@@ -101,7 +103,7 @@ def _once_more_if_disconnected(method: _Method) -> _Method:
                 raise
             return method(*args, **kwargs)
 
-    return again  # type: ignore[return-value]
+    return again
 
 
 class TutorService:
@@ -109,43 +111,11 @@ class TutorService:
         self.engine = engine
         self.store = store
         self.policy = TargetSuccessPolicy()
-        self._runtimes: dict[int, Runtime] = {}
-        self._lock = threading.Lock()
-        # the hot path's statements, built once (building SQLAlchemy constructs per request
-        # costs more than running them)
-        postgres = engine.dialect.name == "postgresql"
-        # SQLite has one writer at a time and makes the others sleep in its busy handler
-        # (milliseconds at a time); queueing this process's writers on a lock is much faster
-        self._writer: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if postgres else threading.Lock())
-        dialect_insert = postgresql.insert if postgres else sqlite.insert
-        # take the learner's next seq: creates the learner if new and locks its row until the
-        # transaction ends (a retry found later rolls the increment back)
-        upsert = dialect_insert(learners).values(
-            tenant_id=bindparam("t"), learner_id=bindparam("l"), created_at=bindparam("now"),
-            last_seen=bindparam("now"), last_seq=1)
-        self._next_seq_stmt = upsert.on_conflict_do_update(
-            index_elements=["tenant_id", "learner_id"],
-            set_={"last_seen": upsert.excluded.last_seen, "last_seq": learners.c.last_seq + 1},
-        ).returning(learners.c.last_seq, learners.c.created_at)
-        self._find_stmt = select(events.c.learner_id, events.c.item_id, events.c.correct,
-                                 events.c.response).where(events.c.tenant_id == bindparam("t"),
-                                                          events.c.event_id == bindparam("e"))
-        # a retry is recognised by its event id, unique per tenant, when it is appended
-        self._append_stmt = dialect_insert(events).on_conflict_do_nothing(
-            index_elements=["tenant_id", "event_id"]).returning(events.c.id)
+        self.log = AnswerLog(engine)
+        self.runtimes = Runtimes(engine)
         #: PostgreSQL runs an answer whose cached state is current as one statement in one
         #: round trip (answer_async); SQLite, in process, has no round trips to save
-        self.one_statement = OneStatement(engine) if postgres else None
-        # a learner's answers and last answer per skill, counted by the database (the skill
-        # ids of each event unnested from its JSON array)
-        skill = (func.json_array_elements_text if postgres else func.json_each)(
-            events.c.skills).table_valued("value", name="skill")
-        self._per_skill_stmt = (
-            select(skill.c.value, func.count(), func.max(events.c.answered_at))
-            .select_from(events).join(skill, true())
-            .where(events.c.tenant_id == bindparam("t"), events.c.learner_id == bindparam("l"))
-            .group_by(skill.c.value))
+        self.one_statement = OneStatement(engine) if self.log.postgres else None
 
     async def open(self) -> None:
         """Open what the event loop uses (the one-statement pool); the app's lifespan calls it."""
@@ -157,30 +127,14 @@ class TutorService:
             await self.one_statement.close()
         await self.store.aclose()
 
-    # ------------------------------------------------------------------ content
-    def runtime(self, tenant: Tenant) -> Runtime:
-        """The tenant's catalog and tracer for its current content version (built once)."""
-        rt = self._runtimes.get(tenant.id)
-        if rt is not None and rt.content_version == tenant.content_version:
-            return rt
-        with self._lock:
-            rt = self._runtimes.get(tenant.id)
-            if rt is None or rt.content_version != tenant.content_version:
-                catalog = load_catalog(self.engine, tenant.id)
-                tracer = tenant_tracer(self.engine, tenant.id, catalog)
-                rt = Runtime(tenant.content_version, catalog, tracer)
-                self._runtimes[tenant.id] = rt
-        return rt
-
     # ------------------------------------------------------------------ answers
     async def answer_async(self, tenant: Tenant, learner_id: str,
-                           answer: Answer) -> dict[str, Any]:
+                           answer: Answer) -> AnswerResponse:
         """:meth:`answer` for the event loop: the one-statement answer when it applies (on
         PostgreSQL, with the learner's state current in the cache and the tenant's content
         loaded), else :meth:`answer` in a worker thread."""
-        rt = self._runtimes.get(tenant.id)
+        rt = self.runtimes.current(tenant)
         if (self.one_statement is not None and self.one_statement.is_open and rt is not None
-                and rt.content_version == tenant.content_version
                 and answer.item_id in rt.catalog.items):
             done = await self._answer_one_statement(rt, tenant, learner_id,
                                                     rt.catalog.items[answer.item_id], answer)
@@ -190,22 +144,19 @@ class TutorService:
         return await anyio.to_thread.run_sync(self.answer, tenant, learner_id, answer)
 
     @_once_more_if_disconnected  # answers are idempotent by event id: safe even after a commit
-    def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> dict[str, Any]:
+    def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> AnswerResponse:
         """Record ``answer`` and return the response (the stored one for a retried event id)."""
-        rt = self.runtime(tenant)
+        rt = self.runtimes.get(tenant)
         item = rt.catalog.items.get(answer.item_id)
         if item is None:
             raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
-        with self._writer, self.engine.connect() as conn, conn.begin() as transaction:
-            seq, created_at = conn.execute(self._next_seq_stmt,
-                                           {"t": tenant.id, "l": learner_id, "now": now}).one()
+        with self.log.writer, self.engine.connect() as conn, conn.begin() as transaction:
+            seq, created_at = self.log.next_seq(conn, tenant.id, learner_id, now)
             cached = self._state(conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt)
             step = self._step(rt, tenant, learner_id, item, answer, now, cached)
-            appended = conn.execute(self._append_stmt, step.row).first()
-            if appended is None:  # a retry: the event id is already in the log
-                stored = conn.execute(self._find_stmt,
-                                      {"t": tenant.id, "e": answer.event_id}).one()
+            if not self.log.append(conn, step.row):  # a retry: the event id is in the log
+                stored = self.log.find(conn, tenant.id, answer.event_id)
                 transaction.rollback()
                 return self._replay(stored, learner_id, answer)
         # after the commit, never before: the cache must not run ahead of the log
@@ -213,7 +164,7 @@ class TutorService:
         return {**step.response, "duplicate": False}
 
     async def _answer_one_statement(self, rt: Runtime, tenant: Tenant, learner_id: str,
-                                    item: Item, answer: Answer) -> dict[str, Any] | None:
+                                    item: Item, answer: Answer) -> AnswerResponse | None:
         """The answer as one statement, if the cached state is current (or there is none and
         the learner is new); ``None`` (nothing written) when the cache is stale or was lost,
         another answer of the learner got in first, or the event id is in the log already: the
@@ -244,16 +195,16 @@ class TutorService:
                             response_ms=answer.response_ms, event_id=answer.event_id)
         state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
         recent = (*cached.recent, item.id)[-RECENT:]
-        response: dict[str, Any] = {
+        choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
+                                         answer.target_success, course=None, n=1)
+        response: Recorded = {
             "learner_id": learner_id,
             "event_id": answer.event_id,
             "seq": seq,
             "correct": answer.correct,
             "mastery": {s: round(p, 6) for s, p in rt.tracer.mastery(state, item.skills).items()},
+            "next": choices[0] if choices else None,
         }
-        choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
-                                         answer.target_success, course=None, n=1)
-        response["next"] = choices[0] if choices else None
         if why_none:
             response["reason"] = why_none
         row = {"tenant_id": tenant.id, "learner_id": learner_id, "seq": seq,
@@ -264,13 +215,14 @@ class TutorService:
                                                 rt.tracer.state_to_bytes(state), recent))
 
     @staticmethod
-    def _replay(stored: Any, learner_id: str, answer: Answer) -> dict[str, Any]:
+    def _replay(stored: LoggedAnswer, learner_id: str, answer: Answer) -> AnswerResponse:
         """The response first given for this event id, if the retry is the same answer."""
         if (stored.learner_id, stored.item_id, stored.correct) != (
                 learner_id, answer.item_id, answer.correct):
             raise Conflict(f"event_id {answer.event_id} was already used for a different "
                            "answer")
-        return {**json.loads(stored.response), "duplicate": True}
+        recorded: Recorded = json.loads(stored.response)
+        return {**recorded, "duplicate": True}
 
     # ------------------------------------------------------------------ state
     def _state(self, conn: Connection, tenant_id: int, learner_id: str, epoch: int,
@@ -279,35 +231,26 @@ class TutorService:
         cached = self.store.get(tenant_id, learner_id)
         if cached is not None and cached.order() == (epoch, rt.content_version, last_seq):
             return cached
-        rows = conn.execute(
-            select(events.c.item_id, events.c.skills, events.c.correct)
-            .where(events.c.tenant_id == tenant_id, events.c.learner_id == learner_id,
-                   events.c.seq <= last_seq)
-            .order_by(events.c.seq)).all()
-        state = fold(rt.tracer, learner_id, ((r.item_id, r.skills, r.correct) for r in rows))
+        answers = self.log.answers(conn, tenant_id, learner_id, last_seq)
+        state = fold(rt.tracer, answers)
         rebuilt = CachedState(epoch, rt.content_version, last_seq,
                               rt.tracer.state_to_bytes(state),
-                              tuple(r.item_id for r in rows[-RECENT:]))
+                              tuple(a.item for a in answers[-RECENT:]))
         self.store.put(tenant_id, learner_id, rebuilt)
         return rebuilt
 
     def current_state(self, tenant: Tenant, learner_id: str) -> tuple[Runtime, CachedState]:
         """A learner's state for reading; :class:`NotFound` if the learner never answered."""
-        rt = self.runtime(tenant)
+        rt = self.runtimes.get(tenant)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(learners.c.last_seq, learners.c.created_at).where(
-                    learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"learner {learner_id!r} not found")
-            return rt, self._state(conn, tenant.id, learner_id, _epoch(row.created_at),
-                                   row.last_seq, rt)
+            learner = self._learner(conn, tenant.id, learner_id)
+            return rt, self._state(conn, tenant.id, learner_id, _epoch(learner.created_at),
+                                   learner.last_seq, rt)
 
     # ------------------------------------------------------------------ selection
     def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: Any,
                 recent: Sequence[str], seq: int, target: float | None, course: str | None,
-                n: int) -> tuple[list[dict[str, Any]], str | None]:
+                n: int) -> tuple[list[Choice], str | None]:
         """The policy's choices as JSON, and why there are none when the list is empty.
 
         The tie-break seed is the learner's answer count: the same state gives the same
@@ -324,31 +267,31 @@ class TutorService:
 
     @_once_more_if_disconnected
     def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
-                   target: float | None) -> dict[str, Any]:
+                   target: float | None) -> NextResponse:
         """Recommendations for a learner (a learner never seen starts from the priors)."""
         try:
             rt, cached = self.current_state(tenant, learner_id)
             state = rt.tracer.state_from_bytes(cached.state)
             recent, seq = cached.recent, cached.version
         except NotFound:
-            rt = self.runtime(tenant)
+            rt = self.runtimes.get(tenant)
             state, recent, seq = rt.tracer.new_state(), (), 0
         if course is not None and course not in rt.catalog.courses:
             raise NotFound(f"course {course!r} is not in this tenant's content")
         choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq, target,
                                          course, n)
-        return {"learner_id": learner_id, "next": choices,
-                **({"reason": why_none} if why_none else {})}
+        response: NextResponse = {"learner_id": learner_id, "next": choices}
+        if why_none:
+            response["reason"] = why_none
+        return response
 
     @_once_more_if_disconnected
-    def state(self, tenant: Tenant, learner_id: str) -> dict[str, Any]:
+    def state(self, tenant: Tenant, learner_id: str) -> StateResponse:
         rt, cached = self.current_state(tenant, learner_id)
         mastery = rt.tracer.mastery(rt.tracer.state_from_bytes(cached.state))
         with self.engine.connect() as conn:
-            learner = conn.execute(select(learners).where(
-                learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id)).one()
-            per_skill = conn.execute(self._per_skill_stmt,
-                                     {"t": tenant.id, "l": learner_id}).all()
+            learner = self._learner(conn, tenant.id, learner_id)
+            per_skill = self.log.per_skill(conn, tenant.id, learner_id)
         answers = {s: n for s, n, _ in per_skill}
         last = {s: seen for s, _, seen in per_skill}
         return {
@@ -364,31 +307,27 @@ class TutorService:
 
     # ------------------------------------------------------------------ history, export, erase
     @_once_more_if_disconnected
-    def history(self, tenant: Tenant, learner_id: str, after: int, limit: int) -> dict[str, Any]:
+    def history(self, tenant: Tenant, learner_id: str, after: int,
+                limit: int) -> HistoryResponse:
         with self.engine.connect() as conn:
-            self._require_learner(conn, tenant.id, learner_id)
-            rows = conn.execute(
-                select(events).where(events.c.tenant_id == tenant.id,
-                                     events.c.learner_id == learner_id, events.c.seq > after)
-                .order_by(events.c.seq).limit(limit + 1)).all()
-        page = [_event_dict(r) for r in rows[:limit]]
+            self._learner(conn, tenant.id, learner_id)
+            rows = self.log.page(conn, tenant.id, learner_id, after, limit + 1)
+        page = [_event(r) for r in rows[:limit]]
         return {"learner_id": learner_id, "events": page,
                 "next_after": page[-1]["seq"] if len(rows) > limit else None}
 
     @_once_more_if_disconnected
-    def export(self, tenant: Tenant, learner_id: str) -> dict[str, Any]:
+    def export(self, tenant: Tenant, learner_id: str) -> ExportResponse:
         """Everything held about the learner: profile, every answer, and the derived state."""
         state = self.state(tenant, learner_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(events).where(
-                events.c.tenant_id == tenant.id, events.c.learner_id == learner_id)
-                .order_by(events.c.seq)).all()
+            rows = self.log.events(conn, tenant.id, learner_id)
         return {"learner_id": learner_id, "tenant": tenant.name,
                 "exported_at": datetime.now(UTC),
-                "profile": {k: state[k] for k in ("created_at", "last_seen", "answers")},
+                "profile": {"created_at": state["created_at"], "last_seen": state["last_seen"],
+                            "answers": state["answers"]},
                 "state": state["skills"],
-                "events": [{**_event_dict(r), "response": json.loads(r.response)}
-                           for r in rows]}
+                "events": [{**_event(r), "response": json.loads(r.response)} for r in rows]}
 
     def erase(self, tenant: Tenant, learner_id: str) -> None:
         """Delete the learner's events, row and cached state (the right to erasure).
@@ -398,14 +337,10 @@ class TutorService:
         whole erasure can be retried. (Rows deleted first would leave a retry nothing to find,
         and the cached state behind.)
         """
-        with self._writer, self.engine.begin() as conn:
-            created_at = conn.execute(delete(learners).where(
-                learners.c.tenant_id == tenant.id, learners.c.learner_id == learner_id
-            ).returning(learners.c.created_at)).scalar_one_or_none()
+        with self.log.writer, self.engine.begin() as conn:
+            created_at = self.log.erase(conn, tenant.id, learner_id)
             if created_at is None:
                 raise NotFound(f"learner {learner_id!r} not found")
-            conn.execute(delete(events).where(events.c.tenant_id == tenant.id,
-                                              events.c.learner_id == learner_id))
             # a tombstone, so that an answer committed just before cannot cache its state
             # again; the learner's row stays locked until the commit, so no answer gets in
             # between
@@ -413,42 +348,40 @@ class TutorService:
 
     def rebuild_all(self, tenant: Tenant) -> int:
         """Recompute every learner's cached state from the log; returns how many."""
-        rt = self.runtime(tenant)
+        rt = self.runtimes.get(tenant)
         with self.engine.connect() as conn:
-            ids = conn.execute(select(learners.c.learner_id, learners.c.last_seq,
-                                      learners.c.created_at)
-                               .where(learners.c.tenant_id == tenant.id)).all()
-            for learner_id, last_seq, created_at in ids:
+            found = self.log.learners(conn, tenant.id)
+            for learner_id, last_seq, created_at in found:
                 # a current entry is kept (the fold is deterministic), any other recomputed
                 self._state(conn, tenant.id, learner_id, _epoch(created_at), last_seq, rt)
-        return len(ids)
+        return len(found)
 
-    @staticmethod
-    def _require_learner(conn: Connection, tenant_id: int, learner_id: str) -> None:
-        found = conn.execute(select(learners.c.last_seq).where(
-            learners.c.tenant_id == tenant_id, learners.c.learner_id == learner_id)).first()
-        if found is None:
+    def _learner(self, conn: Connection, tenant_id: int, learner_id: str) -> LearnerRow:
+        """The learner's row (:meth:`AnswerLog.learner`); :class:`NotFound` if it has none."""
+        learner = self.log.learner(conn, tenant_id, learner_id)
+        if learner is None:
             raise NotFound(f"learner {learner_id!r} not found")
+        return learner
 
 
-def fold(tracer: Tracer[Any], learner_id: str,
-         answers: Iterable[tuple[str, Sequence[str], bool]]) -> Any:
-    """``fold(tracer.update, events)`` from a fresh state: the definition of a learner's state.
+def fold(tracer: Tracer[Any], answers: Iterable[AnswerEvent]) -> Any:
+    """``fold(tracer.update, answers)`` from a fresh state: the definition of a learner's state.
 
     Skills no longer in the content are skipped (their evidence has no parameters to use).
     """
     state = tracer.new_state()
     known = set(tracer.mastery(state))
-    for item_id, skills, correct in answers:
-        kept = tuple(s for s in skills if s in known)
+    for answer in answers:
+        kept = tuple(s for s in answer.skills if s in known)
         if kept:
-            state = tracer.update(state, AnswerEvent(learner_id, item_id, kept, bool(correct)))
+            state = tracer.update(state, AnswerEvent(answer.learner, answer.item, kept,
+                                                     answer.correct))
     return state
 
 
 def _epoch(created_at: datetime) -> int:
     """A learner row's incarnation: its creation time in microseconds since 1970."""
-    return (_utc(created_at) - _UNIX) // timedelta(microseconds=1)
+    return (_as_utc(created_at) - _UNIX) // timedelta(microseconds=1)
 
 
 def _created_at(epoch: int) -> datetime:
@@ -459,12 +392,17 @@ def _created_at(epoch: int) -> datetime:
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def _as_utc(moment: datetime) -> datetime:
     """Timestamps are stored in UTC; SQLite hands them back without their zone."""
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _event_dict(row: Any) -> dict[str, Any]:
+def _utc(moment: datetime | None) -> datetime | None:
+    """:func:`_as_utc`, of a timestamp that may be missing."""
+    return None if moment is None else _as_utc(moment)
+
+
+def _event(row: EventRow) -> Event:
     return {"seq": row.seq, "event_id": row.event_id, "item_id": row.item_id,
             "skills": list(row.skills), "correct": row.correct,
             "answered_at": _utc(row.answered_at), "received_at": _utc(row.received_at),

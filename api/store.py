@@ -28,6 +28,7 @@ import redis
 import redis.asyncio
 
 from api import metrics
+from api.settings import Settings
 
 log = logging.getLogger("tutor.store")
 _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -262,3 +263,8 @@ def _entry(values: list[bytes | None]) -> CachedState | None:
     recent = tuple(r.decode().split(_SEP)) if r else ()
     return CachedState(epoch=int(e), content_version=int(c), version=int(v), state=s,
                        recent=recent)
+
+
+def make_store(settings: Settings) -> StateStore:
+    """The state store ``settings`` name: Redis at ``redis_url``, else in process."""
+    return RedisStore(settings.redis_url) if settings.redis_url else InProcessStore()

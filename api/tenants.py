@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select
 
-from api.db import api_keys, content_packs, tenants
+from api.db import api_keys, bump_content_version, content_packs, tenants
 from api.models import check_covers, model_skills
-from content.catalog import Catalog
 from content.packs import Pack, catalog_from_packs, parse_pack
+from engine.catalog import Catalog
 
 KEY_PREFIX = "tk_"
 
@@ -112,8 +112,7 @@ def import_pack(engine: Engine, tenant_id: int, document: Any, source: str) -> P
         skills = model_skills(conn, tenant_id)
         if skills is not None:
             check_covers(skills, catalog.skills, what=source)
-        conn.execute(update(tenants).where(tenants.c.id == tenant_id)
-                     .values(content_version=tenants.c.content_version + 1))
+        bump_content_version(conn, tenant_id)
         conn.execute(delete(content_packs).where(content_packs.c.tenant_id == tenant_id,
                                                  content_packs.c.name == pack.name))
         conn.execute(insert(content_packs).values(tenant_id=tenant_id, name=pack.name,

@@ -1,10 +1,10 @@
 """Content packs: a set of skills, items and courses in one JSON file (format in packs/README.md).
 
 :func:`load_pack` / :func:`parse_pack` validate a pack completely, so whatever is wrong comes back
-as one :class:`~content.catalog.ContentError` naming the file, the JSON path and the fix, e.g.
+as one :class:`~engine.catalog.ContentError` naming the file, the JSON path and the fix, e.g.
 ``math.json: skills[3].bkt.guess: must be between 0 and 1, got 1.4``. Each pack is
 self-contained (its items and prerequisites only name its own skills); :func:`catalog_from_packs`
-merges packs into one :class:`~content.catalog.Catalog`, refusing ids defined by two packs.
+merges packs into one :class:`~engine.catalog.Catalog`, refusing ids defined by two packs.
 
 Validation is table-driven: each JSON object is a table of keys and checkers (functions of the
 value and its JSON path that return the converted value or raise).
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from content.catalog import BKTSkillParams, Catalog, ContentError, Course, Item, Skill
+from engine.catalog import BKTSkillParams, Catalog, ContentError, Course, Item, Skill
+from engine.ids import id_problem
 from engine.tracing.bkt_params import DEFAULT_CLASS
 
 PACK_FORMAT = "tutor-content-pack"
 PACK_VERSION = 1
-MAX_ID_LENGTH = 128
 BUNDLED_PACKS_DIR = Path(__file__).resolve().parent / "packs"
 
 _BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget")
@@ -189,13 +189,7 @@ def _text(value: Any, at: str) -> str:
 
 def _id(value: Any, at: str) -> str:
     _expect(isinstance(value, str), at, "a string id", value)
-    problem = next((msg for bad, msg in (
-        (not value, "must not be empty"),
-        (len(value) > MAX_ID_LENGTH, f"must be at most {MAX_ID_LENGTH} characters long, not "
-                                     f"{len(value)}"),
-        (not value.isprintable(), "must not contain control or invisible characters"),
-        (value != value.strip(), "must not start or end with whitespace"),
-    ) if bad), None)
+    problem = id_problem(value)
     if problem:
         raise _Invalid(at, f"{problem} (got {_show(value)})")
     return value

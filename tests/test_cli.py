@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.tracing.simulate import random_params, simulate
-from training.cli import app
 from training.readers import write_csv
+from tutor.cli import app
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REQUIRED_KEYS = {"model", "auc", "rmse", "accuracy", "log_loss", "fit_seconds", "n_train",
@@ -63,8 +63,24 @@ def test_replay_folds_and_forgets(logs: tuple[Path, Path]) -> None:
                    "--model", "bkt-forgets", "--num-fits", "1")
     assert out["model"] == "bkt-forgets" and out["folds"] == 3
     assert len(out["fold_results"]) == 3
-    assert sum(f["n_test"] for f in out["fold_results"]) == out["n_train"] + out["n_test"]
+    # every answer is predicted once, out of fold, and the metrics are over all of them
+    assert sum(f["n_test"] for f in out["fold_results"]) == out["n_test"]
     assert 0.6 < out["auc"] < 1.0
+    fold_aucs = [f["auc"] for f in out["fold_results"]]
+    assert out["auc_fold_mean"] == pytest.approx(np.mean(fold_aucs))
+    assert out["auc_fold_std"] == pytest.approx(np.std(fold_aucs, ddof=1))
+
+
+def test_cross_validation_pools_the_out_of_fold_predictions() -> None:
+    """The reported AUC is that of all out-of-fold predictions together, not the mean of the
+    folds' AUCs: folds of different sizes and base rates make the two differ."""
+    from training.metrics import evaluate
+    from training.replay import cross_validate
+
+    log, _ = simulate(random_params(3, seed=8), 90, seed=9)
+    result, pooled = cross_validate("bkt", log, 4, seed=1, options={"num_fits": 1})
+    assert result["auc"] == pytest.approx(evaluate(log, pooled)["auc"], abs=1e-12)
+    assert result["auc"] != pytest.approx(result["auc_fold_mean"], abs=1e-6)
 
 
 def test_replay_table_and_plot(logs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -139,4 +155,4 @@ def test_checkpoint_needs_test_only(tmp_path: Path) -> None:
     data = tmp_path / "t.csv"
     data.write_text("1\n3\n1\n")
     result = runner.invoke(app, ["replay", "--checkpoint", str(bad), "--test", str(data)])
-    assert result.exit_code == 2 and "neither a tutor-bkt parameter file" in result.stderr
+    assert result.exit_code == 2 and "neither a saved model" in result.stderr

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from content.catalog import BKTSkillParams, Catalog, ContentError, Item, Skill
 from content.packs import (
     BUNDLED_PACKS_DIR,
     Pack,
@@ -21,6 +20,7 @@ from content.packs import (
     load_pack,
     parse_pack,
 )
+from engine.catalog import BKTSkillParams, Catalog, ContentError, Item, Skill
 
 BUNDLED = bundled_packs()
 

@@ -12,14 +12,16 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from engine.events import AnswerEvent, AnswerLog
-from engine.tracing import load_tracer, make_tracer
-from engine.tracing.dkt import DKT, DKTNet, IdSpaceError
+from engine.tracing import IdSpaceError, load_tracer, make_tracer
+from engine.tracing.dkt import DKT
+from engine.tracing.dkt_checkpoint import Checkpoint
 from engine.tracing.dkt_config import DKTConfig
 from engine.tracing.dkt_data import Sequences, batches, make_batch, windows
-from engine.tracing.dkt_fit import _moving_average
+from engine.tracing.dkt_net import DKTNet, predict_sequences
+from engine.tracing.dkt_train import _moving_average
 from engine.tracing.simulate import random_params, simulate
-from training.cli import app
 from training.readers import write_csv
+from tutor.cli import app
 
 SMALL = {"hidden": 16, "embed": 8, "members": 1, "epochs": 3, "batch_size": 16, "window": 30,
          "seed": 5}
@@ -94,11 +96,12 @@ def test_batches_cover_every_span_once() -> None:
 
 def test_predictions_do_not_depend_on_batching(trained: DKT, log: AnswerLog) -> None:
     """Pieces continued from the previous piece's state = whole sequences in one run."""
-    seqs = Sequences.from_log(log, trained.vocabulary())
-    whole = trained.predict_sequences(trained.net_, seqs, chunk=10_000)  # type: ignore[arg-type]
+    seqs = Sequences.from_log(log, {s: k for k, s in enumerate(trained.skills)})
+    net = trained.net_
+    assert net is not None
+    whole = predict_sequences(net, seqs, chunk=10_000)
     for batch_size, chunk in ((3, 1), (7, 5), (1000, 64)):
-        pieces = trained.predict_sequences(trained.net_, seqs,  # type: ignore[arg-type]
-                                           batch_size=batch_size, chunk=chunk)
+        pieces = predict_sequences(net, seqs, batch_size=batch_size, chunk=chunk)
         np.testing.assert_allclose(pieces, whole, atol=1e-6)
 
 
@@ -133,8 +136,8 @@ def test_training_is_deterministic_for_a_seed(log: AnswerLog, trained: DKT) -> N
 
 
 def test_resumed_training_equals_an_uninterrupted_run(log: AnswerLog, tmp_path: Path) -> None:
-    DKT(**{**SMALL, "epochs": 1}).fit(log, checkpoint=tmp_path)
-    resumed = DKT(**SMALL).fit(log, checkpoint=tmp_path, resume=True)
+    DKT(**{**SMALL, "epochs": 1}, checkpoint=tmp_path).fit(log)
+    resumed = DKT(**SMALL, checkpoint=tmp_path, resume=True).fit(log)
     straight = DKT(**SMALL).fit(log)
     assert resumed.training_["epochs_run"] == straight.training_["epochs_run"]
     np.testing.assert_array_equal(resumed.predict_log(log), straight.predict_log(log))
@@ -165,9 +168,9 @@ def test_the_average_is_what_training_keeps(log: AnswerLog) -> None:
 
 
 def test_resume_refuses_other_settings(log: AnswerLog, tmp_path: Path) -> None:
-    DKT(**{**SMALL, "epochs": 1}).fit(log, checkpoint=tmp_path)
+    DKT(**{**SMALL, "epochs": 1}, checkpoint=tmp_path).fit(log)
     with pytest.raises(ValueError, match="other settings"):
-        DKT(**{**SMALL, "hidden": 8}).fit(log, checkpoint=tmp_path, resume=True)
+        DKT(**{**SMALL, "hidden": 8}, checkpoint=tmp_path, resume=True).fit(log)
 
 
 # ---------------------------------------------------------------------------- online = batch
@@ -189,7 +192,7 @@ def test_online_predictions_equal_batch_predictions(log: AnswerLog, trained: DKT
 
 
 def test_dkt_plus_regularizers(log: AnswerLog) -> None:
-    from engine.tracing.dkt_fit import dkt_plus_penalty
+    from engine.tracing.dkt_train import dkt_plus_penalty
 
     config = DKTConfig(hidden=16, embed=8, reg_r=0.1, reg_w1=0.003, reg_w2=3.0)
     seqs = Sequences.from_log(log, {s: k for k, s in enumerate(log.skill_ids)})
@@ -213,7 +216,7 @@ def test_dkt_plus_regularizers(log: AnswerLog) -> None:
 def test_online_equals_batch_with_multi_skill_answers_and_two_layers(members: int) -> None:
     log = _multi_skill_log()
     model = DKT(hidden=8, embed=4, layers=2, members=members, epochs=2, batch_size=2,
-                window=3).fit(log, log)
+                window=3).fit(log, valid=log)
     np.testing.assert_allclose(_online_predictions(model, log), model.predict_log(log),
                                atol=2e-6)
 
@@ -228,13 +231,15 @@ def test_an_ensemble_predicts_the_mean_logit_of_its_members(ensemble: DKT,
                                                             log: AnswerLog) -> None:
     """Each member, taken out as a model of its own, predicts; the ensemble's logit is the
     mean of theirs, in batch and online."""
-    weights = ensemble.net_.state_dict()  # type: ignore[union-attr]
+    assert ensemble.net_ is not None
+    weights = ensemble.net_.state_dict()
     logits = []
     for k in range(3):
         mine = {name.removeprefix(f"members.{k}."): w for name, w in weights.items()
                 if name.startswith(f"members.{k}.")}
-        alone = DKT(**SMALL).set_weights(ensemble.skills_,  # type: ignore[arg-type]
-                                         {f"members.0.{n}": w for n, w in mine.items()})
+        alone = DKT.from_checkpoint(Checkpoint(
+            DKTConfig(**SMALL), ensemble.skills,
+            {f"members.0.{n}": w for n, w in mine.items()}))
         p = alone.predict_log(log)
         logits.append(np.log(p) - np.log1p(-p))
     assert np.ptp(logits, axis=0).max() > 0.05  # the members differ (own initial weights)
@@ -384,9 +389,12 @@ def test_cli_refuses_a_used_out_dir_and_bkt_only_options(tmp_path: Path) -> None
     result = runner.invoke(app, ["train", "dkt", "--train", "x.csv", "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "--resume" in result.output
     result = runner.invoke(app, ["replay", "--train", "a", "--test", "b", "--epochs", "3"])
-    assert result.exit_code == 2 and "--epochs is a DKT setting" in result.output
+    assert result.exit_code == 2 and "--epochs does not apply to --model bkt" in result.output
     result = runner.invoke(app, ["replay", "--train", "a", "--test", "b", "--dkt-plus"])
-    assert result.exit_code == 2 and "--dkt-plus is a DKT setting" in result.output
+    assert result.exit_code == 2 and "--dkt-plus does not apply" in result.output
+    result = runner.invoke(app, ["replay", "--train", "a", "--test", "b", "--model", "dkt",
+                                 "--num-fits", "2"])
+    assert result.exit_code == 2 and "--num-fits does not apply to --model dkt" in result.output
 
 
 @pytest.mark.shared_data

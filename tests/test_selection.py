@@ -8,16 +8,17 @@ Catalogs are built by hand; the tracer is BKT with the catalog's own parameters.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
 
-from content.catalog import BKTSkillParams, Catalog, Course, Item, Skill
+from engine.catalog import BKTSkillParams, Catalog, Course, Item, Skill
 from engine.events import AnswerEvent
 from engine.selection import Choice, SelectionContext, TargetSuccessPolicy
 from engine.selection.prepared import prepare
+from engine.tracing.base import Tracer
 from engine.tracing.bkt import BKT
 
 CTX = SelectionContext(learner="u1")
@@ -47,20 +48,12 @@ def _ids(choices: list[Choice]) -> list[str]:
     return [c.item for c in choices]
 
 
-class _Generic:
-    """A tracer that only delegates the Tracer methods selection uses, so the policy cannot take
-    its BKT fast path."""
+class _Generic(BKT):
+    """BKT with the contract's generic (one call per item) ``predict_items`` and
+    ``mastery_of``, against which the vectorized overrides are checked."""
 
-    name = "generic"
-
-    def __init__(self, inner: BKT) -> None:
-        self.inner = inner
-
-    def predict_correct(self, state: Any, item: str, skills: Sequence[str]) -> float:
-        return self.inner.predict_correct(state, item, skills)
-
-    def mastery(self, state: Any, skills: Sequence[str] | None = None) -> Mapping[str, float]:
-        return self.inner.mastery(state, skills)
+    predict_items = Tracer.predict_items
+    mastery_of = Tracer.mastery_of
 
 
 # a chain a -> b (b requires a), each with two items, plus an item practising both
@@ -312,7 +305,7 @@ def test_vectorized_bkt_path_matches_the_generic_tracer_path() -> None:
     prepared = prepare(catalog)
     everything = np.arange(len(prepared.item_ids))
     expected = [tracer.predict_correct(state, i, catalog.items[i].skills) for i in catalog.items]
-    generic = _Generic(tracer)
+    generic = _Generic().set_params(tracer.params_)
     assert prepared.predict(tracer, state, everything) == pytest.approx(expected, rel=1e-12)
     assert prepared.predict(generic, state, everything) == pytest.approx(expected, rel=1e-12)
     mastery = tracer.mastery(state)

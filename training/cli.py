@@ -1,57 +1,61 @@
-"""The ``tutor`` command line: research replay and a self-contained demo.
+"""The research commands of ``tutor``: fit, replay, demo (mounted by :mod:`tutor.cli`).
 
-Every command prints results on stdout (one JSON object with ``--json``) and progress and
-errors on stderr, so it composes in shell pipelines; bad input exits with status 2 and a message
-that says what to fix.
+Every model of the registry (:data:`engine.tracing.MODELS`) is fitted, saved and scored the
+same way; options that belong to one model family (EM restarts, network sizes...) are passed
+only when given, and a model that does not take one says so.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli import err, fail
-from api.cli import register as register_service_commands
-from engine.tracing import load_tracer, make_tracer
+from engine.tracing import MODELS, load_tracer, make_tracer
 from engine.tracing.dkt_config import DKTConfig
+from engine.tracing.registry import to_pybkt
 from training.readers import FORMATS, read_log
-from training.replay import calibration_plot, cross_validate, fit_and_score, score
+from training.replay import FOLD_METRICS, calibration_plot, cross_validate, fit_and_score, score
+from tutor.console import fail, out, progress_bar, use_threads, writable
 
-app = typer.Typer(
-    name="tutor",
-    help="Adaptive tutoring engine: knowledge tracing, replay and evaluation.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console(soft_wrap=True)
-
+ModelName = StrEnum("ModelName", {name: name for name in MODELS})  # type: ignore[misc]
 LogFormat = StrEnum("LogFormat", {f: f for f in FORMATS})  # type: ignore[misc]
 
+# ------------------------------------------------------------------ options shared by commands
+Format = Annotated[LogFormat, typer.Option(
+    "--format", help="Format of the log(s): dkt3 (3-line DKT files), pybkt (pyBKT's CSV: "
+    "ASSISTments or KDD column names), assistments (raw skill-builder export), pykt, csv or "
+    "parquet (the generic table: columns learner, item, skills (';'-separated), correct (0/1), "
+    "and optionally timestamp, response_ms, attempt, hints, session, event_id). Other column "
+    "names: --column.")]
+Columns = Annotated[list[str] | None, typer.Option(
+    "--column", metavar="FIELD=NAME",
+    help="For pybkt, csv and parquet: read FIELD from column NAME (repeatable), e.g. "
+         "--column learner=user_id --column skills=skill_name. Fields: learner, item, skills, "
+         "correct, order, timestamp, response_ms, attempt, hints, session, event_id.")]
+Model = Annotated[ModelName, typer.Option(help="Knowledge-tracing model: " + "; ".join(
+    f"{name}: {spec.summary}" for name, spec in MODELS.items()) + ".")]
+Seed = Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")]
+Threads = Annotated[int | None, typer.Option(
+    help="Threads for numerical work (PyTorch, numba). Default: half the cores (1 on 2 "
+         "cores): on a shared machine more threads than free cores slow training 10x.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
-class ModelName(StrEnum):
-    bkt = "bkt"
-    bkt_forgets = "bkt-forgets"
-    dkt = "dkt"
+# BKT's options (None: the model's default)
+NumFits = Annotated[int | None, typer.Option(help="BKT: EM restarts per skill, the best kept "
+                                                  "(default 5).")]
+ItemGuessSlip = Annotated[bool | None, typer.Option(
+    "--item-guess-slip/--skill-guess-slip", show_default=False,
+    help="BKT: guess/slip per item (KT-IDEM) instead of per skill (default per skill).")]
 
 
-class BKTModelName(StrEnum):
-    bkt = "bkt"
-    bkt_forgets = "bkt-forgets"
-
-
-# DKT's settings, shared by `train dkt` and `replay --model dkt` (None: the model's default)
 def _dkt_option(name: str, text: str, flag: str | None = None) -> Any:
     default = getattr(DKTConfig(), name)
     return typer.Option(*([flag] if flag else []), help=f"DKT: {text} (default {default}).")
@@ -79,40 +83,37 @@ DKTPlus = Annotated[bool, typer.Option(
 DKT_PLUS = {"reg_r": 0.1, "reg_w1": 0.003, "reg_w2": 3.0}
 
 
-def _dkt_settings(dkt_plus: bool, **options: Any) -> dict[str, Any]:
-    """The DKT settings the user gave (None keeps the model's default), with DKT+'s weights
-    when ``dkt_plus``."""
-    return {**{k: v for k, v in options.items() if v is not None},
-            **(DKT_PLUS if dkt_plus else {})}
+def _model_options(model: str, seed: int, dkt_plus: bool, **given: Any) -> dict[str, Any]:
+    """The options the user gave (None: the model's default), checked against the model."""
+    options = {"seed": seed, **{k: v for k, v in given.items() if v is not None},
+               **(DKT_PLUS if dkt_plus else {})}
+    spec = MODELS[model]
+    unknown = [k for k in options if not spec.accepts(k)]
+    if unknown:
+        flag = "dkt-plus" if dkt_plus and unknown[0] in DKT_PLUS else unknown[0]
+        raise fail(f"--{flag.replace('_', '-')} does not apply to --model {model}")
+    return options
 
 
-def _training_progress(progress: Any) -> Any:
-    """Adapt a ``(done, total, what)`` bar to DKT's ``(done, total, what, metrics)`` callback,
-    showing the running loss and the last validation AUC."""
-    def update(done: int, total: int, what: str, metrics: dict[str, float]) -> None:
-        shown = "  ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
-        progress(done, total, f"{what}  {shown}".rstrip())
-
-    return update
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Any]:
-    """A progress callback ``(done, total, what)`` drawing on stderr (silent when disabled)."""
-    if not enabled:
-        yield lambda done, total, what: None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total}"), TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("starting", total=1)
-
-        def update(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=what)
-
-        yield update
+def _mapping(columns: list[str] | None) -> dict[str, str] | None:
+    """``--column FIELD=NAME`` options as a mapping (None when there are none)."""
+    if not columns:
+        return None
+    mapping: dict[str, str] = {}
+    for entry in columns:
+        field, sep, name = entry.partition("=")
+        if not sep or not field.strip() or not name.strip():
+            raise fail(f"--column takes FIELD=NAME (e.g. learner=user_id), got {entry!r}")
+        mapping[field.strip()] = name.strip()
+    return mapping
 
 
-@app.command()
+def _read(path: Path, format: LogFormat, columns: list[str] | None, report: Any) -> Any:
+    report(0, 1, f"reading {path.name}", {})
+    return read_log(path, format.value, mapping=_mapping(columns))
+
+
+# ================================================================== commands
 def replay(
     train: Annotated[Path | None, typer.Option(help="Answer log to fit on.")] = None,
     test: Annotated[Path | None, typer.Option(help="Answer log to score (else use --folds).")]
@@ -120,18 +121,18 @@ def replay(
     checkpoint: Annotated[Path | None, typer.Option(
         help="Score a saved model (from `tutor fit`, or pyBKT coef_ JSON) instead of fitting.")]
     = None,
-    format: Annotated[LogFormat, typer.Option("--format", help="Format of both logs.")]
-    = LogFormat.dkt3,  # type: ignore[attr-defined]
-    model: Annotated[ModelName, typer.Option(help="Knowledge-tracing model.")] = ModelName.bkt,
-    folds: Annotated[int | None, typer.Option(help="Learner-level K-fold CV on --train alone.")]
-    = None,
-    num_fits: Annotated[int, typer.Option(help="EM restarts per skill (best one kept).")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")] = 42,
-    item_guess_slip: Annotated[bool, typer.Option(
-        help="Guess/slip per item (KT-IDEM) instead of per skill.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    format: Format = LogFormat.dkt3,  # type: ignore[attr-defined]
+    column: Columns = None,
+    model: Model = ModelName.bkt,  # type: ignore[attr-defined]
+    folds: Annotated[int | None, typer.Option(
+        help="Learner-level K-fold CV on --train alone: metrics over all out-of-fold "
+             "predictions together, and their spread over folds.")] = None,
+    seed: Seed = 42,
+    threads: Threads = None,
+    as_json: AsJson = False,
     plot: Annotated[Path | None, typer.Option(help="Write a calibration diagram (PNG).")]
     = None,
+    num_fits: NumFits = None, item_guess_slip: ItemGuessSlip = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
     batch_size: BatchSize = None, window: Window = None, patience: Patience = None,
@@ -141,51 +142,42 @@ def replay(
 
     The protocol is pyBKT's evaluate: every test learner starts from the fitted prior and each
     answer is predicted from that learner's earlier answers only. Give --train and --test,
-    --train and --folds, or --checkpoint and --test (a BKT parameter file, pyBKT coef_ JSON,
-    or a DKT checkpoint directory from `tutor train dkt`).
+    --train and --folds, or --checkpoint and --test (a saved model from `tutor fit`, or pyBKT
+    coef_ JSON).
     """
     if checkpoint is not None:
         if test is None or train is not None or folds is not None:
             raise fail("--checkpoint scores a saved model: give it with --test FILE only")
     elif train is None or (test is None) == (folds is None):
         raise fail("give either --test FILE or --folds K (with --train alone)")
-    dkt = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed, layers=layers,
-                        members=members, dropout=dropout, lr=lr, batch_size=batch_size,
-                        window=window, patience=patience, ema_epochs=ema_epochs)
-    if model is ModelName.dkt:
-        options = {"seed": seed, **dkt}
-    elif dkt:
-        flag = "dkt-plus" if dkt_plus else next(iter(dkt)).replace("_", "-")
-        raise fail(f"--{flag} is a DKT setting: add --model dkt")
-    else:
-        options = {"num_fits": num_fits, "seed": seed, "item_guess_slip": item_guess_slip}
+    if plot is not None:
+        writable(plot, "--plot")
+    options = _model_options(
+        model.value, seed, dkt_plus, num_fits=num_fits, item_guess_slip=item_guess_slip,
+        epochs=epochs, hidden=hidden, embed=embed, layers=layers, members=members,
+        dropout=dropout, lr=lr, batch_size=batch_size, window=window, patience=patience,
+        ema_epochs=ema_epochs)
+    use_threads(threads)
     try:
-        with progress_bar(enabled=True) as progress:
-            fit_options = ({"progress": _training_progress(progress)}
-                           if model is ModelName.dkt else None)
+        with progress_bar() as report:
             if checkpoint is not None:
                 assert test is not None
-                progress(0, 1, f"reading {test.name}")
-                test_log = read_log(test, format.value)
-                result, p = score(load_tracer(checkpoint), test_log, progress=progress)
+                test_log = _read(test, format, column, report)
+                result, p = score(load_tracer(checkpoint), test_log, progress=report)
                 result["checkpoint"] = str(checkpoint)
                 y = test_log.correct
             elif test is not None:
                 assert train is not None
-                progress(0, 1, f"reading {train.name}")
-                train_log = read_log(train, format.value)
-                progress(0, 1, f"reading {test.name}")
-                test_log = read_log(test, format.value)
+                train_log = _read(train, format, column, report)
+                test_log = _read(test, format, column, report)
                 result, p = fit_and_score(model.value, train_log, test_log, options=options,
-                                          progress=progress, fit_options=fit_options)
+                                          progress=report)
                 y = test_log.correct
             else:
                 assert train is not None and folds is not None
-                progress(0, 1, f"reading {train.name}")
-                train_log = read_log(train, format.value)
+                train_log = _read(train, format, column, report)
                 result, p = cross_validate(model.value, train_log, folds, seed=seed,
-                                           options=options, progress=progress,
-                                           fit_options=fit_options)
+                                           options=options, progress=report)
                 y = train_log.correct
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -200,16 +192,24 @@ def replay(
 
 
 def _print_result(result: dict[str, Any]) -> None:
-    table = Table(title=f"{result['model']}" + (f", {result['folds']}-fold CV"
-                                                if "folds" in result else ""))
+    folds = result.get("folds")
+    table = Table(title=f"{result['model']}" + (f", {folds}-fold CV (out-of-fold predictions "
+                                                "pooled)" if folds else ""))
     table.add_column("metric")
     table.add_column("pooled", justify="right")
     table.add_column("mean per skill", justify="right")
-    for metric in ("auc", "rmse", "accuracy", "log_loss"):
-        table.add_row(metric, f"{result[metric]:.4f}", f"{result[metric + '_per_skill']:.4f}")
+    if folds:
+        table.add_column("over folds: mean ± sd", justify="right")
+    for metric in FOLD_METRICS:
+        row = [metric, f"{result[metric]:.4f}", f"{result[metric + '_per_skill']:.4f}"]
+        if folds:
+            row.append(f"{result[metric + '_fold_mean']:.4f} ± "
+                       f"{result[metric + '_fold_std']:.4f}")
+        table.add_row(*row)
     out.print(table)
     if "fit_seconds" in result:
-        out.print(f"fit {result['fit_seconds']:.2f} s on {result['n_train']:,} answers")
+        out.print(f"fit {result['fit_seconds']:.2f} s on {result['n_train']:,} answers"
+                  + (" per fold" if folds else ""))
     out.print(f"predicted {result['n_test']:,} answers at {result['answers_per_second']:,.0f} "
               "answers/s")
     if result.get("n_test_unseen_skill"):
@@ -217,100 +217,73 @@ def _print_result(result: dict[str, Any]) -> None:
                   "training; they were predicted with the mean fitted parameters")
 
 
-@app.command()
 def fit(
     train: Annotated[Path, typer.Option(help="Answer log to fit on.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Parameter file to write (JSON).")],
-    format: Annotated[LogFormat, typer.Option("--format", help="Format of the log.")]
-    = LogFormat.dkt3,  # type: ignore[attr-defined]
-    model: Annotated[BKTModelName, typer.Option(help="BKT variant (DKT: `tutor train dkt`).")]
-    = BKTModelName.bkt,
-    num_fits: Annotated[int, typer.Option(help="EM restarts per skill (best one kept).")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")] = 42,
-    item_guess_slip: Annotated[bool, typer.Option(
-        help="Guess/slip per item (KT-IDEM) instead of per skill.")] = False,
-    pybkt: Annotated[bool, typer.Option(
-        help="Write pyBKT's coef_ shape instead of the versioned file.")] = False,
-) -> None:
-    """Fit a BKT model on a log and save its parameters (score it later with replay
-    --checkpoint)."""
-    try:
-        with progress_bar(enabled=True) as progress:
-            progress(0, 2, f"reading {train.name}")
-            log = read_log(train, format.value)
-            progress(1, 2, f"fitting {model.value} on {len(log):,} answers")
-            tracer = make_tracer(model.value, num_fits=num_fits, seed=seed,
-                                 item_guess_slip=item_guess_slip).fit(log)
-    except (FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    if pybkt:
-        out_path.write_text(json.dumps(tracer.to_pybkt(), indent=1))  # type: ignore[attr-defined]
-    else:
-        tracer.save(out_path)
-    out.print(f"fitted {model.value} on {len(log):,} answers, "
-              f"{len(np.unique(log.skill_codes))} skills -> {out_path}")
-
-
-train_app = typer.Typer(help="Train neural knowledge-tracing models.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
-
-
-@train_app.command("dkt")
-def train_dkt(
-    train: Annotated[Path, typer.Option(help="Answer log to train on.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
+    out_path: Annotated[Path, typer.Option(
+        "--out", help="Where to save the model: a parameter file (BKT) or a checkpoint "
+                      "directory (DKT, written after every epoch).")],
     valid: Annotated[Path | None, typer.Option(
-        help="Log for early stopping (else 10% of the training learners are held out).")]
-    = None,
-    format: Annotated[LogFormat, typer.Option("--format", help="Format of the logs.")]
-    = LogFormat.dkt3,  # type: ignore[attr-defined]
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 42,
+        help="Log for early stopping (models that stop early: else 10% of the training "
+             "learners are held out).")] = None,
+    format: Format = LogFormat.dkt3,  # type: ignore[attr-defined]
+    column: Columns = None,
+    model: Model = ModelName.bkt,  # type: ignore[attr-defined]
+    seed: Seed = 42,
+    threads: Threads = None,
     resume: Annotated[bool, typer.Option(
-        help="Continue the interrupted run whose checkpoint is in --out.")] = False,
+        help="DKT: continue the interrupted run whose checkpoint is in --out.")] = False,
     device: Annotated[str | None, typer.Option(
-        help="PyTorch device (default cuda when present, else cpu).")] = None,
+        help="DKT: PyTorch device (default cuda when present, else cpu).")] = None,
+    pybkt: Annotated[bool, typer.Option(
+        help="BKT: write pyBKT's coef_ shape instead of the versioned file.")] = False,
+    num_fits: NumFits = None, item_guess_slip: ItemGuessSlip = None,
     epochs: Epochs = None, hidden: Hidden = None, embed: Embed = None, layers: Layers = None,
     members: Members = None, dropout: Dropout = None, lr: LearningRate = None,
     batch_size: BatchSize = None, window: Window = None, patience: Patience = None,
     ema_epochs: EMAEpochs = None, dkt_plus: DKTPlus = False,
 ) -> None:
-    """Train Deep Knowledge Tracing (an LSTM, Piech et al. 2015) with early stopping.
-
-    After every epoch --out holds the best model so far (servable, and scored by `tutor replay
-    --checkpoint DIR`) and what --resume needs to continue.
-    """
-    from engine.tracing.dkt import DKT
-
-    if out_dir.exists() and not out_dir.is_dir():
-        raise fail(f"--out {out_dir} is a file; give a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not resume:
-        raise fail(f"--out {out_dir} is not empty: add --resume to continue that run, or give "
+    """Fit a model on a log and save it (serve it with `tutor model register`, score it with
+    `tutor replay --checkpoint`)."""
+    spec = MODELS[model.value]
+    directory = spec.accepts("checkpoint")
+    writable(out_path, "--out", directory=directory)
+    if directory and out_path.is_dir() and any(out_path.iterdir()) and not resume:
+        raise fail(f"--out {out_path} is not empty: add --resume to continue that run, or give "
                    "a new directory")
-    options = _dkt_settings(dkt_plus, epochs=epochs, hidden=hidden, embed=embed,
-                            layers=layers, members=members, dropout=dropout, lr=lr,
-                            batch_size=batch_size, window=window, patience=patience,
-                            ema_epochs=ema_epochs)
+    options = _model_options(
+        model.value, seed, dkt_plus, num_fits=num_fits, item_guess_slip=item_guess_slip,
+        epochs=epochs, hidden=hidden, embed=embed, layers=layers, members=members,
+        dropout=dropout, lr=lr, batch_size=batch_size, window=window, patience=patience,
+        ema_epochs=ema_epochs, resume=resume or None, device=device,
+        checkpoint=out_path if directory else None)
+    use_threads(threads)
     try:
-        model = DKT(seed=seed, **options)
-        with progress_bar(enabled=True) as progress:
-            progress(0, 1, f"reading {train.name}")
-            log = read_log(train, format.value)
-            valid_log = None
-            if valid is not None:
-                progress(0, 1, f"reading {valid.name}")
-                valid_log = read_log(valid, format.value)
-            model.fit(log, valid_log, progress=_training_progress(progress),
-                      checkpoint=out_dir, resume=resume, device=device)
+        tracer = make_tracer(model.value, **options)
+        with progress_bar() as report:
+            log = _read(train, format, column, report)
+            valid_log = None if valid is None else _read(valid, format, column, report)
+            started = time.perf_counter()
+            tracer.fit(log, valid=valid_log, progress=report)
+            seconds = time.perf_counter() - started
+        if pybkt:
+            out_path.write_text(json.dumps(to_pybkt(tracer), indent=1))
+        else:
+            tracer.save(out_path)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
-    summary = model.training_
-    out.print(f"trained dkt on {summary['n_train']:,} answers in "
-              f"{summary['train_seconds']:.0f} s: best validation AUC "
-              f"{summary['best_valid_auc']:.4f} at epoch {summary['best_epoch']} of "
-              f"{summary['epochs_run']} -> {out_dir}")
+    summary = tracer.fit_summary()
+    out.print(f"fitted {tracer.name} on {len(log):,} answers, {len(tracer.skills)} skills in "
+              f"{seconds:.1f} s" + (f"; {summary}" if summary else "") + f" -> {out_path}")
 
 
-@app.command()
+def train_dkt(ctx: typer.Context) -> None:
+    """Same as `tutor fit --model dkt` (kept for existing scripts; see `tutor fit --help`)."""
+    code = ctx.find_root().command.main(["fit", "--model", "dkt", *ctx.args],
+                                        standalone_mode=False)
+    if code:
+        raise typer.Exit(code)
+
+
 def demo(
     learners: Annotated[int, typer.Option(help="Simulated learners.")] = 600,
     skills: Annotated[int, typer.Option(help="Simulated skills.")] = 6,
@@ -321,7 +294,6 @@ def demo(
     Runs in seconds with nothing but this package: a first look at what the engine does.
     """
     from engine.events import AnswerEvent
-    from engine.tracing import BKT
     from engine.tracing.simulate import random_params, simulate
 
     if learners < 4 or skills < 1:
@@ -331,8 +303,8 @@ def demo(
     holdout = np.isin(log.learner, np.arange(0, log.n_learners, 4))
     train, test = log.take(~holdout), log.take(holdout)
     result, _ = fit_and_score("bkt", train, test, options={"seed": seed})
-    model = BKT(seed=seed).fit(train)
-    fitted = model.to_pybkt()
+    model = make_tracer("bkt", seed=seed).fit(train)
+    fitted = to_pybkt(model)
 
     table = Table(title=f"Parameter recovery: {len(train):,} simulated answers, "
                         f"{len(np.unique(train.learner))} learners")
@@ -360,7 +332,14 @@ def demo(
                   f"{model.mastery(state, [skill])[skill]:.2f}")
 
 
-register_service_commands(app)
-
-if __name__ == "__main__":
-    app()
+def register(app: typer.Typer) -> None:
+    """Add the research commands to the ``tutor`` command line."""
+    app.command()(replay)
+    app.command()(fit)
+    app.command()(demo)
+    train_app = typer.Typer(help="Same as `tutor fit --model ...` (kept for existing scripts).",
+                            no_args_is_help=True)
+    train_app.command("dkt", context_settings={"allow_extra_args": True,
+                                               "ignore_unknown_options": True,
+                                               "help_option_names": []})(train_dkt)
+    app.add_typer(train_app, name="train")

@@ -8,7 +8,7 @@ learners (never single answers) are split so no learner is both fitted and score
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,22 @@ from sklearn.model_selection import KFold
 
 from engine.events import AnswerLog
 from engine.tracing import Tracer, make_tracer
+from engine.tracing.base import FitProgress
 from training.metrics import evaluate
 
-#: Called after each step with (finished steps, total steps, description).
-Progress = Callable[[int, int, str], None]
 
-
-def _quiet(done: int, total: int, what: str) -> None:
+def _quiet(done: int, total: int, what: str, metrics: Mapping[str, float]) -> None:
     """The default progress callback: report nothing."""
 
 
-def score(tracer: Tracer[Any], test: AnswerLog, *, progress: Progress = _quiet,
+def score(tracer: Tracer[Any], test: AnswerLog, *, progress: FitProgress = _quiet,
           step: tuple[int, int] = (0, 1)) -> tuple[dict[str, Any], np.ndarray]:
-    """Predict ``test`` with a fitted tracer; metrics, timings and counts, and the predictions."""
-    progress(*step, f"predicting {len(test):,} answers")
+    """Predict ``test`` with a fitted tracer; metrics, timings and counts, and the predictions.
+
+    A log most of whose answers the model cannot read (another id space) is refused.
+    """
+    progress(*step, f"predicting {len(test):,} answers", {})
+    tracer.check_id_space(test)
     tracer.predict_log(test.take(np.arange(min(len(test), 1))))  # compile/load kernels untimed
     start = time.perf_counter()
     p = tracer.predict_log(test)
@@ -42,24 +44,21 @@ def score(tracer: Tracer[Any], test: AnswerLog, *, progress: Progress = _quiet,
         "answers_per_second": len(test) / max(predict_seconds, 1e-9),
         "n_test": len(test),
         "n_test_learners": len(np.unique(test.learner)),
+        "n_test_unseen_skill": tracer.unseen_skills(test),
     }
-    unseen = getattr(tracer, "unseen_skills", None)
-    if unseen is not None:
-        result["n_test_unseen_skill"] = unseen(test)
     return result, p
 
 
 def fit_and_score(model: str, train: AnswerLog, test: AnswerLog, *, options: dict[str, Any],
-                  progress: Progress = _quiet, step: tuple[int, int] = (0, 2),
-                  fit_options: dict[str, Any] | None = None,
+                  progress: FitProgress = _quiet, step: tuple[int, int] = (0, 2),
                   ) -> tuple[dict[str, Any], np.ndarray]:
-    """Fit ``model`` on ``train`` and :func:`score` it on ``test``; ``fit_options`` go to the
-    model's ``fit`` (e.g. DKT's training progress callback)."""
+    """Fit ``model`` (a registry name, built with ``options``) on ``train`` and :func:`score`
+    it on ``test``."""
     done, total = step
     tracer = make_tracer(model, **options)
-    progress(done, total, f"fitting {model} on {len(train):,} answers")
+    progress(done, total, f"fitting {model} on {len(train):,} answers", {})
     start = time.perf_counter()
-    tracer.fit(train, **(fit_options or {}))
+    tracer.fit(train, progress=progress)
     fit_seconds = time.perf_counter() - start
     result, p = score(tracer, test, progress=progress, step=(done + 1, total))
     result.update(fit_seconds=fit_seconds, n_train=len(train),
@@ -67,14 +66,20 @@ def fit_and_score(model: str, train: AnswerLog, test: AnswerLog, *, options: dic
     return result, p
 
 
+#: the metrics reported per fold beside the pooled ones
+FOLD_METRICS = ("auc", "rmse", "accuracy", "log_loss")
+
+
 def cross_validate(model: str, log: AnswerLog, folds: int, *, seed: int | None,
-                   options: dict[str, Any], progress: Progress = _quiet,
-                   fit_options: dict[str, Any] | None = None,
+                   options: dict[str, Any], progress: FitProgress = _quiet,
                    ) -> tuple[dict[str, Any], np.ndarray]:
     """Learner-level K-fold cross-validation.
 
-    Metrics are means over folds (each fold's result kept under ``fold_results``); the
-    predictions of every answer, made while its learner was held out, are returned too.
+    Every answer is predicted once, by the model fitted on the folds its learner is not in;
+    ``auc``, ``rmse``... are computed over all these out-of-fold predictions together (pooled,
+    like a train/test split's), and ``<metric>_fold_mean`` / ``<metric>_fold_std`` give the
+    spread over folds (each fold's result is kept under ``fold_results``). Returns the result
+    and the out-of-fold predictions.
     """
     learners = np.unique(log.learner)
     if folds < 2 or folds > len(learners):
@@ -87,19 +92,22 @@ def cross_validate(model: str, log: AnswerLog, folds: int, *, seed: int | None,
         in_test = np.isin(log.learner, learners[test_idx])
         run, pooled[in_test] = fit_and_score(model, log.take(~in_test), log.take(in_test),
                                              options=options, progress=progress,
-                                             step=(2 * i, 2 * folds), fit_options=fit_options)
+                                             step=(2 * i, 2 * folds))
         runs.append(run)
-    progress(2 * folds, 2 * folds, "done")
-    numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "model"]
-    result: dict[str, Any] = {"model": model, "folds": folds}
-    for key in numeric:
-        result[key] = float(np.mean([run[key] for run in runs]))
-    for key in ("n_train", "n_test", "n_train_learners", "n_test_learners",
-                "n_test_unseen_skill"):
-        if key in runs[0]:
-            result[key] = round(result[key])
-    result["fit_seconds"] = float(np.sum([run["fit_seconds"] for run in runs]))
-    result["fold_results"] = runs
+    progress(2 * folds, 2 * folds, "done", {})
+    result: dict[str, Any] = {"model": runs[0]["model"], "folds": folds, **evaluate(log, pooled)}
+    for metric in FOLD_METRICS:
+        values = np.array([run[metric] for run in runs])
+        result[f"{metric}_fold_mean"] = float(np.mean(values))
+        result[f"{metric}_fold_std"] = float(np.std(values, ddof=1))
+    result.update(
+        n_train=round(float(np.mean([run["n_train"] for run in runs]))), n_test=len(log),
+        n_test_learners=len(learners),
+        n_test_unseen_skill=int(sum(run["n_test_unseen_skill"] for run in runs)),
+        fit_seconds=float(np.sum([run["fit_seconds"] for run in runs])),
+        predict_seconds=float(np.sum([run["predict_seconds"] for run in runs])),
+        fold_results=runs)
+    result["answers_per_second"] = len(log) / max(result["predict_seconds"], 1e-9)
     return result, pooled
 
 

@@ -16,15 +16,14 @@ adds spaced repetition behind the same interface.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 import numpy as np
 
+from engine.catalog import Catalog
 from engine.selection.prepared import PreparedCatalog, prepare
-
-if TYPE_CHECKING:
-    from content.catalog import Catalog
-    from engine.tracing.base import Tracer
+from engine.tracing.base import Tracer
 
 __all__ = ["Choice", "Policy", "SelectionContext", "TargetSuccessPolicy"]
 
@@ -56,7 +55,8 @@ class SelectionContext:
     the choice to one course's items; ``target_success`` overrides the policy's target; ``n`` is
     how many choices to return; ``seed`` overrides the policy's tie-break seed; ``learner`` makes
     tie-breaks differ between learners (so equally good items are spread over a class) while
-    staying fixed for one learner.
+    staying fixed for one learner; ``at`` is the moment of the choice, which time-aware tracers
+    predict for (None: right after the last answer).
     """
 
     recent_items: tuple[str, ...] = ()
@@ -65,6 +65,7 @@ class SelectionContext:
     n: int = 1
     seed: int | None = None
     learner: str = ""
+    at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.recent_items, tuple):
@@ -150,7 +151,7 @@ class TargetSuccessPolicy:
         if len(learn) < context.n:  # not enough to learn from: fill up with review
             items = np.concatenate((learn, np.flatnonzero(pool.candidates & ~pool.learning)))
         review = ~pool.learning[items]
-        p = prepared.predict(tracer, state, items)
+        p = prepared.predict(tracer, state, items, context.at)
         distance = np.round(np.abs(p - target), _TIE_DECIMALS)
         seed = self.seed if context.seed is None else context.seed
         ties = prepared.tie_keys(items, seed, context.learner)
@@ -195,7 +196,7 @@ class TargetSuccessPolicy:
         if not in_scope.any():
             return f"{scope} has no items (none has all its skills in the course)"
 
-        mastery = prepared.mastery(tracer, state)
+        mastery = prepared.mastery(tracer, state, context.at)
         mastered = mastery >= self.mastery_threshold
         blocked = np.zeros(len(prepared.skill_ids), dtype=bool)
         blocked[prepared.edge_skill[~mastered[prepared.edge_req]]] = True

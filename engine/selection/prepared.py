@@ -3,19 +3,12 @@
 Selection runs after every answer, so everything that depends only on the catalog (the
 prerequisite edges, which skills each item practises, which items belong to each course, the
 items' tie-break hashes) is computed once here. A call then costs a few vectorized numpy
-operations plus the tracer's predictions.
+operations plus the tracer's vectorized predictions over the catalog's
+:class:`~engine.tracing.items.ItemIndex` (which each tracer maps onto its parameters once).
 
 Catalogs are immutable but cannot be weakly referenced (``__slots__``), so :func:`prepare` keeps a
 small LRU of strong references keyed by ``id(catalog)``; holding the catalog in the entry means its
 id cannot be reused by another object while the entry exists.
-
-For the in-process :class:`~engine.tracing.bkt.BKT` tracer, :class:`BKTView` computes mastery and
-P(correct) of every item in one vectorized pass instead of one ``predict_correct`` call per item
-(about 6 us each, which alone would put 200 items over a millisecond). It reads the documented
-:class:`~engine.tracing.bkt_params.BKTParams` layout and reproduces ``BKT.predict_correct``
-exactly (tested); :class:`LogitView` does the same for tracers whose states carry a logit per
-skill (DKT). Any other tracer goes through the generic :class:`~engine.tracing.base.Tracer`
-methods.
 """
 
 from __future__ import annotations
@@ -24,20 +17,16 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
-from engine.tracing.bkt import BKT
-
-if TYPE_CHECKING:
-    from content.catalog import Catalog
-    from engine.tracing.base import Tracer
-    from engine.tracing.bkt_params import BKTParams
+from engine.catalog import Catalog
+from engine.tracing.base import Tracer
+from engine.tracing.items import ItemIndex
 
 _CACHE_SIZE = 16  # catalogs (tenants) kept prepared at once
-_VIEWS = 4  # fitted models kept per catalog (e.g. an A/B test of two models)
 
 
 def _hash64(text: str) -> int:
@@ -61,7 +50,14 @@ class PreparedCatalog:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.skill_ids: tuple[str, ...] = tuple(catalog.skills)
+        #: the items and their skills as the tracers' vectorized predictions take them
+        self.index = index = ItemIndex(((i.id, i.skills) for i in catalog.items.values()),
+                                       tuple(catalog.skills))
+        self.skill_ids = index.skill_ids
+        self.item_ids = index.item_ids
+        self.item_skills = index.item_skills
+        self.pair_ptr, self.pair_skill, self.pair_count = (index.pair_ptr, index.pair_skill,
+                                                           index.pair_count)
         skill_index = {s: k for k, s in enumerate(self.skill_ids)}
         edges = [(skill_index[s], skill_index[r])
                  for s, skill in catalog.skills.items() for r in skill.requires]
@@ -70,17 +66,7 @@ class PreparedCatalog:
         self.edge_req = np.array([e[1] for e in edges], dtype=np.intp)
         self.has_prereq = np.zeros(len(self.skill_ids), dtype=bool)
         self.has_prereq[self.edge_skill] = True
-
-        self.item_ids: tuple[str, ...] = tuple(catalog.items)
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
-        self.item_skills: tuple[tuple[str, ...], ...] = tuple(
-            item.skills for item in catalog.items.values())
-        counts = np.array([len(s) for s in self.item_skills], dtype=np.intp)
-        #: CSR: the skills of item ``i`` are ``pair_skill[pair_ptr[i]:pair_ptr[i + 1]]``
-        self.pair_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
-        self.pair_count = counts
-        self.pair_skill = np.array([skill_index[s] for skills in self.item_skills for s in skills],
-                                   dtype=np.intp)
         self.item_hash = np.array([_hash64(i) for i in self.item_ids], dtype=np.uint64)
         #: the scope of a call without a course (read-only: shared by all calls)
         self.every_item = np.ones(len(self.item_ids), dtype=bool)
@@ -98,8 +84,6 @@ class PreparedCatalog:
             self.course_skills[cid] = in_course
             self.course_items[cid] = items
 
-        self._views: OrderedDict[int, BKTView | LogitView] = OrderedDict()
-        self._lock = threading.Lock()
 
     def indices_of(self, ids: Sequence[str]) -> list[int]:
         """Indices of the catalog items among ``ids``; ids no longer in the catalog are skipped."""
@@ -117,122 +101,16 @@ class PreparedCatalog:
         mix = np.uint64(_hash64(f"{seed}\x1f{learner}"))
         return _splitmix64(self.item_hash[items] ^ mix)
 
-    def mastery(self, tracer: Tracer[Any], state: Any) -> np.ndarray:
-        """P(mastered) of every catalog skill, in catalog order."""
-        view = self.view(tracer)
-        if view is not None:
-            return view.mastery(state)
-        values = tracer.mastery(state, self.skill_ids)
-        return np.fromiter((values[s] for s in self.skill_ids), dtype=float,
-                           count=len(self.skill_ids))
+    def mastery(self, tracer: Tracer[Any], state: Any, at: datetime | None = None,
+                ) -> np.ndarray:
+        """P(mastered) of every catalog skill at ``at``, in catalog order."""
+        return tracer.mastery_of(state, self.index, at=at)
 
-    def predict(self, tracer: Tracer[Any], state: Any, items: np.ndarray) -> np.ndarray:
-        """P(correct) of ``items`` (indices), exactly as ``tracer.predict_correct`` gives it."""
-        view = self.view(tracer)
-        if view is not None:
-            return view.predict_all(state)[items]
-        return np.fromiter(
-            (tracer.predict_correct(state, self.item_ids[i], self.item_skills[i]) for i in items),
-            dtype=float, count=len(items))
-
-    def view(self, tracer: Tracer[Any]) -> BKTView | LogitView | None:
-        """The vectorized view of a fitted BKT, or of a tracer whose states carry one logit per
-        skill (DKT), when it knows every catalog skill; else None (the generic path then raises
-        the tracer's own error for an unfitted model or an unknown skill)."""
-        key: Any
-        if type(tracer) is BKT and tracer.params_ is not None:
-            key, build = tracer.params_, BKTView.build
-        elif callable(getattr(tracer, "vocabulary", None)):  # states carry .logits (DKT)
-            key, build = tracer.vocabulary(), LogitView.build  # type: ignore[attr-defined]
-        else:
-            return None
-        with self._lock:
-            view = self._views.get(id(key))
-            if view is not None and view.key is key:
-                self._views.move_to_end(id(key))
-                return view
-        view = build(self, key)
-        if view is None:
-            return None
-        with self._lock:
-            self._views[id(key)] = view
-            while len(self._views) > _VIEWS:
-                self._views.popitem(last=False)
-        return view
-
-
-class BKTView:
-    """One catalog's (item, skill) pairs mapped onto one BKT parameter set."""
-
-    def __init__(self, params: BKTParams, model_skill: np.ndarray, pair_model_skill: np.ndarray,
-                 pair_guess: np.ndarray, pair_slip: np.ndarray, prepared: PreparedCatalog) -> None:
-        self.key = params  # held so that its id cannot be reused while this view is cached
-        self.model_skill = model_skill
-        self.pair_model_skill = pair_model_skill
-        self.pair_guess = pair_guess
-        self.pair_slip = pair_slip
-        self._pair_ptr = prepared.pair_ptr[:-1]
-        self._pair_count = prepared.pair_count
-
-    @classmethod
-    def build(cls, prepared: PreparedCatalog, params: BKTParams) -> BKTView | None:
-        """Resolve each pair's guess/slip class like ``BKT.predict_correct``: the class named
-        after the item within the skill's classes, else the skill's last (``default``) class.
-        None when the model lacks a catalog skill."""
-        index = params.skill_index()
-        if any(s not in index for s in prepared.skill_ids):
-            return None
-        model_skill = np.array([index[s] for s in prepared.skill_ids], dtype=np.intp)
-        classes = {(k, params.gs_names[g]): g
-                   for k in range(len(params.skills))
-                   for g in range(params.gs_ptr[k], params.gs_ptr[k + 1])}
-        pair_model_skill = model_skill[prepared.pair_skill]
-        pair_item = np.repeat(np.arange(len(prepared.item_ids)), prepared.pair_count)
-        pair_class = np.array(
-            [classes.get((int(k), prepared.item_ids[i]), int(params.gs_ptr[k + 1]) - 1)
-             for k, i in zip(pair_model_skill, pair_item, strict=True)], dtype=np.intp)
-        return cls(params, model_skill, pair_model_skill, params.guess[pair_class],
-                   params.slip[pair_class], prepared)
-
-    def mastery(self, state: np.ndarray) -> np.ndarray:
-        return 1.0 - state[self.model_skill]
-
-    def predict_all(self, state: np.ndarray) -> np.ndarray:
-        """P(correct) of every catalog item: the mean over its skills of BKT's emission."""
-        if not len(self._pair_ptr):
-            return np.zeros(0)
-        q = state[self.pair_model_skill]  # P(not mastered)
-        per_pair = (1.0 - q) * (1.0 - self.pair_slip) + q * self.pair_guess
-        return np.add.reduceat(per_pair, self._pair_ptr) / self._pair_count
-
-
-class LogitView:
-    """One catalog's skills mapped onto the logits a tracer's state carries per skill (DKT:
-    P(correct) of an item is the sigmoid of the mean logit of its skills)."""
-
-    def __init__(self, index: dict[str, int], model_skill: np.ndarray,
-                 prepared: PreparedCatalog) -> None:
-        self.key = index  # held so that its id cannot be reused while this view is cached
-        self.model_skill = model_skill
-        self.pair_model_skill = model_skill[prepared.pair_skill]
-        self._pair_ptr = prepared.pair_ptr[:-1]
-        self._pair_count = prepared.pair_count
-
-    @classmethod
-    def build(cls, prepared: PreparedCatalog, index: dict[str, int]) -> LogitView | None:
-        if any(s not in index for s in prepared.skill_ids):
-            return None
-        return cls(index, np.array([index[s] for s in prepared.skill_ids], dtype=np.intp),
-                   prepared)
-
-    def mastery(self, state: Any) -> np.ndarray:
-        return expit(state.logits[self.model_skill].astype(np.float64))
-
-    def predict_all(self, state: Any) -> np.ndarray:
-        if not len(self._pair_ptr):
-            return np.zeros(0)
-        per_pair = state.logits[self.pair_model_skill].astype(np.float64)
-        return expit(np.add.reduceat(per_pair, self._pair_ptr) / self._pair_count)
+    def predict(self, tracer: Tracer[Any], state: Any, items: np.ndarray,
+                at: datetime | None = None) -> np.ndarray:
+        """P(correct) of ``items`` (indices) at ``at``, as ``tracer.predict_correct`` gives
+        it."""
+        return tracer.predict_items(state, self.index, at=at)[items]
 
 
 _cache: OrderedDict[int, PreparedCatalog] = OrderedDict()

@@ -1,72 +1,233 @@
-"""The one interface every knowledge-tracing model implements.
+"""The one contract every knowledge-tracing model implements: :class:`Tracer`.
 
 A tracer has two sides that must agree exactly:
 
 * the **batch** side (researchers): ``fit`` on a log, ``predict_log`` for one-step-ahead
   P(correct) of every answer in a log, each learner starting from the fitted prior;
-* the **online** side (the live API): a fresh learner ``state``, a pure ``update`` of a state with
-  one answer, ``predict_correct`` for a candidate item and ``mastery`` per skill.
+* the **online** side (the live API, selection, simulation): a fresh learner ``state``, a pure
+  ``update`` of a state with one answer, ``predict_correct`` / ``predict_items`` for candidate
+  items and ``mastery`` per skill.
 
 Folding ``update`` over a learner's answers, calling ``predict_correct`` before each one, yields the
 same numbers as ``predict_log`` (tested for every tracer), so what researchers measure is what
-learners get. States are opaque to callers but serialize to compact bytes for a state store, and
-fitted parameters serialize to a versioned file.
+learners get. :meth:`Tracer.fold` is that fold, and the definition of a learner's state: the
+API's cached states are copies of it.
+
+**Time.** Predictions take the moment they are asked for (``at``; None means "right after the
+last answer"). BKT and DKT ignore it; memory models, whose recall decays between answers, need
+it, so it is part of every signature.
+
+**Skills a model does not know** (:attr:`Tracer.skills` lists those it knows): the batch side
+predicts them with the model's mean parameters (and :meth:`Tracer.unseen_skills` counts such
+answers); the online side refuses them with a KeyError naming the skill, except :meth:`fold`,
+which skips them (an answer log may outlive the content it was answered on).
+
+States are opaque to callers but serialize to compact bytes for a state store; fitted parameters
+serialize to bytes (:meth:`Tracer.to_bytes`, what the API stores) and to a versioned file or
+directory (:meth:`Tracer.save`). Every model is built from keyword options alone (scikit-learn
+style), and :mod:`engine.tracing.registry` maps model names to classes, so no caller names a
+concrete model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Generic, Self, TypeVar
 
 import numpy as np
 
 from engine.events import AnswerEvent, AnswerLog
+from engine.tracing.items import ItemIndex
 
 State = TypeVar("State")
+
+#: Called during ``fit`` with (steps done, steps in all, what is happening, metrics so far).
+FitProgress = Callable[[int, int, str, Mapping[str, float]], None]
 
 
 class NotFittedError(RuntimeError):
     """A tracer was used for prediction before ``fit`` or ``load``."""
 
 
-@runtime_checkable
-class Tracer(Protocol[State]):
-    """What replay, the API and selection rely on, whatever the model behind it."""
+class IdSpaceError(ValueError):
+    """A log whose skill ids are not the ones a fitted model knows (another dataset, another
+    content pack): its predictions would be meaningless."""
 
+
+class Tracer(ABC, Generic[State]):
+    """What replay, the API, selection and the simulator rely on, whatever the model."""
+
+    #: the model's registry name (``bkt``, ``bkt-forgets``, ``dkt``...)
     name: str
+    #: the largest share of a log's answers on unknown skills that :meth:`check_id_space` allows
+    max_unseen: float = 0.5
 
-    # batch side ---------------------------------------------------------------------------
-    def fit(self, log: AnswerLog) -> Self:
-        """Estimate parameters from a log; returns ``self`` (scikit-learn style)."""
-        ...
+    # ================================================================ configuration
+    @abstractmethod
+    def get_options(self) -> dict[str, Any]:
+        """The keyword options this tracer was built with: ``type(t)(**t.get_options())`` is
+        an unfitted twin."""
 
+    # ================================================================ batch side
+    @abstractmethod
+    def fit(self, log: AnswerLog, *, valid: AnswerLog | None = None,
+            progress: FitProgress | None = None) -> Self:
+        """Estimate parameters from ``log`` (``valid``: held-out answers for models that stop
+        early; others ignore it); returns ``self``."""
+
+    def fit_summary(self) -> str:
+        """One line on how the last ``fit`` went (e.g. where early stopping stopped), for
+        people; empty when there is nothing to add to the fit itself."""
+        return ""
+
+    @abstractmethod
     def predict_log(self, log: AnswerLog) -> np.ndarray:
         """P(correct) of each answer given only the same learner's earlier answers in ``log``."""
-        ...
 
-    # online side --------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def skills(self) -> tuple[str, ...]:
+        """The skill ids the fitted model knows (NotFittedError before fitting)."""
+
+    def unseen_skills(self, log: AnswerLog) -> int:
+        """How many answers in ``log`` practise at least one skill the model does not know."""
+        if len(log) == 0:
+            return 0
+        known = set(self.skills)
+        unknown = np.array([s not in known for s in log.skill_ids], dtype=bool)
+        return int(np.count_nonzero(np.logical_or.reduceat(unknown[log.skill_codes],
+                                                           log.skill_ptr[:-1])))
+
+    def check_id_space(self, log: AnswerLog) -> None:
+        """Refuse (:class:`IdSpaceError`) a log most of whose answers practise skills the model
+        never saw: a model fitted on another id space."""
+        unseen = self.unseen_skills(log)
+        if len(log) and unseen / len(log) > self.max_unseen:
+            known = set(self.skills)
+            theirs = [str(s) for s in log.skill_ids if s not in known][:5]
+            raise IdSpaceError(
+                f"{unseen:,} of {len(log):,} answers ({unseen / len(log):.0%}) practise skills "
+                f"this {self.name} model does not know (e.g. {', '.join(map(repr, theirs))}; "
+                f"it knows {len(known):,} skills such as "
+                f"{', '.join(map(repr, self.skills[:5]))}): the log and the model use "
+                "different id spaces; fit a model on this data instead")
+
+    # ================================================================ online side
+    @abstractmethod
     def new_state(self) -> State:
         """The state of a learner with no answers yet."""
-        ...
 
+    @abstractmethod
     def update(self, state: State, event: AnswerEvent) -> State:
         """The state after ``event``; ``state`` itself is left unchanged."""
-        ...
 
-    def predict_correct(self, state: State, item: str, skills: Sequence[str]) -> float:
-        """P(the learner answers ``item``, which practises ``skills``, correctly next)."""
-        ...
+    def fold(self, events: Iterable[AnswerEvent]) -> State:
+        """``update`` folded over ``events`` from :meth:`new_state`: a learner's state.
 
-    def mastery(self, state: State, skills: Sequence[str] | None = None) -> Mapping[str, float]:
-        """P(mastered) per skill (all skills the model knows when ``skills`` is None)."""
-        ...
+        Skills the model does not know are dropped from each event (and an event left with
+        none is skipped): their evidence has no parameters to use.
+        """
+        state = self.new_state()
+        known = set(self.skills)
+        for event in events:
+            kept = tuple(s for s in event.skills if s in known)
+            if len(kept) == len(event.skills):
+                state = self.update(state, event)
+            elif kept:
+                state = self.update(state, replace(event, skills=kept))
+        return state
 
-    def state_to_bytes(self, state: State) -> bytes: ...
+    @abstractmethod
+    def predict_correct(self, state: State, item: str, skills: Sequence[str], *,
+                        at: datetime | None = None) -> float:
+        """P(the learner answers ``item``, which practises ``skills``, correctly at ``at``)."""
 
-    def state_from_bytes(self, data: bytes) -> State: ...
+    def predict_items(self, state: State, items: ItemIndex, *,
+                      at: datetime | None = None) -> np.ndarray:
+        """P(correct) of every item of ``items``, equal to :meth:`predict_correct` of each.
 
-    # persistence --------------------------------------------------------------------------
+        Models override this with a vectorized version that maps ``items`` onto their
+        parameters once and caches the mapping (selection calls it after every answer).
+        """
+        return np.fromiter(
+            (self.predict_correct(state, i, s, at=at)
+             for i, s in zip(items.item_ids, items.item_skills, strict=True)),
+            dtype=float, count=len(items))
+
+    @abstractmethod
+    def mastery(self, state: State, skills: Sequence[str] | None = None, *,
+                at: datetime | None = None) -> Mapping[str, float]:
+        """P(mastered) per skill at ``at`` (all skills the model knows when ``skills`` is
+        None)."""
+
+    def mastery_of(self, state: State, items: ItemIndex, *,
+                   at: datetime | None = None) -> np.ndarray:
+        """P(mastered) of every skill of ``items`` (``items.skill_ids`` order), equal to
+        :meth:`mastery`; vectorized like :meth:`predict_items` by models that can."""
+        values = self.mastery(state, items.skill_ids, at=at)
+        return np.fromiter((values[s] for s in items.skill_ids), dtype=float,
+                           count=len(items.skill_ids))
+
+    @abstractmethod
+    def state_to_bytes(self, state: State) -> bytes:
+        """``state`` as compact bytes (what a state store keeps)."""
+
+    @abstractmethod
+    def state_from_bytes(self, data: bytes) -> State:
+        """The state :meth:`state_to_bytes` wrote; ValueError for bytes of another model."""
+
+    # ================================================================ persistence
+    @abstractmethod
+    def to_bytes(self) -> bytes:
+        """The fitted parameters and options as one versioned blob (what the API stores)."""
+
+    @classmethod
+    @abstractmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Self:
+        """The fitted model :meth:`to_bytes` wrote; ValueError naming ``source`` otherwise."""
+
+    @abstractmethod
     def save(self, path: str | Path) -> None:
-        """Write fitted parameters to a versioned file."""
-        ...
+        """Write the fitted parameters to a versioned file or directory."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read what :meth:`save` wrote."""
+
+
+class Cached:
+    """A small per-tracer cache of what a model derives from an :class:`ItemIndex` (its
+    parameters mapped onto the items), keyed by the index's identity.
+
+    Entries hold their index, so its id cannot be reused by another object while cached. A
+    tracer clears the cache when its parameters change.
+    """
+
+    __slots__ = ("_entries", "_lock", "_size")
+
+    def __init__(self, size: int = 8) -> None:
+        self._entries: dict[int, tuple[ItemIndex, Any]] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, items: ItemIndex, build: Callable[[ItemIndex], Any]) -> Any:
+        """The value for ``items``, built by ``build(items)`` on first use."""
+        entry = self._entries.get(id(items))
+        if entry is not None and entry[0] is items:
+            return entry[1]
+        value = build(items)
+        with self._lock:
+            if len(self._entries) >= self._size:  # evict the oldest (dicts keep their order)
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[id(items)] = (items, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

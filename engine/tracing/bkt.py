@@ -15,8 +15,10 @@ next answer (the complement keeps its precision as mastery approaches 1).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,8 +33,9 @@ from engine.tracing._bkt_kernels import (
     p_correct,
     sequence_hashes,
 )
-from engine.tracing.base import NotFittedError
+from engine.tracing.base import Cached, FitProgress, NotFittedError, Tracer
 from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
+from engine.tracing.items import ItemIndex
 
 # Starting points are drawn like pyBKT's (random_model_uni), so restarts explore the same region.
 _INIT_HIGH = {"prior": 1.0, "learn": 0.4, "forget": 0.2, "guess": 0.4, "slip": 0.3}
@@ -107,7 +110,7 @@ def unique_sequences(lay: Layout) -> tuple[Layout, np.ndarray]:
     return unique, weight.astype(np.float64)
 
 
-class BKT:
+class BKT(Tracer[np.ndarray]):
     """Bayesian Knowledge Tracing; implements :class:`engine.tracing.base.Tracer`.
 
     Parameters mirror pyBKT's where they mean the same thing (``num_fits``, ``seed``, ``forgets``).
@@ -145,12 +148,10 @@ class BKT:
         self.max_guess = max_guess
         self.max_slip = max_slip
         self.eps = eps
+        self.name = "bkt-forgets" if forgets else "bkt"
         self.params_: BKTParams | None = None
         self.fit_info_: dict[str, Any] = {}
-
-    @property
-    def name(self) -> str:
-        return "bkt-forgets" if self.forgets else "bkt"
+        self._views = Cached()
 
     def get_options(self) -> dict[str, Any]:
         return {"forgets": self.forgets, "item_guess_slip": self.item_guess_slip,
@@ -159,12 +160,16 @@ class BKT:
                 "max_slip": self.max_slip, "eps": self.eps}
 
     # ================================================================== batch side
-    def fit(self, log: AnswerLog) -> Self:
+    def fit(self, log: AnswerLog, *, valid: AnswerLog | None = None,
+            progress: FitProgress | None = None) -> Self:
         """Fit every skill answered in ``log`` by EM from ``num_fits`` random starts, keeping the
         best. Skills in the log's vocabulary without answers (a split can leave some) are not
-        part of the model: predictions treat them as unseen."""
+        part of the model: predictions treat them as unseen. EM needs no held-out answers, so
+        ``valid`` is not used."""
         if len(log) == 0:
             raise ValueError("cannot fit BKT on an empty log")
+        if progress is not None:
+            progress(0, 1, f"fitting {self.name} on {len(log):,} answers", {})
         answered = np.bincount(log.skill_codes, minlength=len(log.skill_ids))
         present = np.flatnonzero(answered)
         n_skills = len(present)
@@ -216,6 +221,8 @@ class BKT:
         ))
         self.fit_info_ = {"loglik": loglik[skills_k, best], "iterations": iters,
                           "n_answers": answered[present]}
+        if progress is not None:
+            progress(1, 1, f"fitted {self.name}", {"loglik": float(loglik[skills_k, best].sum())})
         return self
 
     def _classes_from(self, log: AnswerLog, skill_of_code: np.ndarray,
@@ -257,12 +264,9 @@ class BKT:
             return per_pair
         return np.add.reduceat(per_pair, log.skill_ptr[:-1]) / counts
 
-    def unseen_skills(self, log: AnswerLog) -> int:
-        """How many answers in ``log`` practise at least one skill the model was not fitted on."""
-        if len(log) == 0:
-            return 0
-        unknown = self._skill_of_code(log)[log.skill_codes] == len(self._fitted().skills)
-        return int(np.count_nonzero(np.logical_or.reduceat(unknown, log.skill_ptr[:-1])))
+    @property
+    def skills(self) -> tuple[str, ...]:
+        return self._fitted().skills
 
     # ================================================================== online side
     def new_state(self) -> np.ndarray:
@@ -279,7 +283,8 @@ class BKT:
                               params.learn[k], params.forget[k])
         return new
 
-    def predict_correct(self, state: np.ndarray, item: str, skills: Sequence[str]) -> float:
+    def predict_correct(self, state: np.ndarray, item: str, skills: Sequence[str], *,
+                        at: datetime | None = None) -> float:
         params = self._fitted()
         if not skills:
             raise ValueError(f"item {item!r} needs at least one skill")
@@ -290,11 +295,23 @@ class BKT:
             total += p_correct(state[k], params.guess[g], params.slip[g])
         return float(total / len(skills))
 
-    def mastery(self, state: np.ndarray, skills: Sequence[str] | None = None) -> dict[str, float]:
+    def predict_items(self, state: np.ndarray, items: ItemIndex, *,
+                      at: datetime | None = None) -> np.ndarray:
+        view: _ItemView = self._views.get(items, self._view)
+        q = state[view.pair_skill]  # P(not mastered)
+        return items.mean_per_item((1.0 - q) * (1.0 - view.pair_slip) + q * view.pair_guess)
+
+    def mastery(self, state: np.ndarray, skills: Sequence[str] | None = None, *,
+                at: datetime | None = None) -> dict[str, float]:
         params = self._fitted()
         if skills is None:
             return dict(zip(params.skills, (1.0 - state).tolist(), strict=True))
         return {s: 1.0 - float(state[self._index_of(s)]) for s in skills}
+
+    def mastery_of(self, state: np.ndarray, items: ItemIndex, *,
+                   at: datetime | None = None) -> np.ndarray:
+        view: _ItemView = self._views.get(items, self._view)
+        return 1.0 - state[view.skill]
 
     def state_to_bytes(self, state: np.ndarray) -> bytes:
         return np.ascontiguousarray(state, dtype="<f8").tobytes()
@@ -307,12 +324,33 @@ class BKT:
         return np.frombuffer(data, dtype="<f8")
 
     # ================================================================== persistence
-    def save(self, path: str | Path) -> None:
-        self._fitted().save(path, model=self.name, options=self.get_options())
+    def to_bytes(self) -> bytes:
+        return json.dumps(self._document()).encode()
 
     @classmethod
-    def load(cls, path: str | Path) -> BKT:
-        params, _, options = BKTParams.load(path)
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Self:
+        try:
+            doc = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{source}: not a JSON file ({exc})") from None
+        return cls._from_document(doc, source)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self._document(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        try:
+            return cls.from_bytes(Path(path).read_bytes(), source=str(path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"model file not found: {path}") from None
+
+    def _document(self) -> dict[str, Any]:
+        return self._fitted().to_document(model=self.name, options=self.get_options())
+
+    @classmethod
+    def _from_document(cls, doc: Any, source: str) -> Self:
+        params, _, options = BKTParams.from_document(doc, source)
         return cls(**options).set_params(params)
 
     def to_pybkt(self) -> dict[str, dict[str, Any]]:
@@ -320,7 +358,7 @@ class BKT:
         return self._fitted().to_pybkt()
 
     @classmethod
-    def from_pybkt(cls, coef: dict[str, dict[str, Any]], **options: Any) -> BKT:
+    def from_pybkt(cls, coef: dict[str, dict[str, Any]], **options: Any) -> Self:
         """A fitted model from pyBKT's ``coef_`` (e.g. ``json.load`` of :meth:`to_pybkt`)."""
         params = BKTParams.from_pybkt(coef)
         options.setdefault("forgets", bool(np.any(params.forget > 0)))
@@ -335,6 +373,7 @@ class BKT:
             for k in range(len(params.skills))
             for g in range(params.gs_ptr[k], params.gs_ptr[k + 1])
         }
+        self._views.clear()
         return self
 
     # ================================================================== internals
@@ -349,6 +388,18 @@ class BKT:
         except KeyError:
             raise KeyError(f"skill {skill!r} is not in this BKT model "
                            f"({len(self._index)} skills)") from None
+
+    def _view(self, items: ItemIndex) -> _ItemView:
+        """``items``' (item, skill) pairs mapped onto this model's skills and guess/slip
+        classes, resolved like :meth:`predict_correct` (KeyError for an unknown skill)."""
+        params = self._fitted()
+        skill = np.array([self._index_of(s) for s in items.skill_ids], dtype=np.intp)
+        pair_skill = skill[items.pair_skill]
+        pair_item = np.repeat(np.arange(len(items)), items.pair_count)
+        pair_class = np.array([self._online_class(int(k), items.item_ids[i])
+                               for k, i in zip(pair_skill, pair_item, strict=True)],
+                              dtype=np.intp)
+        return _ItemView(skill, pair_skill, params.guess[pair_class], params.slip[pair_class])
 
     def _online_class(self, k: int, item: str) -> int:
         params = self.params_
@@ -379,6 +430,17 @@ class BKT:
             return table[inverse]
 
         return class_of
+
+
+@dataclass(frozen=True, eq=False)
+class _ItemView:
+    """An :class:`ItemIndex` on one parameter set: the model index of each of its skills and of
+    each (item, skill) pair, and each pair's guess and slip."""
+
+    skill: np.ndarray
+    pair_skill: np.ndarray
+    pair_guess: np.ndarray
+    pair_slip: np.ndarray
 
 
 def _balance(work: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:

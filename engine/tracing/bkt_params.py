@@ -13,9 +13,7 @@ named ``"default"``, serves answers to items the fit never saw.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,24 +129,21 @@ class BKTParams:
             slip=np.concatenate(slip) if slip else np.empty(0),
         )
 
-    # ------------------------------------------------------------------ versioned file
-    def save(self, path: str | Path, *, model: str, options: dict[str, Any]) -> None:
-        """Write a JSON file that :meth:`load` reads back, tagged with format and version."""
-        doc = {"format": FILE_FORMAT, "version": FILE_VERSION, "model": model,
-               "options": options, "skills": self.to_pybkt()}
-        Path(path).write_text(json.dumps(doc, indent=1))
+    # ------------------------------------------------------------------ versioned document
+    def to_document(self, *, model: str, options: dict[str, Any]) -> dict[str, Any]:
+        """A JSON-ready document that :meth:`from_document` reads back, tagged with format and
+        version (what a parameter file holds)."""
+        return {"format": FILE_FORMAT, "version": FILE_VERSION, "model": model,
+                "options": options, "skills": self.to_pybkt()}
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple[BKTParams, str, dict[str, Any]]:
-        """Read a file written by :meth:`save`; returns (params, model name, options)."""
-        try:
-            doc = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a JSON file ({exc})") from None
+    def from_document(cls, doc: Any, source: str) -> tuple[BKTParams, str, dict[str, Any]]:
+        """Read a document written by :meth:`to_document`; returns (params, model name,
+        options). Errors name ``source``."""
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path}: not a {FILE_FORMAT} parameter file "
+            raise ValueError(f"{source}: not a {FILE_FORMAT} parameter file "
                              "(for pyBKT's coef_ use BKT.from_pybkt)")
         if doc.get("version") != FILE_VERSION:
-            raise ValueError(f"{path}: {FILE_FORMAT} version {doc.get('version')} is not "
+            raise ValueError(f"{source}: {FILE_FORMAT} version {doc.get('version')} is not "
                              f"supported (this engine reads version {FILE_VERSION})")
         return cls.from_pybkt(doc["skills"]), doc["model"], doc.get("options", {})

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.models import register_model, unregister_model
 from api.tenants import import_pack, load_catalog
-from content.catalog import ContentError
+from engine.catalog import ContentError
 from engine.events import AnswerEvent, AnswerLog
 from engine.tracing.dkt import DKT
 from engine.tracing.simulate import simulate
@@ -40,7 +40,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert params is not None
     log, _ = simulate(params, 120, answers_per_skill=(3, 8), seed=11)
     folder = tmp_path_factory.mktemp("dkt") / "ckpt"
-    DKT(hidden=16, embed=8, epochs=3, window=20, seed=3).fit(log, checkpoint=folder)
+    DKT(hidden=16, embed=8, epochs=3, window=20, seed=3, checkpoint=folder).fit(log)
     return folder
 
 
@@ -150,7 +150,7 @@ def test_cli_exports_the_log_trains_and_registers(backend, make_tenant, make_cli
     """The documented loop: tutor export-log, tutor train dkt, tutor model register."""
     from typer.testing import CliRunner
 
-    from training.cli import app as tutor_cli
+    from tutor.cli import app as tutor_cli
 
     for name, value in backend.env().items():
         if name.startswith("TUTOR_"):

@@ -19,7 +19,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from typer.testing import CliRunner
 
 from api.store import RedisStore
-from training.cli import app as tutor_cli
+from tutor.cli import app as tutor_cli
 
 from .conftest import (
     WAIT_S,

@@ -7,6 +7,9 @@ exactly as if it had not stopped.
 
 The model kept is the one with the best validation AUC, scored like the replay scores it: whole
 sequences, each learner from a zero state.
+
+The trainer sees only a configuration and logs, and returns what it learned as a
+:class:`~engine.tracing.dkt_checkpoint.Checkpoint`; the tracer installs it.
 """
 
 from __future__ import annotations
@@ -14,28 +17,40 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
 from engine.events import AnswerLog
+from engine.tracing.dkt_checkpoint import Checkpoint, Weights, read_document
 from engine.tracing.dkt_config import DKTConfig
 from engine.tracing.dkt_data import Batch, Sequences, batches, make_batch, windows
+from engine.tracing.dkt_net import DKTMember, DKTNet, predict_sequences
 
-if TYPE_CHECKING:
-    from engine.tracing.dkt import DKT, DKTMember, TrainProgress
+
+class TrainProgress(Protocol):
+    """Called with (steps done, steps in all, what is happening, metrics so far)."""
+
+    def __call__(self, done: int, total: int, what: str, metrics: Mapping[str, float],
+                 /) -> None: ...
 
 TRAIN_STATE_FILE = "train_state.pt"
 RESUMABLE_CHANGES = ("epochs", "patience")
 
 
-def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
+def train(config: DKTConfig, log: AnswerLog, valid: AnswerLog | None, *,
           progress: TrainProgress | None = None, checkpoint: str | Path | None = None,
-          resume: bool = False, device: str | None = None) -> None:
-    """Fit ``model`` in place (see :meth:`engine.tracing.dkt.DKT.fit`).
+          resume: bool = False, device: str | None = None) -> Checkpoint:
+    """Train a network with ``config`` on ``log``, early stopping on ``valid`` (else on
+    held-out learners of ``log``); returns the best network.
+
+    With ``checkpoint`` the best network so far and the training state are written to that
+    directory after every epoch, and ``resume`` continues from them.
 
     PyTorch's deterministic kernels are used meanwhile: without them two runs with one seed
     drifted apart on assist2009 (multi-threaded accumulation in the backward pass) and ended
@@ -44,18 +59,15 @@ def train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)  # warn where CUDA has none
     try:
-        _train(model, log, valid, progress=progress, checkpoint=checkpoint, resume=resume,
-               device=device)
+        return _train(config, log, valid, progress=progress, checkpoint=checkpoint,
+                      resume=resume, device=device)
     finally:
         torch.use_deterministic_algorithms(previous)
 
 
-def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
+def _train(cfg: DKTConfig, log: AnswerLog, valid: AnswerLog | None, *,
            progress: TrainProgress | None, checkpoint: str | Path | None, resume: bool,
-           device: str | None) -> None:
-    from engine.tracing.dkt import DKTNet  # at call time: dkt imports this module
-
-    cfg = model.config
+           device: str | None) -> Checkpoint:
     if len(log) == 0:
         raise ValueError("cannot train DKT on an empty log")
     if valid is None:
@@ -64,6 +76,10 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
     vocab = {s: k for k, s in enumerate(skills)}
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     train_seqs, valid_seqs = Sequences.from_log(log, vocab), Sequences.from_log(valid, vocab)
+    if len(np.unique(valid_seqs.correct)) < 2:
+        raise ValueError(f"the {len(valid_seqs.correct):,} validation answers are all "
+                         f"{'correct' if valid_seqs.correct.all() else 'wrong'}: no AUC can "
+                         "be computed to stop early on; give a validation log with both")
     spans = windows(train_seqs, cfg.window)
     if len(spans) == 0:
         raise ValueError("no learner in the training log has two answers: nothing to learn from")
@@ -79,7 +95,7 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
     if resume:
         if folder is None:
             raise ValueError("resuming needs the checkpoint directory of the interrupted run")
-        run = _resume(folder, model, skills, net, optimizer, averaged)
+        run = _resume(folder, cfg, skills, net, optimizer, averaged)
 
     for epoch in range(run.epoch, cfg.epochs):
         if run.bad_epochs >= cfg.patience:
@@ -113,18 +129,19 @@ def _train(model: DKT, log: AnswerLog, valid: AnswerLog | None, *,
                          f"epoch {epoch + 1}/{cfg.epochs}",
                          {"loss": total_loss / seen, **run.last_metrics()})
         kept = net if averaged is None else averaged.module
-        auc = _auc(model, kept, valid_seqs, dev)
+        auc = _auc(kept, valid_seqs, dev)
         run.record(epoch, total_loss / max(seen, 1), auc, time.perf_counter() - started, kept)
         if folder is not None:
-            _save(folder, model, skills, net, optimizer, averaged, run)
+            _save(folder, cfg, skills, net, optimizer, averaged, run)
         if progress is not None:
             progress((epoch + 1) * n_batches, cfg.epochs * n_batches,
                      f"epoch {epoch + 1}/{cfg.epochs}", run.last_metrics())
 
-    model.set_weights(skills, run.best_weights)
-    model.training_ = run.summary(len(log), len(valid), str(dev))
+    learned = Checkpoint(cfg, skills, run.best_weights,
+                         run.summary(len(log), len(valid), str(dev)))
     if folder is not None:
-        model.save(folder)
+        learned.write(folder)
+    return learned
 
 
 def _moving_average(net: torch.nn.Module, epochs: float,
@@ -175,7 +192,7 @@ def dkt_plus_penalty(net: DKTMember, batch: Batch, hidden: torch.Tensor, cfg: DK
 class _Run:
     """The bookkeeping of one training run: history, best epoch, patience."""
 
-    def __init__(self, best_auc: float, best_weights: dict[str, torch.Tensor]) -> None:
+    def __init__(self, best_auc: float, best_weights: Weights) -> None:
         self.epoch = 0
         self.best_auc = best_auc
         self.best_epoch = -1
@@ -204,12 +221,9 @@ class _Run:
                 "history": self.history}
 
 
-def _auc(model: DKT, net: torch.nn.Module, seqs: Sequences, device: torch.device) -> float:
-    p = model.predict_sequences(net, seqs, device=device)  # type: ignore[arg-type]
-    y = seqs.correct
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(roc_auc_score(y, p))
+def _auc(net: DKTNet, seqs: Sequences, device: torch.device) -> float:
+    """Validation AUC (both classes are present: checked before training)."""
+    return float(roc_auc_score(seqs.correct, predict_sequences(net, seqs, device=device)))
 
 
 def _hold_out(log: AnswerLog, fraction: float, seed: int) -> tuple[AnswerLog, AnswerLog]:
@@ -232,14 +246,12 @@ def _used_skills(log: AnswerLog) -> tuple[str, ...]:
     return tuple(str(s) for s in log.skill_ids[used])
 
 
-def _save(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Module,
+def _save(folder: Path, cfg: DKTConfig, skills: tuple[str, ...], net: torch.nn.Module,
           optimizer: torch.optim.Optimizer,
           averaged: torch.optim.swa_utils.AveragedModel | None, run: _Run) -> None:
     """The best model so far as a servable checkpoint, plus what resuming needs."""
-    best = copy.copy(model)
-    best.set_weights(skills, run.best_weights)
-    best.training_ = {**run.summary(0, 0, ""), "complete": False}
-    best.save(folder)
+    Checkpoint(cfg, skills, run.best_weights,
+               {**run.summary(0, 0, ""), "complete": False}).write(folder)
     state = {"epoch": run.epoch, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
              "best_weights": run.best_weights, "best_auc": run.best_auc,
              "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
@@ -250,19 +262,17 @@ def _save(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Modul
     tmp.replace(folder / TRAIN_STATE_FILE)
 
 
-def _resume(folder: Path, model: DKT, skills: tuple[str, ...], net: torch.nn.Module,
+def _resume(folder: Path, cfg: DKTConfig, skills: tuple[str, ...], net: torch.nn.Module,
             optimizer: torch.optim.Optimizer,
             averaged: torch.optim.swa_utils.AveragedModel | None) -> _Run:
-    from engine.tracing.dkt import read_checkpoint_doc
-
     path = folder / TRAIN_STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-    doc = read_checkpoint_doc(folder)
+    doc = read_document(folder)
     # a resumed run may be given more epochs or patience; anything else must be the same
     before, now = (
         {k: v for k, v in options.items() if k not in RESUMABLE_CHANGES}
-        for options in (doc["config"], model.get_options()))
+        for options in (doc["config"], asdict(cfg)))
     if before != now or tuple(doc["skills"]) != skills:
         raise ValueError(f"{folder} was written by a run with other settings or other data; "
                          "resume with the same options and files, or use a new --out")

@@ -1,8 +1,9 @@
 """A tenant's content: skills, items, the prerequisite graph between skills, and courses.
 
 A :class:`Catalog` is validated once when built and immutable afterwards, so the API can cache
-one per tenant and share it between requests without locks. It knows how to turn its skills'
-BKT parameters into the tracer's :class:`~engine.tracing.bkt_params.BKTParams`.
+one per tenant and share it between requests without locks. Its skills' and items' BKT
+parameters define a tracer (:meth:`Catalog.tracer`), which serves learners until a model fitted
+on answers replaces it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.tracing.base import Tracer
+from engine.tracing.bkt import BKT
 from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
 
 
@@ -130,6 +133,11 @@ class Catalog:
 
     def items_for(self, skill: str) -> tuple[Item, ...]:
         return self._items_by_skill[skill]
+
+    def tracer(self) -> Tracer[Any]:
+        """The tracer this content's own parameters define: BKT with each skill's prior, learn,
+        forget, guess and slip, and each item's guess/slip where it sets them."""
+        return BKT().set_params(self.bkt_params())
 
     def bkt_params(self) -> BKTParams:
         """The skills' BKT parameters, with a guess/slip class for each item that sets its own."""

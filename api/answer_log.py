@@ -1,0 +1,137 @@
+"""The answer log's SQL, for SQLite and PostgreSQL: every statement the service runs on the
+``events`` and ``learners`` tables (the one-statement answer aside: :mod:`api.one_statement`).
+
+Statements are built once (building SQLAlchemy constructs per request costs more than running
+them) and run on a connection the caller holds: the caller decides the transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Unpack
+
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+
+from api.db import events, learners
+from engine.events import AnswerEvent
+
+#: a row of the events table, every column
+EventRow = Row[Unpack[tuple[Any, ...]]]
+#: a logged answer to check a retry against: learner_id, item_id, correct, response
+LoggedAnswer = Row[str, str, bool, str]
+#: a learner's last_seq, created_at and last_seen
+LearnerRow = Row[int, datetime, datetime]
+
+_TENANT = events.c.tenant_id == bindparam("t")
+_EVENTS_OF_LEARNER = (_TENANT, events.c.learner_id == bindparam("l"))
+_LEARNER = (learners.c.tenant_id == bindparam("t"), learners.c.learner_id == bindparam("l"))
+
+
+class AnswerLog:
+    """The log's statements for ``engine``'s dialect."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.postgres = engine.dialect.name == "postgresql"
+        #: held by whoever writes the log: SQLite has one writer at a time and makes the others
+        #: sleep in its busy handler (milliseconds at a time); queueing this process's writers on
+        #: a lock is much faster
+        self.writer: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self.postgres else threading.Lock())
+        dialect_insert = postgresql.insert if self.postgres else sqlite.insert
+        # take the learner's next seq: creates the learner if new and locks its row until the
+        # transaction ends (a retry found later rolls the increment back)
+        upsert = dialect_insert(learners).values(
+            tenant_id=bindparam("t"), learner_id=bindparam("l"), created_at=bindparam("now"),
+            last_seen=bindparam("now"), last_seq=1)
+        self._next_seq = upsert.on_conflict_do_update(
+            index_elements=["tenant_id", "learner_id"],
+            set_={"last_seen": upsert.excluded.last_seen, "last_seq": learners.c.last_seq + 1},
+        ).returning(learners.c.last_seq, learners.c.created_at)
+        # a retry is recognised by its event id, unique per tenant, when it is appended
+        self._append = dialect_insert(events).on_conflict_do_nothing(
+            index_elements=["tenant_id", "event_id"]).returning(events.c.id)
+        self._find = select(events.c.learner_id, events.c.item_id, events.c.correct,
+                            events.c.response).where(_TENANT, events.c.event_id == bindparam("e"))
+        self._answers = (select(events.c.item_id, events.c.skills, events.c.correct)
+                         .where(*_EVENTS_OF_LEARNER, events.c.seq <= bindparam("last_seq"))
+                         .order_by(events.c.seq))
+        self._events = select(events).where(*_EVENTS_OF_LEARNER).order_by(events.c.seq)
+        self._page = self._events.where(events.c.seq > bindparam("after")).limit(bindparam("n"))
+        self._learner = select(learners.c.last_seq, learners.c.created_at,
+                               learners.c.last_seen).where(*_LEARNER)
+        self._learners = select(learners.c.learner_id, learners.c.last_seq,
+                                learners.c.created_at).where(learners.c.tenant_id == bindparam("t"))
+        # a learner's answers and last answer per skill, counted by the database (the skill
+        # ids of each event unnested from its JSON array)
+        skill = (func.json_array_elements_text if self.postgres else func.json_each)(
+            events.c.skills).table_valued("value", name="skill")
+        self._per_skill = (
+            select(skill.c.value, func.count(), func.max(events.c.answered_at))
+            .select_from(events).join(skill, true())
+            .where(*_EVENTS_OF_LEARNER)
+            .group_by(skill.c.value))
+        self._erase_learner = delete(learners).where(*_LEARNER).returning(learners.c.created_at)
+        self._erase_events = delete(events).where(*_EVENTS_OF_LEARNER)
+
+    # ------------------------------------------------------------------ writing
+    def next_seq(self, conn: Connection, tenant_id: int, learner_id: str,
+                 now: datetime) -> tuple[int, datetime]:
+        """The learner's next seq and creation time; creates the learner (at ``now``) if new,
+        and locks its row until the transaction ends."""
+        seq, created_at = conn.execute(self._next_seq,
+                                       {"t": tenant_id, "l": learner_id, "now": now}).one()
+        return seq, created_at
+
+    def append(self, conn: Connection, row: dict[str, Any]) -> bool:
+        """Append the event ``row`` (the events table's columns); False, writing nothing, when
+        its event id is in the log already."""
+        return conn.execute(self._append, row).first() is not None
+
+    def erase(self, conn: Connection, tenant_id: int, learner_id: str) -> datetime | None:
+        """Delete the learner's row and events; when it was created (None: no such learner)."""
+        created_at: datetime | None = conn.execute(
+            self._erase_learner, {"t": tenant_id, "l": learner_id}).scalar_one_or_none()
+        if created_at is not None:
+            conn.execute(self._erase_events, {"t": tenant_id, "l": learner_id})
+        return created_at
+
+    # ------------------------------------------------------------------ reading
+    def find(self, conn: Connection, tenant_id: int, event_id: str) -> LoggedAnswer:
+        """The logged answer with ``event_id``."""
+        return conn.execute(self._find, {"t": tenant_id, "e": event_id}).one()
+
+    def answers(self, conn: Connection, tenant_id: int, learner_id: str,
+                last_seq: int) -> list[AnswerEvent]:
+        """The learner's answers up to ``last_seq``, in order (what its state folds)."""
+        rows = conn.execute(self._answers, {"t": tenant_id, "l": learner_id,
+                                            "last_seq": last_seq})
+        return [AnswerEvent(learner_id, item_id, tuple(skills), bool(correct))
+                for item_id, skills, correct in rows]
+
+    def events(self, conn: Connection, tenant_id: int, learner_id: str) -> Sequence[EventRow]:
+        """The learner's events, in order."""
+        return conn.execute(self._events, {"t": tenant_id, "l": learner_id}).all()
+
+    def page(self, conn: Connection, tenant_id: int, learner_id: str, after: int,
+             limit: int) -> Sequence[EventRow]:
+        """Up to ``limit`` of :meth:`events`, those after seq ``after``."""
+        return conn.execute(self._page, {"t": tenant_id, "l": learner_id, "after": after,
+                                         "n": limit}).all()
+
+    def learner(self, conn: Connection, tenant_id: int, learner_id: str) -> LearnerRow | None:
+        """The learner's row (None: no such learner)."""
+        return conn.execute(self._learner, {"t": tenant_id, "l": learner_id}).first()
+
+    def learners(self, conn: Connection, tenant_id: int) -> Sequence[Row[str, int, datetime]]:
+        """Every learner of the tenant: learner_id, last_seq and created_at."""
+        return conn.execute(self._learners, {"t": tenant_id}).all()
+
+    def per_skill(self, conn: Connection, tenant_id: int,
+                  learner_id: str) -> Sequence[Row[str, int, datetime]]:
+        """Per skill the learner answered: the skill id, the answers and the last answer's
+        time."""
+        return conn.execute(self._per_skill, {"t": tenant_id, "l": learner_id}).all()

@@ -1,0 +1,72 @@
+"""The app's ASGI middleware: body size limits and request metrics.
+
+Both are plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import metrics
+from api.errors import error
+
+
+class BodyLimit:
+    """Reject bodies over ``limit(path)`` bytes with 413 before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, limit: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await error(413, "payload_too_large",
+                        f"request body over {limit} bytes")(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:  # (FastAPI passes an HTTPException from here through)
+                raise HTTPException(413, f"request body over {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class Observe:
+    """Request latency per route and status into Prometheus."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status,
+                            time.perf_counter() - start)

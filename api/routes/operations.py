@@ -1,0 +1,45 @@
+"""Health, readiness and metrics, for whoever runs the service (no API key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from api import metrics
+from api.errors import ApiError
+from api.routes.deps import service
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> Any:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> Any:
+    """Ready when the database answers; ``degraded`` names a state store that does not."""
+    tutor = service(request)
+    try:
+        with tutor.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # any failure means not ready
+        raise ApiError(503, "not_ready", "a dependency is unavailable",
+                       {"database": type(exc).__name__}) from None
+    try:
+        tutor.store.ping()
+    except Exception as exc:
+        # still ready: without the cache, answers rebuild states from the log (slower)
+        return {"status": "ready", "degraded": {"state_store": (
+            f"{type(exc).__name__}: learner states are rebuilt from the log on every "
+            "request until it answers")}}
+    return {"status": "ready"}
+
+
+@router.get("/metrics", include_in_schema=False)
+def get_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

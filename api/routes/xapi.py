@@ -1,0 +1,32 @@
+"""xAPI statements, recorded as answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+
+from api.errors import ApiError
+from api.responses import StatementsResponse
+from api.routes.deps import Auth, service
+from api.schemas import XapiStatement
+from api.xapi import statement_answer
+
+router = APIRouter(prefix="/v1/xapi", tags=["xapi"])
+
+
+@router.post("/statements")
+async def post_statements(request: Request, body: XapiStatement | list[XapiStatement],
+                          t: Auth) -> Any:
+    """Record xAPI ``answered`` statements (one or a list), each like an answer."""
+    statements = body if isinstance(body, list) else [body]
+    if not statements:
+        raise ApiError(400, "bad_request", "no statements")
+    tutor = service(request)
+    items = (await anyio.to_thread.run_sync(tutor.runtimes.get, t)).catalog.items
+    answers = [(s.actor.account.name, statement_answer(s, items)) for s in statements]
+    response: StatementsResponse = {
+        "ids": [str(s.id) for s in statements],
+        "results": [await tutor.answer_async(t, learner, answer) for learner, answer in answers]}
+    return response

@@ -1,0 +1,52 @@
+"""What requests share per tenant: its catalog and tracer, for its current content version."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from api.models import tenant_tracer
+from api.tenants import Tenant, load_catalog
+from engine.catalog import Catalog
+from engine.tracing import Tracer
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything derived from one version of a tenant's content, shared by requests."""
+
+    content_version: int
+    catalog: Catalog
+    tracer: Tracer[Any]
+
+
+class Runtimes:
+    """Tenant -> :class:`Runtime`, built once per content version (a new version replaces it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._built: dict[int, Runtime] = {}
+        self._lock = threading.Lock()
+
+    def current(self, tenant: Tenant) -> Runtime | None:
+        """The tenant's runtime if it is built for its current content version: never waits
+        (for the event loop)."""
+        rt = self._built.get(tenant.id)
+        return rt if rt is not None and rt.content_version == tenant.content_version else None
+
+    def get(self, tenant: Tenant) -> Runtime:
+        """The tenant's runtime for its current content version, built if need be."""
+        rt = self.current(tenant)
+        if rt is not None:
+            return rt
+        with self._lock:
+            rt = self.current(tenant)
+            if rt is None:
+                catalog = load_catalog(self._engine, tenant.id)
+                tracer = tenant_tracer(self._engine, tenant.id, catalog)
+                rt = Runtime(tenant.content_version, catalog, tracer)
+                self._built[tenant.id] = rt
+        return rt

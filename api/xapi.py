@@ -1,0 +1,37 @@
+"""xAPI ``answered`` statements as answers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+
+from api.errors import ApiError
+from api.schemas import MAX_RESPONSE_MS, XapiStatement
+from api.service import Answer
+
+ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
+_DURATION = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
+
+
+def statement_answer(statement: XapiStatement, items: Container[str]) -> Answer:
+    """An xAPI statement as an :class:`Answer`; the object IRI's last segment may be the item
+    (when the whole IRI is not one of ``items``)."""
+    if statement.verb.id != ANSWERED:
+        raise ApiError(422, "unsupported_verb", f"only {ANSWERED} statements are accepted, "
+                       f"got {statement.verb.id!r}")
+    item_id = statement.object.id
+    if item_id not in items:
+        item_id = re.split(r"[/#]", item_id.rstrip("/"))[-1]
+    response_ms = None
+    if statement.result.duration is not None:
+        match = _DURATION.match(statement.result.duration)
+        if match is None:
+            raise ApiError(422, "validation_error", "result.duration: expected an ISO 8601 "
+                           f"duration like PT5.4S, got {statement.result.duration!r}")
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        response_ms = (h * 3600 + m * 60 + s) * 1000
+        if response_ms > MAX_RESPONSE_MS:
+            raise ApiError(422, "validation_error", "result.duration: longer than a day, got "
+                           f"{statement.result.duration!r}")
+    return Answer(item_id=item_id, correct=statement.result.success, event_id=str(statement.id),
+                  answered_at=statement.timestamp, response_ms=response_ms)

@@ -1,0 +1,57 @@
+"""A fixed set of items and the skills they practise, as index arrays.
+
+Selection asks a tracer for P(correct) of every candidate item after every answer. Mapping ids to
+a model's parameters item by item would cost microseconds per item (200 items: over a
+millisecond), so the mapping is done once per :class:`ItemIndex` and per fitted model (each
+tracer caches what it derives, see :meth:`engine.tracing.base.Tracer.predict_items`), and a call
+costs a few vectorized operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+class ItemIndex:
+    """Items ``item_ids`` practising skills ``skill_ids`` (every skill of every item, and
+    possibly more); immutable.
+
+    The (item, skill) pairs are stored CSR: the skills of item ``i`` are
+    ``skill_ids[pair_skill[pair_ptr[i]:pair_ptr[i + 1]]]``.
+    """
+
+    __slots__ = ("item_ids", "item_skills", "pair_count", "pair_ptr", "pair_skill", "skill_ids")
+
+    def __init__(self, items: Iterable[tuple[str, Sequence[str]]],
+                 skills: Sequence[str] | None = None) -> None:
+        pairs = [(item, tuple(item_skills)) for item, item_skills in items]
+        self.item_ids: tuple[str, ...] = tuple(item for item, _ in pairs)
+        self.item_skills: tuple[tuple[str, ...], ...] = tuple(s for _, s in pairs)
+        if skills is None:
+            skills = tuple(dict.fromkeys(s for _, item_skills in pairs for s in item_skills))
+        self.skill_ids: tuple[str, ...] = tuple(skills)
+        index = {s: k for k, s in enumerate(self.skill_ids)}
+        for item, item_skills in pairs:
+            if not item_skills:
+                raise ValueError(f"item {item!r} needs at least one skill")
+            missing = [s for s in item_skills if s not in index]
+            if missing:
+                raise ValueError(f"item {item!r} practises {missing[0]!r}, which is not among "
+                                 "the index's skills")
+        self.pair_count = np.array([len(s) for s in self.item_skills], dtype=np.intp)
+        self.pair_ptr = np.concatenate(([0], np.cumsum(self.pair_count))).astype(np.intp)
+        self.pair_skill = np.array(
+            [index[s] for item_skills in self.item_skills for s in item_skills], dtype=np.intp)
+        for array in (self.pair_count, self.pair_ptr, self.pair_skill):
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def mean_per_item(self, per_pair: np.ndarray) -> np.ndarray:
+        """The mean over each item's skills of a value given per (item, skill) pair."""
+        if not len(self.item_ids):
+            return np.zeros(0)
+        return np.add.reduceat(per_pair, self.pair_ptr[:-1]) / self.pair_count
