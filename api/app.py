@@ -70,10 +70,9 @@ def warm_up() -> None:
     from content.packs import catalog_from_packs, load_pack
     from engine.events import AnswerEvent
     from engine.selection import SelectionContext, TargetSuccessPolicy
-    from engine.tracing import BKT
 
     catalog = catalog_from_packs([load_pack(BUNDLED_PACKS_DIR / "math.json")])
-    tracer = BKT().set_params(catalog.bkt_params())
+    tracer = catalog.tracer()
     item = next(iter(catalog.items.values()))
     state = tracer.update(tracer.new_state(), AnswerEvent("warm-up", item.id, item.skills, True))
     tracer.mastery(tracer.state_from_bytes(tracer.state_to_bytes(state)), item.skills)

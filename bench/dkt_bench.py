@@ -68,7 +68,7 @@ def read_split(data_dir: Path, ds: Dataset) -> tuple[AnswerLog, AnswerLog]:
 def time_online(model: DKT, test: AnswerLog, n: int) -> dict[str, Any]:
     """One online step per test answer (the first ``n``, in log order) as a server runs it:
     read the learner's state bytes, update with one LSTM step, write the bytes back."""
-    known = set(model.vocabulary())
+    known = set(model.skills)
     events = [e for e in test.events() if known.issuperset(e.skills)][:n]
     store: dict[str, bytes] = {}
 

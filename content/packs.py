@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.catalog import BKTSkillParams, Catalog, ContentError, Course, Item, Skill
+from engine.catalog import BKTSkillParams, Catalog, ContentError, Course, Item, Skill, path_text
+from engine.catalog import Path as PathType
 from engine.ids import id_problem
-from engine.tracing.bkt_params import DEFAULT_CLASS
 
 PACK_FORMAT = "tutor-content-pack"
 PACK_VERSION = 1
@@ -80,24 +80,47 @@ def load_pack(path: str | os.PathLike[str]) -> Pack:
 
 
 def parse_pack(document: Mapping[str, Any], source: str = "<pack>") -> Pack:
-    """Validate a pack already parsed from JSON; errors name ``source`` and the JSON path."""
+    """Validate a pack already parsed from JSON; errors name ``source`` and the JSON path.
+
+    This module checks the JSON's shape (keys, types); what the content means (ids, references,
+    parameter ranges, an acyclic prerequisite graph) is checked once, by the catalog's own
+    types and :meth:`Catalog.build`, whose error paths become JSON paths here.
+    """
     try:
         _check_header(document)
         doc = _PACK(document, "")
-        skills = tuple(_skill(d) for d in doc["skills"])
-        items = tuple(_item(d) for d in doc["items"])
-        courses = tuple(Course(d["id"], d["name"], d["skills"]) for d in doc.get("courses", ()))
-        _check_references(document, skills, items, courses)
     except _Invalid as e:
         raise ContentError(f"{source}: {e.at}" if e.at else source, e.message) from None
     try:
-        Catalog.build(skills, items, courses)  # the prerequisite graph must be acyclic
+        skills = tuple(_at(("skills", i), _skill, d) for i, d in enumerate(doc["skills"]))
+        items = tuple(_at(("items", i), _item, d) for i, d in enumerate(doc["items"]))
+        courses = tuple(Course(d["id"], d["name"], d["skills"]) for d in doc.get("courses", ()))
+        Catalog.build(skills, items, courses)
     except ContentError as e:
-        fix = "; remove one of these 'requires' entries" if e.where == "prerequisites" else ""
-        raise ContentError(f"{source}: {e.where}", e.message + fix) from None
+        raise ContentError(f"{source}: {_json_path(e, document)}", e.message) from None
     return Pack(name=doc["name"], title=doc["title"], skills=skills, items=items, courses=courses,
                 language=doc.get("language"), description=doc.get("description", ""),
                 source=source)
+
+
+def _at(prefix: PathType, make: Callable[[dict[str, Any]], Any], d: dict[str, Any]) -> Any:
+    """``make(d)``, its errors' paths put under ``prefix``."""
+    try:
+        return make(d)
+    except ContentError as e:
+        raise ContentError(e.where, e.message, (*prefix, *e.path)) from None
+
+
+def _json_path(error: ContentError, document: Mapping[str, Any]) -> str:
+    """Where ``error`` is, as a JSON path in ``document`` (an item's one ``skill`` key where
+    it used that instead of ``skills``)."""
+    path = error.path
+    if not path:
+        return error.where
+    if (len(path) == 4 and path[0] == "items" and path[2] == "skills"
+            and "skill" in document["items"][path[1]]):
+        path = (*path[:2], "skill")
+    return path_text(path)
 
 
 def catalog_from_packs(packs: Iterable[Pack]) -> Catalog:
@@ -169,12 +192,9 @@ def _is_number(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def _number(test: Callable[[float], bool] = math.isfinite, what: str = "") -> Check:
-    def check(value: Any, at: str) -> float:
-        _expect(_is_number(value), at, "a number", value)
-        _expect(test(value), at, what, value)
-        return float(value)
-    return check
+def _number(value: Any, at: str) -> float:
+    _expect(_is_number(value), at, "a number", value)
+    return float(value)
 
 
 def _string(value: Any, at: str) -> str:
@@ -250,45 +270,28 @@ def _object(required: Mapping[str, Check], optional: Mapping[str, Check],
     return check
 
 
-def _guess_plus_slip(obj: dict[str, Any], at: str) -> None:
-    guess, slip = obj.get("guess", 0.0), obj.get("slip", 0.0)
-    if guess + slip >= 1.0:
-        raise _Invalid(at, f"guess + slip must be below 1, got {guess} + {slip} (else knowing "
-                           "the skill would not make a correct answer likelier)")
-
-
 def _item_keys(obj: dict[str, Any], at: str) -> None:
     if ("skill" in obj) == ("skills" in obj):
         raise _Invalid(at, "needs exactly one of 'skills' (an array of skill ids) or 'skill' "
                            "(one skill id)")
     if "skill" in obj:
         obj["skills"] = (obj.pop("skill"),)
-    if not obj["skills"]:
-        raise _Invalid(f"{at}.skills", "must list at least one skill")
-    if obj["id"] == DEFAULT_CLASS:
-        raise _Invalid(f"{at}.id", f"{DEFAULT_CLASS!r} is reserved (it names each skill's "
-                                   "default guess/slip class)")
     for key in _HOISTED:
         if key in obj and key in obj.get("metadata", {}):
             raise _Invalid(at, f"{key!r} is given both as a key and in 'metadata'; keep one")
-    _guess_plus_slip(obj, at)
 
 
-_prob = _number(lambda v: 0.0 <= v <= 1.0, "between 0 and 1")
-
-_BKT = _object({k: _prob for k in _BKT_FIELDS[:4]}, {"forget": _prob}, _guess_plus_slip)
+_BKT = _object({k: _number for k in _BKT_FIELDS[:4]}, {"forget": _number})
 _SKILL = _object({"id": _id, "name": _text},
                  {"description": _string, "requires": _ids, "bkt": _BKT})
 _ITEM = _object({"id": _id}, {
     "skills": _ids, "skill": _id, "kind": _id,
-    "difficulty": _number(),
-    "discrimination": _number(lambda v: v > 0, "above 0"),
-    "guessing": _number(lambda v: 0.0 <= v < 1.0, "at least 0 and below 1"),
-    "guess": _prob, "slip": _prob,
+    "difficulty": _number, "discrimination": _number, "guessing": _number,
+    "guess": _number, "slip": _number,
     "prompt": _string, "answer": _answer, "metadata": _metadata,
 }, _item_keys)
 _COURSE = _object({"id": _id, "name": _text, "skills": _ids}, {})
-_PACK = _object({"format": _string, "version": _number(), "name": _id, "title": _text,
+_PACK = _object({"format": _string, "version": _number, "name": _id, "title": _text,
                  "skills": _array(_SKILL), "items": _array(_ITEM)},
                 {"language": _text, "description": _string, "courses": _array(_COURSE)})
 
@@ -305,46 +308,11 @@ def _check_header(document: Any) -> None:
                                   f"{_show(version) if 'version' in document else 'none'}")
 
 
-def _check_references(document: Mapping[str, Any], skills: tuple[Skill, ...],
-                      items: tuple[Item, ...], courses: tuple[Course, ...]) -> None:
-    for kind, things in (("skill", skills), ("item", items), ("course", courses)):
-        first: dict[str, int] = {}
-        for i, thing in enumerate(things):
-            if thing.id in first:
-                raise _Invalid(f"{kind}s[{i}].id", f"duplicate {kind} id {thing.id!r} (first "
-                                                   f"defined at {kind}s[{first[thing.id]}])")
-            first[thing.id] = i
-    known = {s.id: s for s in skills}
-    raw_items = document["items"]
-    refs = [*((f"skills[{i}].requires[{j}]", r) for i, s in enumerate(skills)
-              for j, r in enumerate(s.requires)),
-            *((f"items[{i}].skill" if "skill" in raw_items[i] else f"items[{i}].skills[{j}]", r)
-              for i, it in enumerate(items) for j, r in enumerate(it.skills)),
-            *((f"courses[{i}].skills[{j}]", r) for i, c in enumerate(courses)
-              for j, r in enumerate(c.skills))]
-    for at, ref in refs:
-        if ref not in known:
-            close = difflib.get_close_matches(ref, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _Invalid(at, f"unknown skill {ref!r}{hint}; a pack may only name its own "
-                               "skills")
-    for i, s in enumerate(skills):
-        if s.id in s.requires:
-            raise _Invalid(f"skills[{i}].requires", f"skill {s.id!r} cannot require itself")
-    for i, it in enumerate(items):  # the item's guess/slip with its skills' where it sets none
-        if it.guess is None and it.slip is None:
-            continue
-        for sid in it.skills:
-            p = known[sid].bkt
-            _guess_plus_slip({"guess": p.guess if it.guess is None else it.guess,
-                              "slip": p.slip if it.slip is None else it.slip},
-                             f"items[{i}] (with skill {sid!r})")
-
-
 # ====================================================================== conversion
 def _skill(d: dict[str, Any]) -> Skill:
     return Skill(id=d["id"], name=d["name"],
-                 bkt=BKTSkillParams(**d["bkt"]) if "bkt" in d else BKTSkillParams(),
+                 bkt=_at(("bkt",), lambda bkt: BKTSkillParams(**bkt), d["bkt"]) if "bkt" in d
+                 else BKTSkillParams(),
                  requires=d.get("requires", ()), description=d.get("description", ""))
 
 

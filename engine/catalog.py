@@ -8,6 +8,7 @@ on answers replaces it.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -15,18 +16,46 @@ from typing import Any
 
 import numpy as np
 
+from engine.ids import id_problem
 from engine.tracing.base import Tracer
 from engine.tracing.bkt import BKT
 from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
 
+#: where in a catalog's input a problem is: e.g. ``("skills", 3, "requires", 0)``, the first
+#: prerequisite of the fourth skill given to :meth:`Catalog.build`
+Path = tuple[str | int, ...]
+
 
 class ContentError(ValueError):
-    """Content that cannot be served: ``where`` says which pack/field, ``message`` what is wrong."""
+    """Content that cannot be served: ``where`` says which pack or entity, ``message`` what is
+    wrong, and ``path`` where in the input it is (see :data:`Path`; empty when unknown), which
+    the pack loader turns into a JSON path."""
 
-    def __init__(self, where: str, message: str) -> None:
+    def __init__(self, where: str, message: str, path: Path = ()) -> None:
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
         self.message = message
+        self.path = path
+
+
+def path_text(path: Path) -> str:
+    """``("skills", 3, "requires", 0)`` as ``skills[3].requires[0]``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _check(ok: bool, path: Path, message: str) -> None:
+    if not ok:
+        raise ContentError(path_text(path), message, path)
+
+
+def _probability(value: float, name: str) -> None:
+    _check(0.0 <= value <= 1.0, (name,), f"must be between 0 and 1, got {value}")
+
+
+def _guess_plus_slip(guess: float, slip: float, path: Path, context: str = "") -> None:
+    _check(guess + slip < 1.0, path, f"guess + slip must be below 1{context}, got {guess} + "
+                                     f"{slip} (else knowing the skill would not make a correct "
+                                     "answer likelier)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +70,8 @@ class BKTSkillParams:
 
     def __post_init__(self) -> None:
         for name in ("prior", "learn", "guess", "slip", "forget"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ContentError(name, f"must be between 0 and 1, got {value}")
-        if self.guess + self.slip >= 1.0:
-            raise ContentError("guess", "guess + slip must be below 1 (else mastery would not "
-                                        "help answer correctly)")
+            _probability(getattr(self, name), name)
+        _guess_plus_slip(self.guess, self.slip, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +97,18 @@ class Item:
     guess: float | None = None
     slip: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("guess", "slip"):
+            value = getattr(self, name)
+            if value is not None:
+                _probability(value, name)
+        if self.discrimination is not None:
+            _check(self.discrimination > 0, ("discrimination",),
+                   f"must be above 0, got {self.discrimination}")
+        if self.guessing is not None:
+            _check(0.0 <= self.guessing < 1.0, ("guessing",),
+                   f"must be at least 0 and below 1, got {self.guessing}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,29 +143,34 @@ class Catalog:
     @classmethod
     def build(cls, skills: Iterable[Skill], items: Iterable[Item],
               courses: Iterable[Course] = ()) -> Catalog:
-        """Check references and acyclicity; raise :class:`ContentError` naming the problem."""
+        """Check ids, references and acyclicity; raise :class:`ContentError` naming the
+        problem, with its :data:`Path` in the lists given (``skills``, ``items``,
+        ``courses``)."""
         skill_map = _unique(skills, "skill")
         item_map = _unique(items, "item")
         course_map = _unique(courses, "course")
-        for skill in skill_map.values():
-            for req in skill.requires:
-                if req not in skill_map:
-                    raise ContentError(f"skill {skill.id!r}", f"requires unknown skill {req!r}")
-                if req == skill.id:
-                    raise ContentError(f"skill {skill.id!r}", "requires itself")
-        for item in item_map.values():
-            if item.id == DEFAULT_CLASS and (item.guess is not None or item.slip is not None):
-                raise ContentError(f"item {item.id!r}", "this id names each skill's default "
-                                   "guess/slip class; rename the item")
-            if not item.skills:
-                raise ContentError(f"item {item.id!r}", "needs at least one skill")
-            for s in item.skills:
-                if s not in skill_map:
-                    raise ContentError(f"item {item.id!r}", f"practises unknown skill {s!r}")
-        for course in course_map.values():
-            for s in course.skills:
-                if s not in skill_map:
-                    raise ContentError(f"course {course.id!r}", f"lists unknown skill {s!r}")
+        known = tuple(skill_map)
+        for i, skill in enumerate(skill_map.values()):
+            _check(skill.id not in skill.requires, ("skills", i, "requires"),
+                   f"skill {skill.id!r} cannot require itself")
+            for j, req in enumerate(skill.requires):
+                _known_skill(req, known, ("skills", i, "requires", j))
+        for i, item in enumerate(item_map.values()):
+            _check(item.id != DEFAULT_CLASS, ("items", i, "id"),
+                   f"{DEFAULT_CLASS!r} is reserved (it names each skill's default guess/slip "
+                   "class)")
+            _check(bool(item.skills), ("items", i, "skills"), "must list at least one skill")
+            for j, s in enumerate(item.skills):
+                _known_skill(s, known, ("items", i, "skills", j))
+            if item.guess is not None or item.slip is not None:
+                for s in item.skills:  # the item's own guess/slip with its skills' for the rest
+                    bkt = skill_map[s].bkt
+                    _guess_plus_slip(bkt.guess if item.guess is None else item.guess,
+                                     bkt.slip if item.slip is None else item.slip,
+                                     ("items", i), f" (with skill {s!r})")
+        for i, course in enumerate(course_map.values()):
+            for j, s in enumerate(course.skills):
+                _known_skill(s, known, ("courses", i, "skills", j))
         return cls(skill_map, item_map, course_map, _topological_order(skill_map))
 
     def items_for(self, skill: str) -> tuple[Item, ...]:
@@ -168,14 +210,24 @@ class Catalog:
 
 
 def _unique(things: Iterable[Any], kind: str) -> dict[str, Any]:
+    """``things`` by id; a repeated id is an error pointing at both places."""
     out: dict[str, Any] = {}
-    for thing in things:
-        if not thing.id:
-            raise ContentError(kind, "id must be a non-empty string")
-        if thing.id in out:
-            raise ContentError(f"{kind} {thing.id!r}", "defined twice")
+    first: dict[str, int] = {}
+    for i, thing in enumerate(things):
+        problem = id_problem(thing.id)
+        _check(problem is None, (f"{kind}s", i, "id"), f"{problem} (got {thing.id!r})")
+        _check(thing.id not in out, (f"{kind}s", i, "id"), f"duplicate {kind} id {thing.id!r} "
+               f"(first defined at {kind}s[{first.get(thing.id)}])")
         out[thing.id] = thing
+        first[thing.id] = i
     return out
+
+
+def _known_skill(skill: str, known: tuple[str, ...], path: Path) -> None:
+    if skill not in known:
+        close = difflib.get_close_matches(skill, known, n=1)
+        _check(False, path, f"unknown skill {skill!r}"
+                            + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def _topological_order(skills: Mapping[str, Skill]) -> tuple[str, ...]:
@@ -199,7 +251,7 @@ def _topological_order(skills: Mapping[str, Skill]) -> tuple[str, ...]:
                 if state.get(nxt) == 1:
                     cycle = [*path[path.index(nxt):], nxt]
                     raise ContentError("prerequisites", "cycle " + " -> ".join(
-                        repr(s) for s in cycle))
+                        repr(s) for s in cycle) + "; remove one of these 'requires' entries")
                 if nxt not in state:
                     stack.append((nxt, 0))
             else:

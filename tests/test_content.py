@@ -196,7 +196,8 @@ def test_guess_plus_slip_must_stay_below_one() -> None:
     assert "skills[1].bkt: guess + slip must be below 1, got 0.6 + 0.4" in _error(doc)
     # an item's own guess with its skill's slip (skill a: default slip 0.1)
     doc = _mutated(lambda d: d["items"][0].update(guess=0.95))
-    assert "items[0] (with skill 'a'): guess + slip must be below 1, got 0.95 + 0.1" in _error(doc)
+    assert ("items[0]: guess + slip must be below 1 (with skill 'a'), got 0.95 + 0.1"
+            in _error(doc))
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -332,6 +332,87 @@ def demo(
                   f"{model.mastery(state, [skill])[skill]:.2f}")
 
 
+_PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _picture(path: Path) -> None:
+    """Fail now if ``path`` is not a picture file name that can be written."""
+    if path.suffix.lower() not in _PICTURE_SUFFIXES:
+        raise fail(f"--out must end in {', '.join(_PICTURE_SUFFIXES)}, got {path.name!r}")
+    writable(path, "--out")
+
+
+def _load_pack(pack: str) -> Any:
+    from content.packs import load_pack
+    from engine.catalog import ContentError
+    from training.plots import find_pack
+
+    try:
+        return load_pack(find_pack(pack))
+    except (FileNotFoundError, ContentError) as exc:
+        raise fail(str(exc)) from None
+
+
+PlotOut = Annotated[Path, typer.Option("--out", help="Picture to write (.png, .svg or .pdf).")]
+
+
+def plot_graph(
+    pack: Annotated[str, typer.Argument(
+        help="A bundled pack by name or short name (math, vocab), or a pack file.")],
+    out_path: PlotOut,
+) -> None:
+    """Draw a content pack's prerequisite graph: skills in rows by prerequisite depth, an arrow
+    from each prerequisite to the skill that needs it, coloured by course."""
+    from training.plots import plot_graph as draw
+
+    _picture(out_path)
+    loaded = _load_pack(pack)
+    draw(loaded, out_path)
+    out.print(f"wrote the prerequisite graph of {loaded.name!r} ({len(loaded.skills)} skills) "
+              f"to {out_path}")
+
+
+def plot_mastery(
+    out_path: PlotOut,
+    pack: Annotated[str, typer.Option(
+        help="A bundled pack by name or short name (math, vocab), or a pack file.")] = "math",
+    answers: Annotated[int, typer.Option(help="Answers the learner gives (fewer if nothing is "
+                                              "left to recommend).")] = 80,
+    seed: Annotated[int, typer.Option(help="Seed of the answers drawn and of selection's "
+                                           "tie-breaks: the same seed gives the same "
+                                           "learner.")] = 7,
+    model_file: Annotated[Path | None, typer.Option(
+        help="A saved model knowing the pack's skills (what `tutor fit` wrote, or pyBKT coef_ "
+             "JSON); default: the pack's own BKT parameters.")] = None,
+) -> None:
+    """Simulate one learner working through a pack and draw P(mastered) of each skill over
+    their answers.
+
+    The engine's selection policy picks each next item (as the API does), the answer is right
+    with the probability the model predicts, and the model updates the learner's state.
+    """
+    from content.packs import catalog_from_packs
+    from training.plots import plot_mastery as draw
+    from training.plots import simulate_learner
+
+    if answers < 1:
+        raise fail(f"--answers must be at least 1, got {answers}")
+    _picture(out_path)
+    loaded = _load_pack(pack)
+    catalog = catalog_from_packs([loaded])
+    try:
+        tracer = catalog.tracer() if model_file is None else load_tracer(model_file)
+        run = simulate_learner(tracer, catalog, answers, seed)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    model = "the pack's BKT parameters" if model_file is None else f"{tracer.name} model"
+    draw(run, catalog, out_path, title=f"One simulated learner, pack {loaded.name} ({model}, seed "
+                                       f"{seed}): {int(run.correct.sum())} of {len(run)} answers "
+                                       "right")
+    out.print(f"wrote {len(run)} answers on {len(run.skills)} skills to {out_path}"
+              + (f" (stopped early: {run.stopped})" if run.stopped else ""))
+
+
 def register(app: typer.Typer) -> None:
     """Add the research commands to the ``tutor`` command line."""
     app.command()(replay)
@@ -343,3 +424,9 @@ def register(app: typer.Typer) -> None:
                                                "ignore_unknown_options": True,
                                                "help_option_names": []})(train_dkt)
     app.add_typer(train_app, name="train")
+    plot_app = typer.Typer(help="Pictures: a content pack's prerequisite graph, one simulated "
+                                "learner's mastery (calibration: `tutor replay --plot`).",
+                           no_args_is_help=True)
+    plot_app.command("graph")(plot_graph)
+    plot_app.command("mastery")(plot_mastery)
+    app.add_typer(plot_app, name="plot")
