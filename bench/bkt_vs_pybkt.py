@@ -27,14 +27,14 @@ import pandas as pd
 from benchinfo import best_rate, latencies, log, machine
 
 from engine.events import AnswerEvent, AnswerLog
-from engine.tracing.bkt import BKT
+from engine.tracing import Tracer, make_tracer
 from training.metrics import scores
 from training.readers import read_log
 
 BENCH = Path(__file__).resolve().parent
 DATASET = "assist2009-dkt"
 SPLITS = {"train": "builder_train.csv", "test": "builder_test.csv"}
-VARIANTS = {"bkt": False, "bkt_forgets": True}  # result key -> forgets
+VARIANTS = {"bkt": "bkt", "bkt_forgets": "bkt-forgets"}  # result key -> registry model name
 _REPLAY_RUNS = 3
 _WARMUP_ANSWERS = 5_000
 
@@ -96,31 +96,31 @@ def warm_up(train: AnswerLog, num_fits: int, seed: int) -> float:
     that this one-off cost is reported apart and kept out of every timed run."""
     head = train.take(np.arange(min(_WARMUP_ANSWERS, len(train))))
     t0 = time.perf_counter()
-    for forgets in VARIANTS.values():
-        model = BKT(forgets=forgets, num_fits=num_fits, seed=seed).fit(head)
+    for name in VARIANTS.values():
+        model = make_tracer(name, num_fits=num_fits, seed=seed).fit(head)
         model.predict_log(head)
         state = model.update(model.new_state(), head[0])
         model.state_from_bytes(model.state_to_bytes(state))
     return time.perf_counter() - t0
 
 
-def time_fits(train: AnswerLog, test: AnswerLog, forgets: bool,
-              args: argparse.Namespace) -> tuple[BKT, dict[str, Any]]:
+def time_fits(train: AnswerLog, test: AnswerLog, name: str,
+              args: argparse.Namespace) -> tuple[Tracer[Any], dict[str, Any]]:
     """``repeats`` fresh fits (same seed, so the same fit each time), then test-split scores."""
     fit_s = []
     model = None
     for run in range(args.repeats):
-        model = BKT(forgets=forgets, num_fits=args.num_fits, seed=args.seed)
+        model = make_tracer(name, num_fits=args.num_fits, seed=args.seed)
         t0 = time.perf_counter()
         model.fit(train)
         fit_s.append(time.perf_counter() - t0)
-        log(f"ours: fit forgets={forgets} run {run + 1}/{args.repeats}: {fit_s[-1]:.2f} s")
+        log(f"ours: fit {name} run {run + 1}/{args.repeats}: {fit_s[-1]:.2f} s")
     assert model is not None
     metrics = scores(test.correct, model.predict_log(test))
     return model, {"fit_s": fit_s, **{k: metrics[k] for k in ("auc", "rmse", "accuracy")}}
 
 
-def time_online(model: BKT, test: AnswerLog) -> dict[str, Any]:
+def time_online(model: Tracer[Any], test: AnswerLog) -> dict[str, Any]:
     """Online update per test answer, with and without the state's bytes round trip.
 
     "With" is what a server does: read the learner's state from a store, update it, write it back
@@ -128,8 +128,7 @@ def time_online(model: BKT, test: AnswerLog) -> dict[str, Any]:
     Answers on skills the model was not fitted on are left out: ``update`` rejects them, as
     pyBKT's Roster does.
     """
-    assert model.params_ is not None
-    fitted = set(model.params_.skills)
+    fitted = set(model.skills)
     events = [e for e in test.events() if fitted.issuperset(e.skills)]
 
     store: dict[str, bytes] = {}
@@ -150,7 +149,7 @@ def time_online(model: BKT, test: AnswerLog) -> dict[str, Any]:
             "in_memory": latencies(events, in_memory)}
 
 
-def time_replay(model: BKT, answers: AnswerLog) -> dict[str, float]:
+def time_replay(model: Tracer[Any], answers: AnswerLog) -> dict[str, float]:
     """Best-of-three answers per second of ``predict_log`` (batch replay of a whole log)."""
     return best_rate(lambda: model.predict_log(answers), len(answers), _REPLAY_RUNS)
 
@@ -161,8 +160,8 @@ def run_ours(logs: dict[str, AnswerLog], args: argparse.Namespace) -> dict[str, 
     log("ours: warming up the numba JIT")
     result["jit_warmup_s"] = warm_up(logs["train"], args.num_fits, args.seed)
     models = {}
-    for key, forgets in VARIANTS.items():
-        models[key], result[key] = time_fits(logs["train"], logs["test"], forgets, args)
+    for key, name in VARIANTS.items():
+        models[key], result[key] = time_fits(logs["train"], logs["test"], name, args)
         log(f"ours: {key}: AUC {result[key]['auc']:.4f}")
     log("ours: online updates")
     result["online_update"] = time_online(models["bkt"], logs["test"])

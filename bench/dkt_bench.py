@@ -21,7 +21,7 @@ import torch
 from benchinfo import best_rate, latencies, log, machine
 
 from engine.events import AnswerEvent, AnswerLog
-from engine.tracing.dkt import DKT
+from engine.tracing import Tracer, make_tracer
 from training.readers import read_log
 from training.replay import fit_and_score, score
 
@@ -65,7 +65,7 @@ def read_split(data_dir: Path, ds: Dataset) -> tuple[AnswerLog, AnswerLog]:
     return read_log(paths[0], "dkt3"), read_log(paths[1], "dkt3")
 
 
-def time_online(model: DKT, test: AnswerLog, n: int) -> dict[str, Any]:
+def time_online(model: Tracer[Any], test: AnswerLog, n: int) -> dict[str, Any]:
     """One online step per test answer (the first ``n``, in log order) as a server runs it:
     read the learner's state bytes, update with one LSTM step, write the bytes back."""
     known = set(model.skills)
@@ -82,7 +82,7 @@ def time_online(model: DKT, test: AnswerLog, n: int) -> dict[str, Any]:
     return latencies(events, step)
 
 
-def time_replay(model: DKT, answers: AnswerLog) -> dict[str, float]:
+def time_replay(model: Tracer[Any], answers: AnswerLog) -> dict[str, float]:
     """Best-of-five answers per second of ``predict_log`` (batch replay of a whole log)."""
     return best_rate(lambda: model.predict_log(answers), len(answers), _REPLAY_RUNS)
 
@@ -91,7 +91,7 @@ def run_dataset(name: str, ds: Dataset, args: argparse.Namespace) -> dict[str, A
     train, test = read_split(args.data_dir, ds)
     options = {"seed": args.seed, **({"epochs": args.epochs} if args.epochs else {})}
     log(f"{name}: training DKT {options} on {len(train):,} answers")
-    model = DKT(**options)
+    model = make_tracer("dkt", **options)
     start = time.perf_counter()
     model.fit(train, progress=_every_epoch(name))
     train_s = time.perf_counter() - start

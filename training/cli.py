@@ -340,6 +340,7 @@ def _picture(path: Path) -> None:
     if path.suffix.lower() not in _PICTURE_SUFFIXES:
         raise fail(f"--out must end in {', '.join(_PICTURE_SUFFIXES)}, got {path.name!r}")
     writable(path, "--out")
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _load_pack(pack: str) -> Any:
@@ -361,8 +362,11 @@ def plot_graph(
         help="A bundled pack by name or short name (math, vocab), or a pack file.")],
     out_path: PlotOut,
 ) -> None:
-    """Draw a content pack's prerequisite graph: skills in rows by prerequisite depth, an arrow
-    from each prerequisite to the skill that needs it, coloured by course."""
+    """Draw a content pack's prerequisite graph.
+
+    Skills in rows by prerequisite depth, an arrow from each prerequisite to the skill that
+    needs it, skills coloured by course when the pack has several.
+    """
     from training.plots import plot_graph as draw
 
     _picture(out_path)
@@ -385,8 +389,7 @@ def plot_mastery(
         help="A saved model knowing the pack's skills (what `tutor fit` wrote, or pyBKT coef_ "
              "JSON); default: the pack's own BKT parameters.")] = None,
 ) -> None:
-    """Simulate one learner working through a pack and draw P(mastered) of each skill over
-    their answers.
+    """Draw one simulated learner's mastery of each skill over their answers.
 
     The engine's selection policy picks each next item (as the API does), the answer is right
     with the probability the model predicts, and the model updates the learner's state.

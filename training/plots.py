@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from content.packs import Pack, bundled_packs, catalog_from_packs, load_pack
+from content.packs import Pack, bundled_packs, catalog_from_packs
 from engine.catalog import Catalog
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
