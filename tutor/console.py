@@ -105,15 +105,16 @@ def use_threads(threads: int | None) -> int:
 
 
 def writable(path: Path, flag: str, *, directory: bool = False) -> None:
-    """Fail now, before any long work, if ``path`` cannot be written (its folder is missing
-    or read-only, or it names a folder where a file is expected)."""
-    target = path if directory and path.is_dir() else path.parent
-    if not directory and path.is_dir():
-        raise fail(f"{flag} {path} is a directory; give a file name")
+    """Fail now, before any long work, if ``path`` (a file, or a ``directory``) cannot be
+    written; missing folders on the way are created."""
     if directory and path.exists() and not path.is_dir():
         raise fail(f"{flag} {path} is a file; give a directory")
-    folder = target
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the folder that would be created under
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise fail(f"{flag} {path}: cannot write in {folder}")
+    if not directory and path.is_dir():
+        raise fail(f"{flag} {path} is a directory; give a file name")
+    folder = path if directory else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"{flag} {path}: cannot create the folder {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise fail(f"{flag} {path}: no permission to write in {folder}")
