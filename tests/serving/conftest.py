@@ -43,7 +43,7 @@ from api.settings import Settings
 from api.tenants import Tenant, create_tenant, import_pack
 from content.packs import bundled_packs, catalog_from_packs, parse_pack
 from engine.events import AnswerEvent
-from engine.tracing import BKT
+from engine.tracing.bkt import BKT
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTOR = Path(sys.executable).with_name("tutor")

@@ -107,7 +107,7 @@ def test_states_rebuild_from_the_log_with_the_registered_model(
 def test_a_model_must_know_every_skill_of_the_content(backend, make_tenant,
                                                       checkpoint: Path) -> None:
     bigger = make_tenant(["mini", "math"])
-    with pytest.raises(ContentError, match="not trained on"):
+    with pytest.raises(ContentError, match="not fitted on"):
         _register(backend, bigger, checkpoint)
 
     t = make_tenant(["mini"])
@@ -117,7 +117,7 @@ def test_a_model_must_know_every_skill_of_the_content(backend, make_tenant,
     extra["skills"] = [{"id": "extra.s", "name": "New skill"}]
     extra["items"] = [{"id": "extra.i", "skill": "extra.s"}]
     extra["courses"] = []
-    with pytest.raises(ContentError, match="not trained on 1 skill"):
+    with pytest.raises(ContentError, match="not fitted on 1 skill"):
         import_pack(backend.engine, t.tenant.id, extra, "extra pack")
     assert "extra.s" not in load_catalog(backend.engine, t.tenant.id).skills
 
