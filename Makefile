@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.11 with venv):
 #   make serve  creates .venv, installs the engine, serves the API on embedded defaults
 #               (SQLite, in-process state, a demo tenant with the bundled content packs)
-#   make test   creates .venv, installs the engine, lints and runs the test suite
+#   make test   creates .venv, installs the engine, lints, type-checks and runs the test suite
 # (the tests also need PostgreSQL and Redis on 127.0.0.1; .ci/run starts them when down)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,6 +25,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed

@@ -11,7 +11,7 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +20,7 @@ from api.db import events, learners
 from engine.events import AnswerEvent
 
 #: a row of the events table, every column
-EventRow = Row[Unpack[tuple[Any, ...]]]
+EventRow = Row[*tuple[Any, ...]]
 #: a logged answer to check a retry against: learner_id, item_id, correct, response
 LoggedAnswer = Row[str, str, bool, str]
 #: a learner's last_seq, created_at and last_seen

@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api.render import JSON
 from api.responses import ItemResponse, PackSummary, SkillResponse
 from api.routes.deps import Auth, keys, service
 from api.schemas import PackIn, PathId
 from api.service import NotFound
 from api.tenants import import_pack
 
-router = APIRouter(prefix="/v1/content", tags=["content"])
+router = APIRouter(prefix="/v1/content", tags=["content"], default_response_class=JSON)
 
 
 @router.post("/packs")

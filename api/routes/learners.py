@@ -12,7 +12,7 @@ from api.routes.deps import Auth, service
 from api.schemas import AnswerIn, PathId
 from api.service import Answer
 
-router = APIRouter(prefix="/v1/learners", tags=["learners"])
+router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_class=JSON)
 
 
 # async: an answer that is one statement runs on the event loop, without a thread hop; the

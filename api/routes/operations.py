@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request, Response
 
 from api import metrics
 from api.errors import ApiError
+from api.render import JSON
 from api.routes.deps import service
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], default_response_class=JSON)
 
 
 @router.get("/healthz")

@@ -8,12 +8,13 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 
 from api.errors import ApiError
+from api.render import JSON
 from api.responses import StatementsResponse
 from api.routes.deps import Auth, service
 from api.schemas import XapiStatement
 from api.xapi import statement_answer
 
-router = APIRouter(prefix="/v1/xapi", tags=["xapi"])
+router = APIRouter(prefix="/v1/xapi", tags=["xapi"], default_response_class=JSON)
 
 
 @router.post("/statements")
