@@ -35,6 +35,8 @@ _Method = TypeVar("_Method", bound=Callable[..., Any])
 #: seconds an unreachable Redis is left alone after a failure: with a server that drops packets
 #: every call would otherwise wait out its socket timeout
 BACK_OFF_S = 1.0
+#: seconds to connect to Redis, and to wait for a reply
+TIMEOUT_S = 2.0
 
 
 class StoreUnavailable(RuntimeError):
@@ -197,10 +199,11 @@ class RedisStore:
 
     def __init__(self, url: str, ttl_seconds: int = 30 * 86_400,
                  tombstone_seconds: int = 600) -> None:
-        timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-        self._redis = redis.Redis.from_url(url, **timeouts)
+        self._redis = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
+                                           socket_connect_timeout=TIMEOUT_S)
         self._put = self._redis.register_script(_PUT)
-        self._aredis = redis.asyncio.Redis.from_url(url, **timeouts)
+        self._aredis = redis.asyncio.Redis.from_url(url, socket_timeout=TIMEOUT_S,
+                                                    socket_connect_timeout=TIMEOUT_S)
         self._aput = self._aredis.register_script(_PUT)
         self._ttl = ttl_seconds
         self._tombstone_ttl = tombstone_seconds
@@ -255,12 +258,13 @@ class RedisStore:
 _FIELDS = ("e", "c", "v", "s", "r")
 
 
-def _entry(values: list[bytes | None]) -> CachedState | None:
-    """The entry in a hash's :data:`_FIELDS`, or None for a missing entry or a tombstone."""
+def _entry(values: list[bytes | str | None]) -> CachedState | None:
+    """The entry in a hash's :data:`_FIELDS`, or None for a missing entry or a tombstone.
+    (The clients do not decode responses: every value found is bytes.)"""
     e, c, v, s, r = values
-    if e is None or c is None or v is None or s is None:
+    if e is None or c is None or v is None or not isinstance(s, bytes):
         return None
-    recent = tuple(r.decode().split(_SEP)) if r else ()
+    recent = tuple(r.decode().split(_SEP)) if isinstance(r, bytes) and r else ()
     return CachedState(epoch=int(e), content_version=int(c), version=int(v), state=s,
                        recent=recent)
 

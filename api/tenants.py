@@ -47,7 +47,7 @@ def create_tenant(engine: Engine, name: str, target_success: float = 0.75) -> tu
             raise ValueError(f"tenant {name!r} already exists")
         tenant_id = conn.execute(insert(tenants).values(
             name=name, created_at=now, target_success=target_success,
-            content_version=0)).inserted_primary_key[0]
+            content_version=0).returning(tenants.c.id)).scalar_one()
         conn.execute(insert(api_keys).values(tenant_id=tenant_id, key_hash=_hash(key),
                                              prefix=key[:10], created_at=now))
     return Tenant(tenant_id, name, target_success, 0), key

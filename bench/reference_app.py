@@ -1,8 +1,8 @@
 """The load benchmark's reference: the API's answer endpoint with all of the engine taken out.
 
 ``POST /v1/learners/{learner_id}/answers`` validates its path and body exactly as the real
-endpoint does (the same path constraint, the same pydantic model, ``api.schemas.AnswerIn``) and
-returns a constant JSON body the size of a real answer's response. Everything else is the real
+endpoint does (the same path id and pydantic model, ``api.schemas.PathId`` and ``AnswerIn``)
+and returns a constant JSON body the size of a real answer's response. Everything else is the real
 service's stack: FastAPI, uvicorn with the same options as ``tutor serve`` (uvloop and httptools
 when installed, no access log), and an ``async def`` handler run on the event loop like the
 real answer endpoint (whose one-statement answers never leave the loop). What separates the
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Annotated
 
 import orjson
 import uvicorn
 from fastapi import FastAPI, Response
-from fastapi import Path as PathParam
 
-from api.schemas import AnswerIn
+from api.schemas import AnswerIn, PathId
 
 # a real response to an answer (one skill's mastery and the next exercise), serialised once
 RESPONSE = orjson.dumps({
@@ -37,12 +35,10 @@ RESPONSE = orjson.dumps({
 })
 
 app = FastAPI(title="Load benchmark reference", docs_url=None, redoc_url=None)
-LearnerId = Annotated[str, PathParam(min_length=1, max_length=128,
-                                     pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 @app.post("/v1/learners/{learner_id}/answers")
-async def post_answer(learner_id: LearnerId, body: AnswerIn) -> Response:
+async def post_answer(learner_id: PathId, body: AnswerIn) -> Response:
     """Validate like the real endpoint, then answer a constant."""
     return Response(RESPONSE, media_type="application/json")
 

@@ -171,6 +171,10 @@ class _Invalid(Exception):
 Check = Callable[[Any, str], Any]
 
 
+#: how :func:`_show` names a JSON object or array too long to quote
+_CONTAINERS: dict[type, str] = {dict: "an object", list: "an array"}
+
+
 def _show(value: Any) -> str:
     """A value as the JSON the author wrote, shortened; long objects and arrays by their type."""
     try:
@@ -179,7 +183,7 @@ def _show(value: Any) -> str:
         return type(value).__name__
     if len(text) <= 60:
         return text
-    return {dict: "an object", list: "an array"}.get(type(value), text[:56] + " ...")
+    return _CONTAINERS.get(type(value), text[:56] + " ...")
 
 
 def _expect(ok: bool, at: str, what: str, value: Any) -> None:

@@ -11,17 +11,19 @@ losslessly, so the two are one concept in two shapes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import DTypeLike
 
-__all__ = ["AnswerEvent", "AnswerLog"]
+__all__ = ["NO_TIMESTAMP", "AnswerEvent", "AnswerLog"]
 
 _NS_PER_S = 1_000_000_000
-_NAT = np.iinfo(np.int64).min  # "no timestamp" in AnswerLog.timestamp_ns
+#: "no timestamp" in :attr:`AnswerLog.timestamp_ns` (int64 ns since the epoch, UTC)
+NO_TIMESTAMP = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +105,15 @@ def _codes(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return names, codes.astype(np.int32)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class AnswerLog:
     """A batch of answer events as columns, in log order.
 
     Log order is chronological within each learner: one-step-ahead prediction walks it row by row.
     Ids are stored as int32 codes into the ``*_ids`` vocabularies; skills are a CSR list
     (``skill_ptr[i]:skill_ptr[i+1]`` indexes ``skill_codes`` for row ``i``). Missing optional values
-    are NaN (floats), -1 (integers) or None (object columns).
+    are NaN (floats), -1 (integers), :data:`NO_TIMESTAMP` (``timestamp_ns``) or None (object
+    columns); the constructor fills an optional column it is not given with them.
     """
 
     learner_ids: np.ndarray
@@ -121,26 +124,49 @@ class AnswerLog:
     correct: np.ndarray
     skill_ptr: np.ndarray
     skill_codes: np.ndarray
-    timestamp_ns: np.ndarray = field(default=None)  # type: ignore[assignment]
-    response_ms: np.ndarray = field(default=None)  # type: ignore[assignment]
-    attempt: np.ndarray = field(default=None)  # type: ignore[assignment]
-    hints: np.ndarray = field(default=None)  # type: ignore[assignment]
-    session: np.ndarray = field(default=None)  # type: ignore[assignment]
-    event_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    timestamp_ns: np.ndarray
+    response_ms: np.ndarray
+    attempt: np.ndarray
+    hints: np.ndarray
+    session: np.ndarray
+    event_id: np.ndarray
 
-    def __post_init__(self) -> None:
-        n = len(self.correct)
-        defaults = {
-            "timestamp_ns": np.full(n, _NAT, dtype=np.int64),
-            "response_ms": np.full(n, np.nan),
-            "attempt": np.full(n, -1, dtype=np.int32),
-            "hints": np.full(n, -1, dtype=np.int32),
-            "session": np.full(n, None, dtype=object),
-            "event_id": np.full(n, None, dtype=object),
+    def __init__(
+        self,
+        learner_ids: np.ndarray,
+        item_ids: np.ndarray,
+        skill_ids: np.ndarray,
+        learner: np.ndarray,
+        item: np.ndarray,
+        correct: np.ndarray,
+        skill_ptr: np.ndarray,
+        skill_codes: np.ndarray,
+        timestamp_ns: np.ndarray | None = None,
+        response_ms: np.ndarray | None = None,
+        attempt: np.ndarray | None = None,
+        hints: np.ndarray | None = None,
+        session: np.ndarray | None = None,
+        event_id: np.ndarray | None = None,
+    ) -> None:
+        """The columns as given; an optional column left out (``None``) is all missing values."""
+        n = len(correct)
+        columns = {
+            "learner_ids": learner_ids, "item_ids": item_ids, "skill_ids": skill_ids,
+            "learner": learner, "item": item, "correct": correct,
+            "skill_ptr": skill_ptr, "skill_codes": skill_codes,
+            "timestamp_ns": _or_missing(timestamp_ns, n, NO_TIMESTAMP, np.int64),
+            "response_ms": _or_missing(response_ms, n, np.nan, np.float64),
+            "attempt": _or_missing(attempt, n, -1, np.int32),
+            "hints": _or_missing(hints, n, -1, np.int32),
+            "session": _or_missing(session, n, None, object),
+            "event_id": _or_missing(event_id, n, None, object),
         }
-        for name, default in defaults.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, default)
+        for name, column in columns.items():
+            object.__setattr__(self, name, column)  # the dataclass is frozen
+        self._validate()
+
+    def _validate(self) -> None:
+        n = len(self.correct)
         if self.skill_ptr.shape != (n + 1,) or self.skill_ptr[-1] != len(self.skill_codes):
             raise ValueError("AnswerLog.skill_ptr must have n+1 offsets ending at len(skill_codes)")
         for name in ("learner", "item", "timestamp_ns", "response_ms", "attempt", "hints",
@@ -169,7 +195,7 @@ class AnswerLog:
     ) -> AnswerLog:
         """Build a log from plain columns; ``skills`` holds one id or a sequence of ids per row."""
         n = len(correct)
-        flat: list[Any]
+        flat: Sequence[Any] | np.ndarray
         if n and isinstance(skills[0], (list, tuple)):
             counts = np.fromiter((len(s) for s in skills), dtype=np.int64, count=n)
             flat = [s for row in skills for s in row]
@@ -207,7 +233,8 @@ class AnswerLog:
             [e.skills for e in evs] if evs else [],
             np.array([e.correct for e in evs], dtype=bool),
             timestamp_ns=np.array(
-                [_NAT if e.timestamp is None else _to_ns(e.timestamp) for e in evs], dtype=np.int64
+                [NO_TIMESTAMP if e.timestamp is None else _to_ns(e.timestamp) for e in evs],
+                dtype=np.int64,
             ),
             response_ms=np.array(
                 [np.nan if e.response_ms is None else e.response_ms for e in evs], dtype=float
@@ -242,7 +269,7 @@ class AnswerLog:
             item=str(self.item_ids[self.item[row]]),
             skills=self.skills_of(row),
             correct=bool(self.correct[row]),
-            timestamp=None if ts == _NAT
+            timestamp=None if ts == NO_TIMESTAMP
             else datetime.fromtimestamp(ts / _NS_PER_S, tz=UTC),
             response_ms=None if np.isnan(rms) else rms,
             attempt=None if att < 0 else att,
@@ -290,12 +317,17 @@ class AnswerLog:
         When every row has a timestamp, rows are ordered by it; ties, and logs without complete
         timestamps, keep file order, which is how research formats encode sequence order.
         """
-        timed = len(self) > 0 and bool(np.all(self.timestamp_ns != _NAT))
+        timed = len(self) > 0 and bool(np.all(self.timestamp_ns != NO_TIMESTAMP))
         keys = (self.timestamp_ns, self.learner) if timed else (self.learner,)
         order = np.lexsort(keys)
         if np.array_equal(order, np.arange(len(self))):
             return self
         return self.take(order)
+
+
+def _or_missing(column: np.ndarray | None, n: int, missing: Any, dtype: DTypeLike) -> np.ndarray:
+    """``column``, or ``n`` missing values of ``dtype`` when it is not given."""
+    return np.full(n, missing, dtype=dtype) if column is None else column
 
 
 def _to_ns(ts: datetime) -> int:

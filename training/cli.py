@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +24,22 @@ from training.readers import FORMATS, read_log
 from training.replay import FOLD_METRICS, calibration_plot, cross_validate, fit_and_score, score
 from tutor.console import fail, out, progress_bar, use_threads, writable
 
-ModelName = StrEnum("ModelName", {name: name for name in MODELS})  # type: ignore[misc]
-LogFormat = StrEnum("LogFormat", {f: f for f in FORMATS})  # type: ignore[misc]
-
 # ------------------------------------------------------------------ options shared by commands
-Format = Annotated[LogFormat, typer.Option(
-    "--format", help="Format of the log(s): dkt3 (3-line DKT files), pybkt (pyBKT's CSV: "
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    """An option parser accepting only ``choices`` (names from the registry or the readers)."""
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+Format = Annotated[str, typer.Option(
+    "--format", parser=_one_of(FORMATS), metavar="[" + "|".join(FORMATS) + "]",
+    help="Format of the log(s): dkt3 (3-line DKT files), pybkt (pyBKT's CSV: "
     "ASSISTments or KDD column names), assistments (raw skill-builder export), pykt, csv or "
     "parquet (the generic table: columns learner, item, skills (';'-separated), correct (0/1), "
     "and optionally timestamp, response_ms, attempt, hints, session, event_id). Other column "
@@ -40,8 +49,10 @@ Columns = Annotated[list[str] | None, typer.Option(
     help="For pybkt, csv and parquet: read FIELD from column NAME (repeatable), e.g. "
          "--column learner=user_id --column skills=skill_name. Fields: learner, item, skills, "
          "correct, order, timestamp, response_ms, attempt, hints, session, event_id.")]
-Model = Annotated[ModelName, typer.Option(help="Knowledge-tracing model: " + "; ".join(
-    f"{name}: {spec.summary}" for name, spec in MODELS.items()) + ".")]
+Model = Annotated[str, typer.Option(
+    parser=_one_of(tuple(MODELS)), metavar="[" + "|".join(MODELS) + "]",
+    help="Knowledge-tracing model: " + "; ".join(
+        f"{name}: {spec.summary}" for name, spec in MODELS.items()) + ".")]
 Seed = Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")]
 Threads = Annotated[int | None, typer.Option(
     help="Threads for numerical work (PyTorch, numba). Default: half the cores (1 on 2 "
@@ -108,9 +119,9 @@ def _mapping(columns: list[str] | None) -> dict[str, str] | None:
     return mapping
 
 
-def _read(path: Path, format: LogFormat, columns: list[str] | None, report: Any) -> Any:
+def _read(path: Path, format: str, columns: list[str] | None, report: Any) -> Any:
     report(0, 1, f"reading {path.name}", {})
-    return read_log(path, format.value, mapping=_mapping(columns))
+    return read_log(path, format, mapping=_mapping(columns))
 
 
 # ================================================================== commands
@@ -121,9 +132,9 @@ def replay(
     checkpoint: Annotated[Path | None, typer.Option(
         help="Score a saved model (from `tutor fit`, or pyBKT coef_ JSON) instead of fitting.")]
     = None,
-    format: Format = LogFormat.dkt3,  # type: ignore[attr-defined]
+    format: Format = "dkt3",
     column: Columns = None,
-    model: Model = ModelName.bkt,  # type: ignore[attr-defined]
+    model: Model = "bkt",
     folds: Annotated[int | None, typer.Option(
         help="Learner-level K-fold CV on --train alone: metrics over all out-of-fold "
              "predictions together, and their spread over folds.")] = None,
@@ -153,7 +164,7 @@ def replay(
     if plot is not None:
         writable(plot, "--plot")
     options = _model_options(
-        model.value, seed, dkt_plus, num_fits=num_fits, item_guess_slip=item_guess_slip,
+        model, seed, dkt_plus, num_fits=num_fits, item_guess_slip=item_guess_slip,
         epochs=epochs, hidden=hidden, embed=embed, layers=layers, members=members,
         dropout=dropout, lr=lr, batch_size=batch_size, window=window, patience=patience,
         ema_epochs=ema_epochs)
@@ -170,13 +181,13 @@ def replay(
                 assert train is not None
                 train_log = _read(train, format, column, report)
                 test_log = _read(test, format, column, report)
-                result, p = fit_and_score(model.value, train_log, test_log, options=options,
+                result, p = fit_and_score(model, train_log, test_log, options=options,
                                           progress=report)
                 y = test_log.correct
             else:
                 assert train is not None and folds is not None
                 train_log = _read(train, format, column, report)
-                result, p = cross_validate(model.value, train_log, folds, seed=seed,
+                result, p = cross_validate(model, train_log, folds, seed=seed,
                                            options=options, progress=report)
                 y = train_log.correct
     except (FileNotFoundError, ValueError) as exc:
@@ -225,9 +236,9 @@ def fit(
     valid: Annotated[Path | None, typer.Option(
         help="Log for early stopping (models that stop early: else 10% of the training "
              "learners are held out).")] = None,
-    format: Format = LogFormat.dkt3,  # type: ignore[attr-defined]
+    format: Format = "dkt3",
     column: Columns = None,
-    model: Model = ModelName.bkt,  # type: ignore[attr-defined]
+    model: Model = "bkt",
     seed: Seed = 42,
     threads: Threads = None,
     resume: Annotated[bool, typer.Option(
@@ -244,21 +255,21 @@ def fit(
 ) -> None:
     """Fit a model on a log and save it (serve it with `tutor model register`, score it with
     `tutor replay --checkpoint`)."""
-    spec = MODELS[model.value]
+    spec = MODELS[model]
     directory = spec.accepts("checkpoint")
     writable(out_path, "--out", directory=directory)
     if directory and out_path.is_dir() and any(out_path.iterdir()) and not resume:
         raise fail(f"--out {out_path} is not empty: add --resume to continue that run, or give "
                    "a new directory")
     options = _model_options(
-        model.value, seed, dkt_plus, num_fits=num_fits, item_guess_slip=item_guess_slip,
+        model, seed, dkt_plus, num_fits=num_fits, item_guess_slip=item_guess_slip,
         epochs=epochs, hidden=hidden, embed=embed, layers=layers, members=members,
         dropout=dropout, lr=lr, batch_size=batch_size, window=window, patience=patience,
         ema_epochs=ema_epochs, resume=resume or None, device=device,
         checkpoint=out_path if directory else None)
     use_threads(threads)
     try:
-        tracer = make_tracer(model.value, **options)
+        tracer = make_tracer(model, **options)
         with progress_bar() as report:
             log = _read(train, format, column, report)
             valid_log = None if valid is None else _read(valid, format, column, report)

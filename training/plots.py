@@ -73,9 +73,9 @@ def graph_layout(catalog: Catalog, sweeps: int = 8) -> dict[str, tuple[float, in
     for skill in catalog.skills:
         layers[depth[skill]].append(skill)
     below: dict[str, list[str]] = {s: [] for s in catalog.skills}
-    for skill in catalog.skills.values():
-        for r in skill.requires:
-            below[r].append(skill.id)
+    for node in catalog.skills.values():
+        for r in node.requires:
+            below[r].append(node.id)
     above = {s: list(catalog.skills[s].requires) for s in catalog.skills}
 
     def x_of(layer: list[str]) -> dict[str, float]:
@@ -132,9 +132,9 @@ def plot_graph(pack: Pack, path: str | Path) -> None:
             bbox={"boxstyle": "round,pad=0.35", "facecolor": colour.get(home.get(skill, ""),
                                                                          "#eeeeee"),
                   "edgecolor": "#555555", "linewidth": 0.6})
-    for skill in catalog.skills.values():
-        x1, y1 = layout[skill.id]
-        for req in skill.requires:
+    for needer in catalog.skills.values():
+        x1, y1 = layout[needer.id]
+        for req in needer.requires:
             x0, y0 = layout[req]
             span = y1 - y0
             # an arrow that skips rows bends, so it does not run through the boxes between
@@ -143,7 +143,7 @@ def plot_graph(pack: Pack, path: str | Path) -> None:
                 "arrowstyle": "-|>", "color": "#666666", "linewidth": 0.7, "mutation_scale": 8,
                 "connectionstyle": f"arc3,rad={rad}", "shrinkA": 2, "shrinkB": 2,
                 "patchA": boxes[req].get_bbox_patch(),
-                "patchB": boxes[skill.id].get_bbox_patch()})
+                "patchB": boxes[needer.id].get_bbox_patch()})
     half = max(widest - 1, 1) / 2
     ax.set_xlim(-half - 0.75, half + 0.75)
     ax.set_ylim(-(rows - 1) - 0.5, 0.5)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -37,6 +38,15 @@ def _shown(metrics: Mapping[str, float]) -> str:
     return "  ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
 
 
+@dataclass
+class _Shown:
+    """What a progress report last showed: its description, when (monotonic s), which line."""
+
+    what: str = ""
+    at: float = 0.0
+    line: str = ""
+
+
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[Report]:
     """A progress callback ``(done, total, what, metrics)`` reporting on stderr.
@@ -49,7 +59,7 @@ def progress_bar(enabled: bool = True) -> Iterator[Report]:
     if not enabled:
         yield lambda done, total, what, metrics: None
         return
-    last = {"what": "", "at": 0.0, "line": ""}
+    last = _Shown()
 
     def line(done: int, total: int, what: str, metrics: Mapping[str, float]) -> str:
         return f"{what}  {_shown(metrics)}".rstrip() + f"  [{done}/{total}]"
@@ -57,9 +67,9 @@ def progress_bar(enabled: bool = True) -> Iterator[Report]:
     if not err.is_terminal:
         def report(done: int, total: int, what: str, metrics: Mapping[str, float]) -> None:
             now = time.monotonic()
-            if what != last["what"] or now - float(last["at"]) >= LINE_EVERY_S:
+            if what != last.what or now - last.at >= LINE_EVERY_S:
                 err.print(line(done, total, what, metrics), highlight=False)
-                last.update(what=what, at=now)
+                last.what, last.at = what, now
 
         yield report
         return
@@ -68,9 +78,9 @@ def progress_bar(enabled: bool = True) -> Iterator[Report]:
         task = bar.add_task("starting", total=1)
 
         def draw(done: int, total: int, what: str, metrics: Mapping[str, float]) -> None:
-            if what != last["what"] and last["line"]:  # keep the finished step's last line
-                bar.console.print(last["line"], highlight=False)
-            last.update(what=what, line=line(done, total, what, metrics))
+            if what != last.what and last.line:  # keep the finished step's last line
+                bar.console.print(last.line, highlight=False)
+            last.what, last.line = what, line(done, total, what, metrics)
             bar.update(task, completed=done, total=total,
                        description=f"{what}  {_shown(metrics)}".rstrip())
 
@@ -96,7 +106,10 @@ def use_threads(threads: int | None) -> int:
         raise fail(f"--threads must be at least 1, got {n}")
     import numba
 
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    # numba ships py.typed, but numba.core.config creates its settings at import time through
+    # globals(), so no type checker sees NUMBA_NUM_THREADS (the documented number of threads
+    # numba launches, which set_num_threads may not exceed)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     else:

@@ -272,14 +272,15 @@ class _OnlineWeights:
         def arr(t: torch.Tensor) -> np.ndarray:
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
+        nets = net.member_nets()
         members = tuple(
             _OnlineMember(arr(m.inputs.weight), tuple(
                 (arr(getattr(m.lstm, f"weight_ih_l{k}")), arr(getattr(m.lstm, f"weight_hh_l{k}")),
                  arr(getattr(m.lstm, f"bias_ih_l{k}") + getattr(m.lstm, f"bias_hh_l{k}")))
                 for k in range(m.lstm.num_layers)))
-            for m in net.members)
-        out_w = np.hstack([arr(m.out.weight) for m in net.members]) / len(net.members)
-        out_b = np.mean([arr(m.out.bias) for m in net.members], axis=0)
+            for m in nets)
+        out_w = np.hstack([arr(m.out.weight) for m in nets]) / len(nets)
+        out_b = np.mean([arr(m.out.bias) for m in nets], axis=0)
         return cls({s: k for k, s in enumerate(skills)}, members, out_w, out_b)
 
 

@@ -83,6 +83,17 @@ class DKTNet(nn.Module):
         self.members = nn.ModuleList(DKTMember(n_skills, config)
                                      for _ in range(config.members))
 
+    def member(self, k: int) -> DKTMember:
+        """Member ``k``; ``self.members[k]`` is the same network, typed as a plain Module."""
+        member = self.members[k]
+        if not isinstance(member, DKTMember):
+            raise TypeError(f"DKTNet.members[{k}] is a {type(member).__name__}, not a DKTMember")
+        return member
+
+    def member_nets(self) -> list[DKTMember]:
+        """The members in order (what iterating ``self.members`` gives, typed)."""
+        return [self.member(k) for k in range(len(self.members))]
+
     def forward(self, batch: Batch) -> torch.Tensor:
         """The model's logit of every real answer (in ``batch.mask`` order), each predicted
         from the answers before it."""
@@ -98,7 +109,7 @@ class DKTNet(nn.Module):
         sequence can be run in consecutive pieces with the same result as in one.
         """
         logits, hiddens, hs, cs = [], [], [], []
-        for k, member in enumerate(self.members):
+        for k, member in enumerate(self.member_nets()):
             rows = slice(k * self.layers, (k + 1) * self.layers)
             mine = None if state is None else (state[0][rows], state[1][rows])
             member_logits, hidden, (h, c) = member.run(batch, mine)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,11 +113,11 @@ def _train(cfg: DKTConfig, log: AnswerLog, valid: AnswerLog | None, *,
             loss = sum((loss_fn(member_logits, target) for member_logits in logits),
                        start=logits.new_zeros(()))
             if cfg.reg_r or cfg.reg_w1 or cfg.reg_w2:
-                for member, hidden in zip(net.members, hiddens, strict=True):
+                for member, hidden in zip(net.member_nets(), hiddens, strict=True):
                     loss = loss + dkt_plus_penalty(member, batch, hidden, cfg, loss_fn)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            for member in net.members:
+            for member in net.member_nets():
                 torch.nn.utils.clip_grad_norm_(member.parameters(), max_norm=5.0)
             optimizer.step()
             if averaged is not None:
@@ -128,7 +128,7 @@ def _train(cfg: DKTConfig, log: AnswerLog, valid: AnswerLog | None, *,
                 progress(epoch * n_batches + done, cfg.epochs * n_batches,
                          f"epoch {epoch + 1}/{cfg.epochs}",
                          {"loss": total_loss / seen, **run.last_metrics()})
-        kept = net if averaged is None else averaged.module
+        kept = net if averaged is None else _averaged_net(averaged)
         auc = _auc(kept, valid_seqs, dev)
         run.record(epoch, total_loss / max(seen, 1), auc, time.perf_counter() - started, kept)
         if folder is not None:
@@ -161,13 +161,21 @@ def _moving_average(net: torch.nn.Module, epochs: float,
     horizon = epochs * n_batches
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
-               n_averaged: torch.Tensor) -> None:
+    def update(averaged: Sequence[torch.Tensor], current: Sequence[torch.Tensor],
+               n_averaged: torch.Tensor | int) -> None:
         weight = 1.0 / max(1.0, min(horizon, (int(n_averaged) + 1) / 2))
         for mean, value in zip(averaged, current, strict=True):
             mean.lerp_(value, weight)
 
     return torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=update)
+
+
+def _averaged_net(averaged: torch.optim.swa_utils.AveragedModel) -> DKTNet:
+    """The averaged copy of the network (``averaged.module``, typed as a plain Module)."""
+    net = averaged.module
+    if not isinstance(net, DKTNet):
+        raise TypeError(f"the averaged model holds a {type(net).__name__}, not a DKTNet")
+    return net
 
 
 def dkt_plus_penalty(net: DKTMember, batch: Batch, hidden: torch.Tensor, cfg: DKTConfig,

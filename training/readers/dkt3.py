@@ -48,8 +48,9 @@ def read_dkt3(path: Path) -> AnswerLog:
     """Read a 3-line file; raises :class:`LogFormatError` naming the line of any malformed value."""
     blocks = _blocks(path, _lines(path))
     answered = [b for b in blocks if b.count]
-    ids = _joined(path, answered, "ids")
-    ids = np.fromstring(ids, dtype=np.int64, sep=",") if ids else np.empty(0, np.int64)
+    joined_ids = _joined(path, answered, "ids")
+    ids = (np.fromstring(joined_ids, dtype=np.int64, sep=",") if joined_ids
+           else np.empty(0, np.int64))
     bits = _joined(path, answered, "correct")
     correct = (np.frombuffer(bits.encode("ascii"), np.uint8)[0::2] - ord("0")).astype(np.int8)
 

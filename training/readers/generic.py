@@ -69,11 +69,16 @@ def _frame(log: AnswerLog) -> pd.DataFrame:
         "correct": log.correct.astype(np.int8),
         "timestamp": pd.to_datetime(log.timestamp_ns.view("datetime64[ns]"), utc=True),
         "response_ms": log.response_ms,
-        "attempt": pd.array(np.where(log.attempt < 0, None, log.attempt), dtype="Int32"),
-        "hints": pd.array(np.where(log.hints < 0, None, log.hints), dtype="Int32"),
+        "attempt": _optional_count(log.attempt),
+        "hints": _optional_count(log.hints),
         "session": _optional(log.session),
         "event_id": _optional(log.event_id),
     })
+
+
+def _optional_count(column: np.ndarray) -> pd.arrays.IntegerArray:
+    """A count column (-1 where missing) as nullable Int32: missing values are empty cells."""
+    return pd.arrays.IntegerArray(column.astype(np.int32), column < 0)
 
 
 def _optional(column: np.ndarray) -> pd.Series:

@@ -93,7 +93,7 @@ def read_parquet_table(path: Path) -> Table:
 
 def resolve_columns(
     table: Table,
-    detected: Columns,
+    detected: Mapping[str, tuple[str, ...]],
     mapping: Mapping[str, str] | None,
     required: Sequence[str],
 ) -> Columns:

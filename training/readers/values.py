@@ -15,12 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types
 
+from engine.events import NO_TIMESTAMP
+
 __all__ = [
     "BadValue", "binary", "count", "ids", "number", "optional_text", "order", "skill_lists",
     "text", "timestamp_ns",
 ]
 
-_NAT = np.iinfo(np.int64).min  # AnswerLog's "no timestamp"
 _MAX_MS = np.iinfo(np.int64).max // 1_000_000  # epoch milliseconds that still fit int64 ns
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -113,7 +114,7 @@ def order(values: pd.Series) -> np.ndarray:
 
 
 def timestamp_ns(values: pd.Series) -> np.ndarray:
-    """Optional times as int64 ns since the epoch (UTC); AnswerLog's NaT sentinel where blank.
+    """Optional times as int64 ns since the epoch (UTC); :data:`NO_TIMESTAMP` where blank.
 
     A column is either ISO 8601 text (naive times are UTC) or integer epoch milliseconds, the two
     conventions of research logs; a column mixing them is malformed.
@@ -130,12 +131,12 @@ def timestamp_ns(values: pd.Series) -> np.ndarray:
             bad = ~blank & ~((np.abs(ms) <= _MAX_MS) & (ms % 1 == 0))
         _fail(values, bad, "integer epoch milliseconds within years 1678-2262")
         # milliseconds in range are exact in float64 (< 2**53); nanoseconds need int64
-        out = np.full(len(values), _NAT, dtype=np.int64)
+        out = np.full(len(values), NO_TIMESTAMP, dtype=np.int64)
         out[~blank] = ms[~blank].astype(np.int64) * 1_000_000
         return out
-    stamps = pd.to_datetime(cells.where(~blank), format="ISO8601", utc=True, errors="coerce")
-    _fail(values, ~blank & stamps.isna().to_numpy(), "an ISO 8601 time or epoch milliseconds")
-    return pd.DatetimeIndex(stamps).as_unit("ns").asi8.copy()
+    parsed = pd.to_datetime(cells.where(~blank), format="ISO8601", utc=True, errors="coerce")
+    _fail(values, ~blank & parsed.isna().to_numpy(), "an ISO 8601 time or epoch milliseconds")
+    return pd.DatetimeIndex(parsed).as_unit("ns").asi8.copy()
 
 
 def skill_lists(values: np.ndarray, sep: str | None) -> list[tuple[str, ...]]:
