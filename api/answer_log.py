@@ -56,7 +56,8 @@ class AnswerLog:
             index_elements=["tenant_id", "event_id"]).returning(events.c.id)
         self._find = select(events.c.learner_id, events.c.item_id, events.c.correct,
                             events.c.response).where(_TENANT, events.c.event_id == bindparam("e"))
-        self._answers = (select(events.c.item_id, events.c.skills, events.c.correct)
+        self._answers = (select(events.c.item_id, events.c.skills, events.c.correct,
+                                events.c.answered_at, events.c.response_ms, events.c.event_id)
                          .where(*_EVENTS_OF_LEARNER, events.c.seq <= bindparam("last_seq"))
                          .order_by(events.c.seq))
         self._events = select(events).where(*_EVENTS_OF_LEARNER).order_by(events.c.seq)
@@ -106,11 +107,13 @@ class AnswerLog:
 
     def answers(self, conn: Connection, tenant_id: int, learner_id: str,
                 last_seq: int) -> list[AnswerEvent]:
-        """The learner's answers up to ``last_seq``, in order (what its state folds)."""
+        """The learner's answers up to ``last_seq``, in order (what its state folds), with
+        the fields the online update saw: the time-aware models need the times."""
         rows = conn.execute(self._answers, {"t": tenant_id, "l": learner_id,
                                             "last_seq": last_seq})
-        return [AnswerEvent(learner_id, item_id, tuple(skills), bool(correct))
-                for item_id, skills, correct in rows]
+        return [AnswerEvent(learner_id, item_id, tuple(skills), bool(correct),
+                            timestamp=answered_at, response_ms=response_ms, event_id=event_id)
+                for item_id, skills, correct, answered_at, response_ms, event_id in rows]
 
     def events(self, conn: Connection, tenant_id: int, learner_id: str) -> Sequence[EventRow]:
         """The learner's events, in order."""

@@ -179,14 +179,12 @@ def rebuild_state(
 ) -> None:
     """Recompute cached learner states from the answer log (e.g. after a Redis loss)."""
     from api.service import TutorService
-    from api.store import InProcessStore, RedisStore, StateStore
+    from api.store import make_store
     from api.tenants import tenant_by_name
 
     settings = _settings(database_url)
     engine = _ready_engine(settings)
-    store: StateStore = RedisStore(settings.redis_url) if settings.redis_url \
-        else InProcessStore()
-    service = TutorService(engine, store)
+    service = TutorService(engine, make_store(settings))
     with engine.connect() as conn:
         names = [tenant] if tenant else list(conn.execute(select(tenants.c.name)).scalars())
     for name in names:

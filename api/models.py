@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select
 
-from api.db import tenants, tracer_models
+from api.db import bump_content_version, tracer_models
 from engine.catalog import Catalog, ContentError
 from engine.tracing import Tracer, load_tracer, tracer_from_bytes
 
@@ -37,7 +37,7 @@ def register_model(engine: Engine, tenant_id: int, path: Path,
             document={"model": tracer.name, "skills": list(tracer.skills),
                       "options": _plain(tracer.get_options())},
             weights=tracer.to_bytes(), registered_at=datetime.now(UTC)))
-        _bump(conn, tenant_id)
+        bump_content_version(conn, tenant_id)
     return {"kind": tracer.name, "skills": len(tracer.skills)}
 
 
@@ -47,7 +47,7 @@ def unregister_model(engine: Engine, tenant_id: int) -> bool:
         gone = conn.execute(delete(tracer_models).where(
             tracer_models.c.tenant_id == tenant_id)).rowcount
         if gone:
-            _bump(conn, tenant_id)
+            bump_content_version(conn, tenant_id)
     return bool(gone)
 
 
@@ -83,8 +83,3 @@ def check_covers(model_skills: Iterable[str], skills: Iterable[str], *, what: st
 def _plain(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` as JSON values (paths as strings)."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
-
-
-def _bump(conn: Connection, tenant_id: int) -> None:
-    conn.execute(update(tenants).where(tenants.c.id == tenant_id)
-                 .values(content_version=tenants.c.content_version + 1))

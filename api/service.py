@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -49,7 +49,6 @@ from api.tenants import Tenant
 from engine.catalog import Item
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
-from engine.tracing import Tracer
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -196,13 +195,14 @@ class TutorService:
         state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
         recent = (*cached.recent, item.id)[-RECENT:]
         choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
-                                         answer.target_success, course=None, n=1)
+                                         answer.target_success, course=None, n=1, at=now)
         response: Recorded = {
             "learner_id": learner_id,
             "event_id": answer.event_id,
             "seq": seq,
             "correct": answer.correct,
-            "mastery": {s: round(p, 6) for s, p in rt.tracer.mastery(state, item.skills).items()},
+            "mastery": {s: round(p, 6)
+                        for s, p in rt.tracer.mastery(state, item.skills, at=now).items()},
             "next": choices[0] if choices else None,
         }
         if why_none:
@@ -232,7 +232,7 @@ class TutorService:
         if cached is not None and cached.order() == (epoch, rt.content_version, last_seq):
             return cached
         answers = self.log.answers(conn, tenant_id, learner_id, last_seq)
-        state = fold(rt.tracer, answers)
+        state = rt.tracer.fold(answers)
         rebuilt = CachedState(epoch, rt.content_version, last_seq,
                               rt.tracer.state_to_bytes(state),
                               tuple(a.item for a in answers[-RECENT:]))
@@ -250,16 +250,17 @@ class TutorService:
     # ------------------------------------------------------------------ selection
     def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: Any,
                 recent: Sequence[str], seq: int, target: float | None, course: str | None,
-                n: int) -> tuple[list[Choice], str | None]:
+                n: int, at: datetime) -> tuple[list[Choice], str | None]:
         """The policy's choices as JSON, and why there are none when the list is empty.
 
         The tie-break seed is the learner's answer count: the same state gives the same
-        choice, and a learner stuck on ties does not see the same item forever.
+        choice, and a learner stuck on ties does not see the same item forever. Predictions
+        are for ``at``, the time of the request (time-aware tracers need it).
         """
         context = SelectionContext(
             recent_items=tuple(recent), course=course,
             target_success=target if target is not None else tenant.target_success,
-            n=n, seed=seq, learner=learner_id)
+            n=n, seed=seq, learner=learner_id, at=at)
         choices = self.policy.choose(rt.tracer, state, rt.catalog, context)
         if choices:
             return [c.to_dict() for c in choices], None
@@ -279,7 +280,7 @@ class TutorService:
         if course is not None and course not in rt.catalog.courses:
             raise NotFound(f"course {course!r} is not in this tenant's content")
         choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq, target,
-                                         course, n)
+                                         course, n, at=datetime.now(UTC))
         response: NextResponse = {"learner_id": learner_id, "next": choices}
         if why_none:
             response["reason"] = why_none
@@ -288,7 +289,8 @@ class TutorService:
     @_once_more_if_disconnected
     def state(self, tenant: Tenant, learner_id: str) -> StateResponse:
         rt, cached = self.current_state(tenant, learner_id)
-        mastery = rt.tracer.mastery(rt.tracer.state_from_bytes(cached.state))
+        mastery = rt.tracer.mastery(rt.tracer.state_from_bytes(cached.state),
+                                    at=datetime.now(UTC))
         with self.engine.connect() as conn:
             learner = self._learner(conn, tenant.id, learner_id)
             per_skill = self.log.per_skill(conn, tenant.id, learner_id)
@@ -362,21 +364,6 @@ class TutorService:
         if learner is None:
             raise NotFound(f"learner {learner_id!r} not found")
         return learner
-
-
-def fold(tracer: Tracer[Any], answers: Iterable[AnswerEvent]) -> Any:
-    """``fold(tracer.update, answers)`` from a fresh state: the definition of a learner's state.
-
-    Skills no longer in the content are skipped (their evidence has no parameters to use).
-    """
-    state = tracer.new_state()
-    known = set(tracer.mastery(state))
-    for answer in answers:
-        kept = tuple(s for s in answer.skills if s in known)
-        if kept:
-            state = tracer.update(state, AnswerEvent(answer.learner, answer.item, kept,
-                                                     answer.correct))
-    return state
 
 
 def _epoch(created_at: datetime) -> int:
