@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.db import make_engine
-from api.middleware import BodyLimit, Observe
+from api.middleware import BodyLimit, Observe, PathEncoding
 from api.openapi import TutorApi
 from api.routes import content, learners, operations, xapi
 from api.service import TutorService
@@ -29,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The application for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
-    service = TutorService(engine, make_store(settings))
+    service = TutorService(engine, make_store(settings),
+                           timedelta(seconds=settings.max_clock_skew_seconds))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyCache(engine, ttl=settings.key_cache_seconds)
     app.add_middleware(BodyLimit, limit=lambda path: settings.max_pack_bytes
                        if path.startswith("/v1/content") else settings.max_body_bytes)
+    app.add_middleware(PathEncoding)
+    if settings.cors_origins:  # browser apps on these origins (TUTOR_CORS_ORIGINS; "*": any)
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.add_middleware(Observe)
     return app
 

@@ -8,8 +8,10 @@ import json
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 from sqlalchemy import Engine, func, select
@@ -27,11 +29,43 @@ if TYPE_CHECKING:
 DbUrl = Annotated[str | None, typer.Option(
     "--database-url", help="SQLAlchemy URL (default: $TUTOR_DATABASE_URL or sqlite:///./tutor.db)")]
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-tenant_app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+TenantName = Annotated[str, typer.Option(help="Tenant name.")]
+
+db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="A tenant's API keys. A tenant may hold several at once: to rotate without downtime, "
+         "`tutor key create`, move the apps to the new key, then `tutor key revoke` the old "
+         "one. Servers stop accepting a revoked key within TUTOR_KEY_CACHE_SECONDS.",
+    no_args_is_help=True)
 content_app = typer.Typer(help="Content packs.", no_args_is_help=True)
 model_app = typer.Typer(help="Fitted models serving a tenant instead of its content's BKT.",
                         no_args_is_help=True)
+
+
+class _AsJson(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_Listed = TypeVar("_Listed", bound=_AsJson)
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
+def _print_listing(found: Sequence[_Listed], as_json: bool, key: str, head: dict[str, str],
+                   empty: str, line: Callable[[_Listed], str]) -> None:
+    """What a list command found: ``{**head, key: [...]}`` as JSON, else a line each (or
+    ``empty``)."""
+    if as_json:
+        _print_json({**head, key: [x.to_json() for x in found]})
+        return
+    if not found:
+        print(empty)
+    for x in found:
+        print(line(x))
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -70,6 +104,35 @@ def db_upgrade(database_url: DbUrl = None) -> None:
     err.print(f"database at the newest schema: {settings.database_url}")
 
 
+@db_app.command("purge-erased")
+def db_purge_erased(as_json: AsJson = False, database_url: DbUrl = None) -> None:
+    """Remove erased learners' data from the database files for good.
+
+    PostgreSQL: a DELETE (learner erasure) leaves the rows' bytes in the table and index
+    files until they are rewritten; a plain VACUUM only marks the space reusable. This runs
+    VACUUM FULL on the learner tables (events, learners) and the planner's statistics: they are
+    written anew, compactly, and the old files deleted. The trade-off: each table is locked
+    while it is rewritten, so answers and reads wait (about seconds per GB), and it needs free
+    disk space for a copy of the tables. Run it at a quiet hour after erasures (daily, say).
+    WAL segments and backups keep old data until they are recycled or expire.
+
+    SQLite: erasures are already clean (secure_delete, and the write-ahead log is emptied
+    after each); this runs VACUUM, which also cleans up after erasures made by older versions.
+    """
+    from api.admin import purge_erased
+
+    settings = _settings(database_url)
+    engine = _ready_engine(settings)
+    started = time.perf_counter()
+    tables = purge_erased(engine)
+    seconds = round(time.perf_counter() - started, 3)
+    if as_json:
+        _print_json({"database": engine.dialect.name, "rewritten": tables, "seconds": seconds})
+    else:
+        print(f"purged erased data ({engine.dialect.name}): rewrote {', '.join(tables)} in "
+              f"{seconds} s")
+
+
 @tenant_app.command("create")
 def tenant_create(
     name: Annotated[str, typer.Argument(help="Tenant name (unique).")],
@@ -91,6 +154,130 @@ def tenant_create(
         sys.stdout.write(json.dumps({"tenant": tenant.name, "api_key": key}) + "\n")
     else:
         print(f"tenant {tenant.name!r} created; API key (store it now, it is not kept):\n{key}")
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: AsJson = False, database_url: DbUrl = None) -> None:
+    """List the tenants: keys, content packs, learners, content version."""
+    from api.admin import list_tenants
+
+    _print_listing(
+        list_tenants(_ready_engine(_settings(database_url))), as_json, "tenants", {},
+        "no tenants (create one with `tutor tenant create NAME`)",
+        lambda t: f"{t.name}  keys: {t.keys}  learners: {t.learners}  content version: "
+                  f"{t.content_version}  target success: {t.target_success}  packs: "
+                  f"{', '.join(t.packs) or '-'}")
+
+
+@key_app.command("create")
+def key_create(tenant: TenantName, as_json: AsJson = False,
+               database_url: DbUrl = None) -> None:
+    """Create another API key for a tenant (its other keys stay valid); the key is shown
+    only this once."""
+    from api.admin import create_key
+
+    engine, target = _tenant(database_url, tenant)
+    info, key = create_key(engine, target.id)
+    if as_json:
+        _print_json({"tenant": tenant, **info.to_json(), "api_key": key})
+    else:
+        print(f"key {info.id} ({info.prefix}...) created for {tenant!r}; store it now, it is "
+              f"not kept:\n{key}")
+
+
+@key_app.command("list")
+def key_list(tenant: TenantName, as_json: AsJson = False, database_url: DbUrl = None) -> None:
+    """List a tenant's API keys: id, first characters, creation time (never the keys)."""
+    from api.admin import list_keys
+
+    engine, target = _tenant(database_url, tenant)
+    _print_listing(list_keys(engine, target.id), as_json, "keys", {"tenant": tenant},
+                   f"tenant {tenant!r} has no keys (`tutor key create --tenant {tenant}`)",
+                   lambda k: f"{k.id}  {k.prefix}...  created {k.to_json()['created_at']}")
+
+
+KeyName = Annotated[str, typer.Argument(
+    help="The key: its id or prefix as `tutor key list` shows them, or the key itself.")]
+
+
+@key_app.command("revoke")
+def key_revoke(key: KeyName, tenant: TenantName, as_json: AsJson = False,
+               database_url: DbUrl = None) -> None:
+    """Revoke (delete) one of a tenant's API keys. Servers stop accepting it within
+    TUTOR_KEY_CACHE_SECONDS."""
+    from api.admin import revoke_key
+
+    engine, target = _tenant(database_url, tenant)
+    try:
+        info = revoke_key(engine, target.id, key)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        _print_json({"tenant": tenant, "revoked": info.to_json()})
+    else:
+        print(f"key {info.id} ({info.prefix}...) of {tenant!r} revoked")
+
+
+@key_app.command("rotate")
+def key_rotate(
+    tenant: TenantName,
+    key: Annotated[str | None, typer.Argument(
+        help="The key to replace: its id or prefix as `tutor key list` shows them, or the key "
+             "itself (default: the tenant's only key).")] = None,
+    as_json: AsJson = False,
+    database_url: DbUrl = None,
+) -> None:
+    """Replace a key at once: create a new one and revoke the old (for a key that leaked;
+    apps still using the old key fail once servers stop accepting it, within
+    TUTOR_KEY_CACHE_SECONDS). Without downtime instead: `key create`, then `key revoke`."""
+    from api.admin import rotate_key
+
+    engine, target = _tenant(database_url, tenant)
+    try:
+        new, secret, old = rotate_key(engine, target.id, key)
+    except LookupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        _print_json({"tenant": tenant, **new.to_json(), "api_key": secret,
+                     "revoked": old.to_json()})
+    else:
+        print(f"key {old.id} ({old.prefix}...) of {tenant!r} revoked; new key {new.id} (store "
+              f"it now, it is not kept):\n{secret}")
+
+
+@content_app.command("list")
+def content_list(tenant: TenantName, as_json: AsJson = False,
+                 database_url: DbUrl = None) -> None:
+    """List a tenant's content packs."""
+    from api.admin import list_packs
+
+    engine, target = _tenant(database_url, tenant)
+    _print_listing(list_packs(engine, target.id), as_json, "packs", {"tenant": tenant},
+                   f"tenant {tenant!r} has no content packs (`tutor content import`)",
+                   lambda p: f"{p.name}  ({p.title}): {p.skills} skills, {p.items} items, "
+                             f"{p.courses} courses; imported {p.to_json()['imported_at']}")
+
+
+@content_app.command("remove")
+def content_remove(
+    pack: Annotated[str, typer.Argument(help="The pack's name (`tutor content list`).")],
+    tenant: TenantName,
+    as_json: AsJson = False,
+    database_url: DbUrl = None,
+) -> None:
+    """Remove a content pack from a tenant (refused while another pack depends on it).
+    Learners keep their answers to its items; the model no longer counts them."""
+    from api.admin import remove_pack
+
+    engine, target = _tenant(database_url, tenant)
+    try:
+        removed = remove_pack(engine, target.id, pack)
+    except (LookupError, ContentError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        _print_json({"tenant": tenant, "removed": removed.name})
+    else:
+        print(f"removed pack {removed.name!r} from {tenant!r}")
 
 
 @content_app.command("import")
@@ -175,24 +362,47 @@ def tenant_log(tenant: str, database_url: str | None) -> AnswerLog:
 def rebuild_state(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant (default: all).")]
     = None,
+    as_json: AsJson = False,
     database_url: DbUrl = None,
 ) -> None:
-    """Recompute cached learner states from the answer log (e.g. after a Redis loss)."""
+    """Recompute every learner's state from the answer log and write it over any cached entry
+    that is not exactly it (e.g. after a Redis loss, a database restore, damaged entries);
+    reports what the entries were: current, missing, stale, wrong, damaged (by kind)."""
     from api.service import TutorService
     from api.store import make_store
     from api.tenants import tenant_by_name
 
     settings = _settings(database_url)
     engine = _ready_engine(settings)
-    service = TutorService(engine, make_store(settings))
+    store = make_store(settings)
+    if not settings.redis_url:
+        err.print("no TUTOR_REDIS_URL: each server process caches states itself (and rebuilds "
+                  "them from the log as needed); checking the log only")
+    try:
+        store.ping()
+    except Exception as exc:  # an unreachable Redis: nothing could be repaired
+        raise fail(f"the state store cannot be reached ({type(exc).__name__}): nothing was "
+                   "rebuilt") from None
+    service = TutorService(engine, store)
     with engine.connect() as conn:
         names = [tenant] if tenant else list(conn.execute(select(tenants.c.name)).scalars())
+    reports = []
     for name in names:
         try:
-            count = service.rebuild_all(tenant_by_name(engine, name))
+            found = service.rebuild_all(tenant_by_name(engine, name))
         except LookupError as exc:
             raise fail(str(exc)) from None
-        print(f"{name}: rebuilt {count} learner states")
+        learners = sum(found.values())
+        rebuilt = learners - found["current"]
+        reports.append({"tenant": name, "learners": learners, "rebuilt": rebuilt,
+                        "found": dict(sorted(found.items()))})
+        if not as_json:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items())
+                              if kind != "current")
+            print(f"{name}: {learners} learner states checked, {found['current']} current; "
+                  f"rebuilt {rebuilt} learner states{f' ({kinds})' if kinds else ''}")
+    if as_json:
+        _print_json({"tenants": reports})
 
 
 def serve(
@@ -233,10 +443,11 @@ def serve(
     # exec uvicorn itself: its worker processes then import only the app, not this command line
     sys.stdout.flush()
     sys.stderr.flush()
+    # --http: uvicorn's protocol with header and body read timeouts (api.http_limits)
     os.execv(sys.executable, [
         sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory", "--host", host,
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-        "--no-access-log"])
+        "--no-access-log", "--http", "api.http_limits:TimedHttpProtocol"])
 
 
 def register(app: typer.Typer) -> None:
@@ -245,5 +456,6 @@ def register(app: typer.Typer) -> None:
     app.command("rebuild-state")(rebuild_state)
     app.add_typer(db_app, name="db")
     app.add_typer(tenant_app, name="tenant")
+    app.add_typer(key_app, name="key")
     app.add_typer(content_app, name="content")
     app.add_typer(model_app, name="model")

@@ -8,7 +8,10 @@ PostgreSQL is selected by URL.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -35,9 +38,12 @@ from sqlalchemy import (
     event,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from engine.ids import MAX_ID_LENGTH
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 MIGRATIONS = Path(__file__).with_name("migrations")
 ID = MAX_ID_LENGTH  # longest learner/item/skill/pack id, in characters
 
@@ -86,6 +92,11 @@ learners = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("last_seq", Integer, nullable=False, server_default="0"),  # seq of the newest answer
+    # the identity of the answers logged (api.store.chain of a random link per answer): a
+    # cached state is used only at the digest it was computed at (migration 0005)
+    Column("log_digest", BigInteger, nullable=False, server_default="0"),
+    # the learner's current course (the last one given by an answer or GET /next); NULL: none
+    Column("course", String(ID)),
 )
 
 events = Table(
@@ -117,10 +128,14 @@ def bump_content_version(conn: Connection, tenant_id: int) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, full fsync, a busy timeout, foreign keys and
-    transactions that really begin (SQLAlchemy's documented pysqlite recipe)."""
+    """An engine for ``url``; SQLite gets WAL, full fsync, a busy timeout, foreign keys,
+    secure deletion and transactions that really begin (SQLAlchemy's documented pysqlite
+    recipe)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # hide_parameters: an error's message then holds the statement, never the values (an
+        # API key's hash, a learner's answers), wherever it is logged
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
@@ -129,6 +144,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # deleted rows are overwritten with zeros, not left in free space: an erased
+            # learner leaves no trace in the file (some builds default to it; the app does
+            # not rely on that). Only deletes pay for it, not answers
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -140,9 +159,38 @@ def make_engine(url: str) -> Engine:
         return engine
     # no pool_pre_ping: it cost a round trip per transaction (a fifth of an answer's). A
     # connection the server closed (restart, failover) fails its first statement instead; the
-    # pool then drops it with every connection as old, and an answer retries once on a fresh
-    # one (TutorService.answer), so only a read caught in that moment sees an error
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
+    # pool then drops it with every connection as old, and the request runs again on a fresh
+    # one (retry_if_disconnected)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False,
+                         hide_parameters=True)
+
+
+#: tries of a :func:`retry_if_disconnected` method: a database closing connections again and
+#: again (a failover in progress) may close the fresh one too
+DISCONNECTED_TRIES = 3
+
+
+def retry_if_disconnected(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``method`` again (up to :data:`DISCONNECTED_TRIES` times in all) when it met a
+    connection the database had closed.
+
+    The pool does not ping before each use (a round trip per request, see
+    :func:`make_engine`), so after a database restart or failover the first statement on each
+    old connection fails; the pool then drops that connection and its peers, and the next try
+    runs on a fresh one. Only for methods that are safe to repeat: reads, and answers
+    (idempotent by event id).
+    """
+    @functools.wraps(method)
+    def again(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for _ in range(DISCONNECTED_TRIES - 1):
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+        return method(*args, **kwargs)
+
+    return again
 
 
 def _alembic_config(url: str) -> Config:

@@ -9,24 +9,27 @@ errors through: :data:`DOMAIN_ERRORS` maps each to its status and code, for ever
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from api import logs
 from api.render import JSON
-from api.service import Conflict, NotFound
+from api.service import Conflict, Invalid, NotFound
 from api.store import StoreUnavailable
 from engine.catalog import ContentError
 
 log = logging.getLogger("tutor.api")
+logs.install()  # no key, learner or SQL parameter in what is logged
 
 #: the service's domain errors as (status, code); the message is the exception's
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
+    Invalid: (422, "validation_error"),
     ContentError: (422, "invalid_content"),
     StoreUnavailable: (503, "unavailable"),
 }
@@ -52,15 +55,42 @@ async def _api_error(_: Request, exc: ApiError) -> JSON:
 async def _domain_error(_: Request, exc: Exception) -> JSON:
     # Starlette picks the handler along the exception's classes; so does this lookup
     status, code = next(DOMAIN_ERRORS[c] for c in type(exc).__mro__ if c in DOMAIN_ERRORS)
-    return error(status, code, str(exc))
+    return error(status, code, str(exc), getattr(exc, "details", None))
 
 
 async def _invalid(_: Request, exc: RequestValidationError) -> JSON:
-    details = [{"loc": list(e["loc"]), "message": e["msg"], "type": e["type"]}
-               for e in exc.errors()]
+    details = _one_reading([{"loc": list(e["loc"]), "message": e["msg"], "type": e["type"]}
+                            for e in exc.errors()], exc.body)
     first = details[0] if details else {"loc": [], "message": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
-    return error(422, "validation_error", f"{where}: {first['message']}", details)
+    return error(422, "validation_error",
+                 f"{_element(first['loc'], exc.body)}{where}: {first['message']}", details)
+
+
+def _is_list_reading(loc: list[Any]) -> bool:
+    return len(loc) > 1 and isinstance(loc[1], str) and loc[1].startswith("list[")
+
+
+def _one_reading(details: list[dict[str, Any]], body: Any) -> list[dict[str, Any]]:
+    """A body that may be one object or a list of them (xAPI statements) is validated both
+    ways, and the errors of both readings name them (``body.list[XapiStatement].1.id``); keep
+    those of the reading the body has, without that name."""
+    if not any(_is_list_reading(d["loc"]) for d in details):
+        return details
+    kept = [{**d, "loc": [d["loc"][0], *d["loc"][2:]]} for d in details
+            if len(d["loc"]) > 1 and _is_list_reading(d["loc"]) == isinstance(body, list)]
+    return kept or details
+
+
+def _element(loc: Sequence[Any], body: Any) -> str:
+    """Which element of a list body (the only one: xAPI statements) an error is in, by index
+    and id, as the start of the message; "" for other bodies."""
+    if len(loc) < 2 or loc[0] != "body" or not isinstance(loc[1], int) \
+            or not isinstance(body, list) or not 0 <= loc[1] < len(body):
+        return ""
+    element = body[loc[1]]
+    found = element.get("id") if isinstance(element, dict) else None
+    return f"statement {loc[1]} (id {found!r}): "
 
 
 async def _http(_: Request, exc: HTTPException) -> JSON:
@@ -69,7 +99,9 @@ async def _http(_: Request, exc: HTTPException) -> JSON:
 
 
 async def _crash(request: Request, exc: Exception) -> JSON:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # the route's template, not the path: a path names a learner (api.logs)
+    route = getattr(request.scope.get("route"), "path", "an unknown route")
+    log.exception("unhandled error on %s %s", request.method, route)
     return error(500, "internal_error", "the server failed to handle this request; it has "
                  "been logged", {"type": type(exc).__name__})
 

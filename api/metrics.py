@@ -28,6 +28,19 @@ STATE_STORE_ERRORS = Counter(
     "tutor_state_store_errors_total",
     "State store (Redis) reads or writes that failed; the states were rebuilt from the log",
     ["operation"])
+STATE_CACHE_DAMAGED = Counter(
+    "tutor_state_cache_damaged_total",
+    "Damaged state cache entries found, dropped and rebuilt from the log, by kind: 'type' (a "
+    "Redis key of another type), 'number' (an epoch, version or digest that is not an integer "
+    "in range), 'text' (recent items not UTF-8), 'incomplete' (fields missing), 'state' (bytes "
+    "the tracer refuses: wrong size, NaN, a probability out of range)",
+    ["kind"])
+SLOW_REQUESTS = Counter(
+    "tutor_slow_requests_total",
+    "Connections closed while a request was read: 'headers' not complete within the header "
+    "timeout, 'body' not within the body timeout, 'head-size' headers over the size limit "
+    "(api.http_limits)",
+    ["phase"])
 
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:

@@ -1,4 +1,4 @@
-"""The app's ASGI middleware: body size limits and request metrics.
+"""The app's ASGI middleware: paths that decode exactly, body size limits and request metrics.
 
 Both are plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per request.
 """
@@ -7,12 +7,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
 from api.errors import error
+
+
+class PathEncoding:
+    """Refuse (400) a path whose percent-encoding is not UTF-8.
+
+    The server decodes the path with every invalid byte as U+FFFD, so ``%FF``, ``%C3`` and
+    ``%80`` would all become the same learner, whose answers and erasure they would share. Only
+    the raw path (``scope["raw_path"]``) tells them apart; a path without ``%`` is ASCII.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw and b"%" in raw:
+            try:
+                unquote_to_bytes(raw).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                await error(400, "invalid_path", "the path's percent-encoding is not UTF-8 "
+                            f"(byte {exc.object[exc.start]:#04x}): ids are UTF-8 text, and "
+                            "an undecodable one cannot be told apart from another",
+                            {"path": raw.decode("ascii", "replace")})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

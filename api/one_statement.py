@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from api.db import events, learners
+
+log = logging.getLogger("tutor.api")
 
 #: seconds to connect before an answer takes the locked path instead
 CONNECT_TIMEOUT_S = 5.0
@@ -48,13 +51,25 @@ def statement() -> Select[tuple[int]]:
     not written to through an entry of its earlier self. A reused event id fails the INSERT,
     which undoes the UPDATE with it. The event's values are bound as ``v_<column>``
     (SQLAlchemy would add a parameter named like a learners column to the UPDATE's SET).
+
+    The learner's course must still be ``course_was``, the one the server chose the next item
+    in (another worker may have changed it, unseen); the answer sets it to ``k_course``.
+
+    The learner's log digest must still be ``d_was``, the cached state's, so a state cached
+    from a log that is no longer the learner's (the database restored to an earlier point, and
+    as many answers since) is never taken for it: the learner's row records the digest with
+    the answer chained in, ``d_now`` (:func:`api.store.chain`). One more equality on the row
+    the UPDATE reads anyway: no round trip more.
     """
     bumped = (update(learners)
               .where(learners.c.tenant_id == bindparam("t"),
                      learners.c.learner_id == bindparam("l"),
                      learners.c.last_seq == bindparam("expected"),
-                     learners.c.created_at == bindparam("epoch"))
-              .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"))
+                     learners.c.created_at == bindparam("epoch"),
+                     learners.c.log_digest == bindparam("d_was"),
+                     learners.c.course.is_not_distinct_from(bindparam("course_was")))
+              .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"),
+                      course=bindparam("k_course"), log_digest=bindparam("d_now"))
               .returning(learners.c.last_seq).cte("bumped"))
     return _append_after(bumped)
 
@@ -69,7 +84,7 @@ def first_statement() -> Select[tuple[int]]:
     created = (postgresql.insert(learners)
                .values(tenant_id=bindparam("t"), learner_id=bindparam("l"),
                        created_at=bindparam("epoch"), last_seen=bindparam("v_received_at"),
-                       last_seq=1)
+                       last_seq=1, course=bindparam("k_course"), log_digest=bindparam("d_now"))
                .on_conflict_do_nothing(index_elements=["tenant_id", "learner_id"])
                .returning(learners.c.last_seq).cte("created"))
     return _append_after(created)
@@ -140,10 +155,14 @@ class OneStatement:
             if conn is not None:
                 await conn.close()
 
-    async def apply(self, row: dict[str, Any], *, expected: int, epoch: datetime) -> bool:
+    async def apply(self, row: dict[str, Any], *, expected: int, epoch: datetime,
+                    course: str | None = None, course_was: str | None = None,
+                    digest: int = 0, new_digest: int = 0) -> bool:
         """Append the event ``row`` (the events table's columns) if the learner's ``last_seq``
-        is still ``expected`` in the incarnation created at ``epoch``; whether it was.
-        ``expected`` 0 is a new learner's first answer, which creates the learner at ``epoch``.
+        is still ``expected`` in the incarnation created at ``epoch``, its course still
+        ``course_was`` and its log digest still ``digest``; whether it was. The learner's
+        course becomes ``course``, its log digest ``new_digest``. ``expected`` 0 is a new
+        learner's first answer, which creates the learner at ``epoch``.
         Call it while holding :attr:`slot`.
 
         ``False`` means nothing was written, and also covers a database that cannot be
@@ -155,7 +174,9 @@ class OneStatement:
             raise RuntimeError("apply() needs a slot: hold `slot` (opened by the app's lifespan)")
         params = {**self._constants, **{f"v_{k}": v for k, v in row.items()},
                   "v_skills": json.dumps(row["skills"]), "t": row["tenant_id"],
-                  "l": row["learner_id"], "expected": expected, "epoch": epoch}
+                  "l": row["learner_id"], "expected": expected, "epoch": epoch,
+                  "k_course": course, "course_was": course_was, "d_was": digest,
+                  "d_now": new_digest}
         sql, names = (self._sql, self._names) if expected else (self._first_sql,
                                                                  self._first_names)
         conn = self._idle.pop()
@@ -166,11 +187,32 @@ class OneStatement:
             return await conn.fetchrow(sql, *(params[n] for n in names)) is not None
         except asyncpg.UniqueViolationError:
             return False
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                asyncpg.OperatorInterventionError):  # the connection is gone, or going
-            if conn is not None:
-                conn.terminate()
-            conn = None  # a new one next time
+        except Exception as exc:
+            # the connection is gone or going (OSError, a timeout, AdminShutdown and the other
+            # PostgresConnectionErrors, InterfaceError, or InternalClientError from a protocol
+            # cut off mid-statement), or the statement failed: it wrote nothing (else the
+            # locked path finds the event id and answers with the stored response). A new
+            # connection next time, in a known state
+            if not isinstance(exc, _CONNECTION_LOST):
+                log.warning("the one-statement answer failed (%s); the locked path answers",
+                            type(exc).__name__)  # (its message may quote values: not logged)
+            _discard(conn)
+            conn = None
             return False
+        except BaseException:  # cancelled mid-statement: the connection's state is unknown
+            _discard(conn)
+            conn = None
+            raise
         finally:
             self._idle.append(conn)
+
+
+#: errors that say a one-statement connection was lost, or is being closed by the server
+_CONNECTION_LOST = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                    asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
+
+
+def _discard(conn: asyncpg.Connection | None) -> None:
+    """Close ``conn`` at once, without waiting for the server (it may be gone)."""
+    if conn is not None:
+        conn.terminate()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import Response
+from fastapi.responses import JSONResponse
 
 
-class JSON(Response):
-    """JSON rendered by orjson (datetimes as ISO 8601)."""
+class JSON(JSONResponse):
+    """JSON rendered by orjson (datetimes as ISO 8601). A ``JSONResponse``, so that the OpenAPI
+    document gives a route's response the schema the route documents, not a string's."""
 
     media_type = "application/json"
 

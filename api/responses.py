@@ -1,16 +1,49 @@
 """The shapes of the API's responses, as the service and the routes build them.
 
 Routes return them as plain JSON (no response model): a response model would validate every
-response a second time.
+response a second time. The OpenAPI document describes them all the same: each route names
+its shape in ``responses=`` (:func:`api.openapi.documented`), which FastAPI only documents.
+(``typing_extensions.TypedDict``: pydantic reads ``typing.TypedDict`` only from Python 3.12.)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
 
-#: an exercise chosen for a learner (:meth:`engine.selection.Choice.to_dict`)
-Choice = dict[str, Any]
+from pydantic import Field
+from typing_extensions import TypedDict
+
+
+class ItemContent(TypedDict):
+    """What an app shows of an item: its content from the pack (content/packs/README.md)."""
+
+    kind: Annotated[str, Field(description="The pack's kind of item (default `exercise`), "
+                                           "e.g. `multiple-choice`, `translate`.")]
+    prompt: Annotated[str | None, Field(description="The question, as the pack words it "
+                                                    "(null: the pack gives none).")]
+    answer: Annotated[str | list[str] | None, Field(
+        description="The accepted answer, or the accepted answers, preferred first (null: "
+                    "the pack gives none). The app judges the learner's answer and sends "
+                    "`correct`.")]
+    metadata: Annotated[dict[str, Any], Field(
+        description="The item's other metadata from the pack, e.g. `choices` of a "
+                    "multiple-choice item.")]
+
+
+class Exercise(ItemContent):
+    """An exercise chosen for a learner: the item, its content, its skills, the predicted
+    success and why it was chosen. The same shape in the answer response and in ``/next``."""
+
+    item: Annotated[str, Field(description="The item's id: the `item_id` of the answer to it.")]
+    skills: Annotated[list[str], Field(description="The skills the item practises.")]
+    p_correct: Annotated[float, Field(ge=0, le=1, description="The predicted probability that "
+                                                              "the learner answers it right.")]
+    reason: Annotated[str, Field(description="Why it was chosen, in words.")]
+
+
+#: the former name of :class:`Exercise`
+Choice = Exercise
 
 
 class Recorded(TypedDict):
@@ -21,17 +54,25 @@ class Recorded(TypedDict):
     seq: int
     correct: bool
     mastery: dict[str, float]
-    next: Choice | None
+    course: str | None  # the learner's current course, which ``next`` was chosen in
+    next: Exercise | None
     reason: NotRequired[str]  # why ``next`` is None
 
 
 class AnswerResponse(Recorded):
+    """The response to an answer: the mastery of the item's skills after it, and the next
+    exercise, chosen in the learner's current course (``reason`` says why there is none)."""
+
     duplicate: bool  # a retried event id: the response first given
 
 
 class NextResponse(TypedDict):
+    """The next exercises for a learner, best first, chosen in the learner's current course
+    (``reason`` says why there are none)."""
+
     learner_id: str
-    next: list[Choice]
+    course: str | None  # the learner's current course, which ``next`` was chosen in
+    next: list[Exercise]
     reason: NotRequired[str]  # why ``next`` is empty
 
 
@@ -44,6 +85,8 @@ class SkillState(TypedDict):
 
 
 class StateResponse(TypedDict):
+    """A learner's mastery of every skill, with answer counts and times."""
+
     learner_id: str
     answers: int
     created_at: datetime | None
@@ -65,6 +108,8 @@ class Event(TypedDict):
 
 
 class HistoryResponse(TypedDict):
+    """A learner's answers in order, a page at a time."""
+
     learner_id: str
     events: list[Event]
     next_after: int | None  # the ``after`` of the next page; None on the last
@@ -77,10 +122,14 @@ class Profile(TypedDict):
 
 
 class ExportedEvent(Event):
-    response: Recorded
+    response: Annotated[dict[str, Any], Field(
+        description="The response given to the answer, as it was given (the answer "
+                    "response's shape at the time, without `duplicate`).")]
 
 
 class ExportResponse(TypedDict):
+    """Everything held about a learner."""
+
     learner_id: str
     tenant: str
     exported_at: datetime
@@ -90,28 +139,130 @@ class ExportResponse(TypedDict):
 
 
 class StatementsResponse(TypedDict):
+    """The statements' ids and, in the same order, each one's answer response."""
+
     ids: list[str]
     results: list[AnswerResponse]
 
 
 class PackSummary(TypedDict):
+    """A content pack imported: its name and sizes."""
+
     name: str
     skills: int
     items: int
     courses: int
 
 
+class PackListed(PackSummary):
+    title: str
+    imported_at: datetime
+
+
+class PacksResponse(TypedDict):
+    """The tenant's content packs, by name."""
+
+    packs: list[PackListed]
+
+
 class SkillResponse(TypedDict):
+    """A skill: its prerequisites (``requires``), BKT parameters and items."""
+
     id: str
     name: str
+    description: str
     requires: list[str]
     bkt: dict[str, float]
     items: list[str]
 
 
-class ItemResponse(TypedDict):
+class ItemResponse(ItemContent):
+    """An item: its skills, its content and its difficulty (IRT logits; null: not given)."""
+
     id: str
     skills: list[str]
-    kind: str
     difficulty: float | None
-    metadata: dict[str, Any]
+
+
+class CourseResponse(TypedDict):
+    """A course: its skills, in the pack's order, and how many items it has (those whose
+    skills it all lists)."""
+
+    id: str
+    name: str
+    skills: list[str]
+    items: int
+
+
+class CoursesPage(TypedDict):
+    """Courses by id, a page at a time: pass ``next_after`` as ``after`` for the next."""
+
+    courses: list[CourseResponse]
+    next_after: Annotated[str | None, Field(description="The `after` of the next page; null "
+                                                        "on the last.")]
+
+
+class SkillsPage(TypedDict):
+    """Skills by id, a page at a time: pass ``next_after`` as ``after`` for the next."""
+
+    skills: list[SkillResponse]
+    next_after: Annotated[str | None, Field(description="The `after` of the next page; null "
+                                                        "on the last.")]
+
+
+class ItemsPage(TypedDict):
+    """Items by id, a page at a time: pass ``next_after`` as ``after`` for the next."""
+
+    items: list[ItemResponse]
+    next_after: Annotated[str | None, Field(description="The `after` of the next page; null "
+                                                        "on the last.")]
+
+
+class SkillProgress(TypedDict):
+    skill_id: str
+    name: str
+    mastery: float
+    mastered: bool
+
+
+class ProgressResponse(TypedDict):
+    """A learner's progress in a course: skills mastered of its skills (mastery at least the
+    threshold that selection uses), and ``complete`` when every one is."""
+
+    learner_id: str
+    course: Annotated[str | None, Field(description="The course (null: the whole content).")]
+    mastered: int
+    total: int
+    complete: bool
+    mastery_threshold: float
+    skills: list[SkillProgress]
+
+
+class Health(TypedDict):
+    """The process is up."""
+
+    status: str  # "ok"
+
+
+class Readiness(TypedDict):
+    """Ready: the database answers. ``degraded`` names a dependency that does not but can be
+    done without (the state store: states are then rebuilt from the log)."""
+
+    status: str  # "ready"
+    degraded: NotRequired[dict[str, str]]
+
+
+class ErrorBody(TypedDict):
+    code: Annotated[str, Field(description="What went wrong, for programs: `not_found`, "
+                                           "`validation_error`, `conflict`, ...", examples=[
+                                               "not_found"])]
+    message: Annotated[str, Field(description="What went wrong, for people.")]
+    details: Annotated[Any, Field(description="More about it, for some codes (e.g. each "
+                                              "invalid field of a `validation_error`); null "
+                                              "otherwise.")]
+
+
+class ErrorResponse(TypedDict):
+    """Every error, of every route, has this one shape."""
+
+    error: ErrorBody

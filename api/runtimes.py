@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
 from api.models import tenant_tracer
+from api.responses import ItemContent
 from api.tenants import Tenant, load_catalog
-from engine.catalog import Catalog
+from engine.catalog import Catalog, Item
 from engine.tracing import Tracer
 
 
@@ -21,6 +23,20 @@ class Runtime:
     content_version: int
     catalog: Catalog
     tracer: Tracer[Any]
+    #: each item's content as responses show it, built once (answers show one per response)
+    content: Mapping[str, ItemContent] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content", {i.id: item_content(i)
+                                             for i in self.catalog.items.values()})
+
+
+def item_content(item: Item) -> ItemContent:
+    """``item``'s content from its pack: the pack's ``prompt`` and ``answer`` keys (which
+    :mod:`content.packs` keeps in the item's metadata) and the rest of its metadata."""
+    metadata = dict(item.metadata)
+    return {"kind": item.kind, "prompt": metadata.pop("prompt", None),
+            "answer": metadata.pop("answer", None), "metadata": metadata}
 
 
 class Runtimes:

@@ -17,6 +17,18 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
                AfterValidator(check_id)]
 #: an id in a route's path
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+# ... documented (FastAPI merges the two Path()s)
+LearnerId = Annotated[PathId, Path(description="The learner's id, chosen by the app (any id "
+                                               "up to 128 characters; the engine stores no "
+                                               "names).", examples=["learner-42"])]
+ItemId = Annotated[PathId, Path(description="An item's id, from the content pack.",
+                                examples=["es.greetings.01"])]
+SkillId = Annotated[PathId, Path(description="A skill's id, from the content pack.",
+                                 examples=["es.greetings"])]
+CourseId = Annotated[PathId, Path(description="A course's id, from the content pack.",
+                                  examples=["es.course.first-steps"])]
+PackName = Annotated[PathId, Path(description="A content pack's name (its `name` key).",
+                                  examples=["spanish-vocab-a1"])]
 Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -45,15 +57,25 @@ class AnswerIn(BaseModel):
         "event_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
         "answered_at": "2026-11-23T09:30:00Z", "response_ms": 5400}]})
 
-    item_id: Id
-    correct: bool = Field(strict=True)
+    item_id: Id = Field(description="The item answered: an item id of the tenant's content "
+                                    "(e.g. the `item` of the previous `next`).")
+    correct: bool = Field(strict=True, description="Whether the answer was right (the app "
+                                                   "judges it, e.g. against the item's "
+                                                   "`answer`).")
     event_id: UUID = Field(description="Idempotency key: a retry with the same id counts once "
                                        "and gets the same response.")
     answered_at: Moment | None = Field(None, description="When the learner answered "
                                                            "(default: when received).")
-    response_ms: float | None = Field(None, ge=0, le=MAX_RESPONSE_MS)
+    response_ms: float | None = Field(None, ge=0, le=MAX_RESPONSE_MS,
+                                      description="How long the learner took, in "
+                                                  "milliseconds.")
     target_success: Rate | None = Field(None, description="Override the tenant's target "
                                                           "success rate for the next item.")
+    course: Id | None = Field(None, description=(
+        "The course the learner is working in: it becomes the learner's current course, "
+        "and `next` is chosen in it, now and for every later answer and `GET /next` until "
+        "another course is given. Omitted: the learner's current course (none: the whole "
+        "content)."), examples=["es.course.first-steps"])
 
 
 class XapiAccount(BaseModel):

@@ -19,48 +19,61 @@ The log's SQL is :mod:`api.answer_log`; the tenants' catalogs and tracers are
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import anyio.to_thread
+import orjson
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from api import metrics
 from api.answer_log import AnswerLog, EventRow, LearnerRow, LoggedAnswer
+from api.db import retry_if_disconnected
 from api.one_statement import OneStatement
 from api.responses import (
     AnswerResponse,
-    Choice,
     Event,
+    Exercise,
     ExportResponse,
     HistoryResponse,
     NextResponse,
+    ProgressResponse,
     Recorded,
+    SkillProgress,
     StateResponse,
 )
 from api.runtimes import Runtime, Runtimes
-from api.store import CachedState, StateStore
+from api.store import CachedState, DamagedEntry, StateStore, chain, damaged, link, unchain
 from api.tenants import Tenant
 from engine.catalog import Item
 from engine.events import AnswerEvent
-from engine.selection import SelectionContext, TargetSuccessPolicy
+from engine.selection import Choice, SelectionContext, TargetSuccessPolicy
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
+MAX_COURSES_NOTED = 500_000  # learners' current courses held per process (see _remember_course)
 
 
 class NotFound(LookupError):
     """A learner, item or skill that this tenant does not have."""
 
+    details: Any = None  #: which answer of a batch (:func:`_naming`)
+
 
 class Conflict(ValueError):
     """An event id reused for a different answer."""
+
+    details: Any = None
+
+
+class Invalid(ValueError):
+    """An answer that cannot be taken as it is (a time too far in the future)."""
+
+    details: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,8 @@ class Answer:
     answered_at: datetime | None = None
     response_ms: float | None = None
     target_success: float | None = None
+    #: the learner's course from now on (None: keep the current one; see TutorService.answer)
+    course: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,32 +99,18 @@ class _Step:
     cached: CachedState
 
 
-def _once_more_if_disconnected(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``method`` once more when it met a pooled connection the database had closed.
-
-    The pool does not ping before each use (a round trip per request, see
-    :func:`api.db.make_engine`), so after a database restart or failover the first statement on
-    each old connection fails; the pool then drops that connection and its peers, and a second
-    try runs on a fresh one. Only for methods that are safe to repeat: reads, and answers
-    (idempotent by event id).
-    """
-    @functools.wraps(method)
-    def again(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(*args, **kwargs)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            return method(*args, **kwargs)
-
-    return again
-
-
 class TutorService:
-    def __init__(self, engine: Engine, store: StateStore) -> None:
+    def __init__(self, engine: Engine, store: StateStore,
+                 max_clock_skew: timedelta = timedelta(minutes=5)) -> None:
         self.engine = engine
         self.store = store
+        #: how far past the server's clock an answer's time may be (:meth:`_check_time`)
+        self.max_clock_skew = max_clock_skew
         self.policy = TargetSuccessPolicy()
+        #: each learner's current course as this process last saw it, for the one-statement
+        #: answer, which has no database read: its statement checks it against the learner's
+        #: row (a stale or missing entry costs a locked answer, never a wrong course)
+        self._courses: dict[tuple[int, str], str] = {}
         self.log = AnswerLog(engine)
         self.runtimes = Runtimes(engine)
         #: PostgreSQL runs an answer whose cached state is current as one statement in one
@@ -132,9 +133,12 @@ class TutorService:
         """:meth:`answer` for the event loop: the one-statement answer when it applies (on
         PostgreSQL, with the learner's state current in the cache and the tenant's content
         loaded), else :meth:`answer` in a worker thread."""
+        if answer.answered_at is not None:
+            self._check_time(answer, datetime.now(UTC))
         rt = self.runtimes.current(tenant)
         if (self.one_statement is not None and self.one_statement.is_open and rt is not None
-                and answer.item_id in rt.catalog.items):
+                and answer.item_id in rt.catalog.items
+                and (answer.course is None or answer.course in rt.catalog.courses)):
             done = await self._answer_one_statement(rt, tenant, learner_id,
                                                     rt.catalog.items[answer.item_id], answer)
             metrics.ONE_STATEMENT.labels("locked" if done is None else "applied").inc()
@@ -142,24 +146,27 @@ class TutorService:
                 return done
         return await anyio.to_thread.run_sync(self.answer, tenant, learner_id, answer)
 
-    @_once_more_if_disconnected  # answers are idempotent by event id: safe even after a commit
+    @retry_if_disconnected  # answers are idempotent by event id: safe even after a commit
     def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> AnswerResponse:
         """Record ``answer`` and return the response (the stored one for a retried event id)."""
         rt = self.runtimes.get(tenant)
-        item = rt.catalog.items.get(answer.item_id)
-        if item is None:
-            raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
         now = datetime.now(UTC)
+        item = self._checked_item(rt, answer, now)
+        drawn = link()
         with self.log.writer, self.engine.connect() as conn, conn.begin() as transaction:
-            seq, created_at = self.log.next_seq(conn, tenant.id, learner_id, now)
-            cached = self._state(conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt)
-            step = self._step(rt, tenant, learner_id, item, answer, now, cached)
+            seq, created_at, course, digest = self.log.next_seq(
+                conn, tenant.id, learner_id, now, answer.course, drawn)
+            cached, state = self._state_value(conn, tenant.id, learner_id, _epoch(created_at),
+                                              seq - 1, rt, unchain(digest, drawn))
+            step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
+                              link=drawn, state=state)
             if not self.log.append(conn, step.row):  # a retry: the event id is in the log
                 stored = self.log.find(conn, tenant.id, answer.event_id)
                 transaction.rollback()
                 return self._replay(stored, learner_id, answer)
         # after the commit, never before: the cache must not run ahead of the log
         self.store.put(tenant.id, learner_id, step.cached)
+        self._remember_course(tenant.id, learner_id, course)
         return {**step.response, "duplicate": False}
 
     async def _answer_one_statement(self, rt: Runtime, tenant: Tenant, learner_id: str,
@@ -173,29 +180,53 @@ class TutorService:
         async with one.slot:
             now = datetime.now(UTC)
             cached = await self.store.aget(tenant.id, learner_id)
+            # the learner's course as this worker last saw it: the statement checks it
+            course_was = self._courses.get((tenant.id, learner_id))
             if cached is None:  # a new learner, most likely: its row is created at `now`
-                cached = CachedState(_epoch(now), rt.content_version, 0,
-                                     rt.tracer.state_to_bytes(rt.tracer.new_state()), ())
+                cached = CachedState(_epoch(now), rt.content_version, 0, b"", ())
+                state = rt.tracer.new_state()
+                course_was = None  # and has no course yet
             elif cached.content_version != rt.content_version:
                 return None
-            step = self._step(rt, tenant, learner_id, item, answer, now, cached)
+            else:
+                try:
+                    state = rt.tracer.state_from_bytes(cached.state)
+                except ValueError as exc:  # damaged: dropped, and the locked path rebuilds
+                    damaged(tenant.id, "state", str(exc))
+                    await self.store.adrop(tenant.id, learner_id)
+                    return None
+            course = answer.course or course_was
+            drawn = link()
+            step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
+                              link=drawn, state=state)
             if not await one.apply(step.row, expected=cached.version,
-                                   epoch=_created_at(cached.epoch)):
+                                   epoch=_created_at(cached.epoch), course=course,
+                                   course_was=course_was, digest=cached.digest,
+                                   new_digest=step.cached.digest):
                 return None
             await self.store.aput(tenant.id, learner_id, step.cached)
+        self._remember_course(tenant.id, learner_id, course)
         return {**step.response, "duplicate": False}
 
     def _step(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item, answer: Answer,
-              now: datetime, cached: CachedState) -> _Step:
-        """What answering ``item`` after ``cached`` gives: the new state, response and row."""
+              now: datetime, cached: CachedState, course: str | None, *, link: int,
+              state: Any = None) -> _Step:
+        """What answering ``item`` after ``cached`` gives: the new state, response and row;
+        the next item is chosen within ``course``, the learner's current course. ``link`` is
+        the answer's link in the log digest (:func:`api.store.link`, the one the statement
+        that appends it chains), ``state`` the decoded ``cached.state`` when the caller has
+        it."""
         seq = cached.version + 1
         event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
                             timestamp=answer.answered_at or now,
                             response_ms=answer.response_ms, event_id=answer.event_id)
-        state = rt.tracer.update(rt.tracer.state_from_bytes(cached.state), event)
+        if state is None:
+            state = rt.tracer.state_from_bytes(cached.state)
+        state = rt.tracer.update(state, event)
         recent = (*cached.recent, item.id)[-RECENT:]
+        scope = _scope(rt, course)
         choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
-                                         answer.target_success, course=None, n=1, at=now)
+                                         answer.target_success, scope, n=1, at=now)
         response: Recorded = {
             "learner_id": learner_id,
             "event_id": answer.event_id,
@@ -203,6 +234,7 @@ class TutorService:
             "correct": answer.correct,
             "mastery": {s: round(p, 6)
                         for s, p in rt.tracer.mastery(state, item.skills, at=now).items()},
+            "course": scope,
             "next": choices[0] if choices else None,
         }
         if why_none:
@@ -210,34 +242,166 @@ class TutorService:
         row = {"tenant_id": tenant.id, "learner_id": learner_id, "seq": seq,
                "event_id": answer.event_id, "item_id": item.id, "skills": list(item.skills),
                "correct": answer.correct, "answered_at": event.timestamp, "received_at": now,
-               "response_ms": answer.response_ms, "response": json.dumps(response)}
+               "response_ms": answer.response_ms,
+               # orjson: a few µs per answer less than json.dumps, for the same JSON
+               "response": orjson.dumps(response).decode()}
         return _Step(response, row, CachedState(cached.epoch, rt.content_version, seq,
-                                                rt.tracer.state_to_bytes(state), recent))
+                                                rt.tracer.state_to_bytes(state), recent,
+                                                chain(cached.digest, link)))
+
+    def _checked_item(self, rt: Runtime, answer: Answer, now: datetime) -> Item:
+        """The answer's item, after checking the answer: :class:`NotFound` for an item the
+        tenant does not have, :class:`Invalid` for a time too far in the future."""
+        item = rt.catalog.items.get(answer.item_id)
+        if item is None:
+            raise NotFound(f"item {answer.item_id!r} is not in this tenant's content")
+        _check_course(rt, answer.course)
+        self._check_time(answer, now)
+        return item
+
+    def _check_time(self, answer: Answer, now: datetime) -> None:
+        """:class:`Invalid` if the answer's time is later than ``now`` plus the allowed clock
+        skew: a time in the future would stand as the learner's last answer until then."""
+        if answer.answered_at is not None and answer.answered_at > now + self.max_clock_skew:
+            raise Invalid(f"answered_at (xAPI: timestamp) {answer.answered_at.isoformat()} is "
+                          f"in the future (server time {now.isoformat(timespec='seconds')}; "
+                          f"clocks may be at most {self.max_clock_skew.total_seconds():g} s "
+                          "ahead)")
 
     @staticmethod
     def _replay(stored: LoggedAnswer, learner_id: str, answer: Answer) -> AnswerResponse:
-        """The response first given for this event id, if the retry is the same answer."""
-        if (stored.learner_id, stored.item_id, stored.correct) != (
-                learner_id, answer.item_id, answer.correct):
+        """The response first given for this event id, if the retry is the same answer: the
+        same learner, item, outcome, time (none both times, or the same) and response time."""
+        answered_at = _as_utc(stored.answered_at)
+        differs = [name for name, same in (
+            ("learner", stored.learner_id == learner_id),
+            ("item_id", stored.item_id == answer.item_id),
+            ("correct", stored.correct == answer.correct),
+            # without a time, an answer is logged as answered when received
+            ("answered_at", answered_at == (answer.answered_at or _as_utc(stored.received_at))),
+            ("response_ms", stored.response_ms == answer.response_ms)) if not same]
+        if differs:
             raise Conflict(f"event_id {answer.event_id} was already used for a different "
-                           "answer")
+                           f"answer ({', '.join(differs)} differ)")
         recorded: Recorded = json.loads(stored.response)
         return {**recorded, "duplicate": True}
 
+    # ------------------------------------------------------------------ batches
+    async def answer_batch_async(self, tenant: Tenant, answers: Sequence[tuple[str, Answer]],
+                                 what: str = "answer") -> list[AnswerResponse]:
+        """:meth:`answer_batch` for the event loop; a batch of one is :meth:`answer_async`
+        (one answer is all or nothing by itself), its errors named the same way."""
+        if len(answers) == 1:
+            learner_id, answer = answers[0]
+            with _naming(what, 0, answer.event_id):
+                return [await self.answer_async(tenant, learner_id, answer)]
+        return await anyio.to_thread.run_sync(self.answer_batch, tenant, answers, what)
+
+    @retry_if_disconnected  # all or nothing, and idempotent by event id
+    def answer_batch(self, tenant: Tenant, answers: Sequence[tuple[str, Answer]],
+                     what: str = "answer") -> list[AnswerResponse]:
+        """Record ``(learner_id, answer)`` pairs, of one learner or several, all or nothing.
+
+        Every answer is checked before anything is written (items, times, event ids used
+        twice for different answers, in the batch or in the log); an error names the first bad
+        one (``what``, its index and event id; ``details`` ``{"index", "id"}``). Then all are
+        written in one transaction, so a failure midway leaves nothing. An event id already
+        in the log gets its stored response (``duplicate``), as does an answer repeated within
+        the batch. Each learner's answers are applied in the batch's order; the learners are
+        taken in id order, so that two batches lock learners in the same order (no deadlock).
+        """
+        rt = self.runtimes.get(tenant)
+        now = datetime.now(UTC)
+        items: list[Item] = []
+        first: dict[str, int] = {}  # event id -> index of its first answer in the batch
+        for i, (learner_id, answer) in enumerate(answers):
+            with _naming(what, i, answer.event_id):
+                items.append(self._checked_item(rt, answer, now))
+                j = first.setdefault(answer.event_id, i)
+                if j != i and (answers[j][0], answers[j][1]) != (learner_id, answer):
+                    raise Conflict(f"event_id {answer.event_id} is also {what} {j}, a "
+                                   "different answer")
+        for _ in range(5):  # another try finds the event id that got in first (committed)
+            written = self._write_batch(rt, tenant, answers, items, first, now, what)
+            if written is not None:
+                break
+        else:
+            raise RuntimeError("a batch's event ids kept being logged by other requests")
+        results, states = written
+        # after the commit, never before: the cache must not run ahead of the log
+        for learner_id, cached in states.items():
+            self.store.put(tenant.id, learner_id, cached)
+        return results
+
+    def _write_batch(self, rt: Runtime, tenant: Tenant, answers: Sequence[tuple[str, Answer]],
+                     items: Sequence[Item], first: dict[str, int], now: datetime, what: str,
+                     ) -> tuple[list[AnswerResponse], dict[str, CachedState]] | None:
+        """The transaction of :meth:`answer_batch`: the responses, and the learners' new
+        states to cache; ``None`` (nothing written) if an event id was logged by another
+        request between the look-up and the append: the caller tries again, and finds it."""
+        results: list[AnswerResponse | None] = [None] * len(answers)
+        states: dict[str, CachedState] = {}
+        with self.log.writer, self.engine.connect() as conn, conn.begin() as transaction:
+            logged = self.log.find_all(conn, tenant.id, list(first))
+            for event_id, i in first.items():
+                if event_id in logged:
+                    with _naming(what, i, event_id):
+                        results[i] = self._replay(logged[event_id], *answers[i])
+            new = sorted((learner_id, i) for event_id, i in first.items()
+                         if event_id not in logged for learner_id in (answers[i][0],))
+            for learner_id, i in new:
+                drawn = link()
+                seq, created_at, course, digest = self.log.next_seq(
+                    conn, tenant.id, learner_id, now, answers[i][1].course, drawn)
+                cached = states.get(learner_id) or self._state(
+                    conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt,
+                    unchain(digest, drawn))
+                step = self._step(rt, tenant, learner_id, items[i], answers[i][1], now, cached,
+                                  course, link=drawn)
+                if not self.log.append(conn, step.row):
+                    transaction.rollback()
+                    return None
+                results[i] = {**step.response, "duplicate": False}
+                states[learner_id] = step.cached
+        out: list[AnswerResponse] = []
+        for i, (_, answer) in enumerate(answers):
+            done = results[first[answer.event_id]]
+            assert done is not None
+            out.append(done if first[answer.event_id] == i else {**done, "duplicate": True})
+        return out, states
+
     # ------------------------------------------------------------------ state
     def _state(self, conn: Connection, tenant_id: int, learner_id: str, epoch: int,
-               last_seq: int, rt: Runtime) -> CachedState:
-        """The cached state if it is current, else a rebuild from the log (and re-cached)."""
+               last_seq: int, rt: Runtime, digest: int) -> CachedState:
+        """The learner's state at ``last_seq``: the cached entry if it is current (the
+        learner's incarnation ``epoch``, the content version, ``last_seq`` and the log
+        ``digest`` of the learner's row all match) and sound, else a rebuild from the log,
+        which replaces the entry."""
+        return self._state_value(conn, tenant_id, learner_id, epoch, last_seq, rt, digest)[0]
+
+    def _state_value(self, conn: Connection, tenant_id: int, learner_id: str, epoch: int,
+                     last_seq: int, rt: Runtime, digest: int) -> tuple[CachedState, Any]:
+        """:meth:`_state`, and the state it holds, decoded."""
         cached = self.store.get(tenant_id, learner_id)
-        if cached is not None and cached.order() == (epoch, rt.content_version, last_seq):
-            return cached
+        if (cached is not None and cached.digest == digest
+                and cached.order() == (epoch, rt.content_version, last_seq)):
+            try:
+                return cached, rt.tracer.state_from_bytes(cached.state)
+            except ValueError as exc:  # damaged bytes: rebuilt (and so replaced)
+                damaged(tenant_id, "state", str(exc))
+        return self._rebuild(conn, tenant_id, learner_id, epoch, last_seq, rt, digest)
+
+    def _rebuild(self, conn: Connection, tenant_id: int, learner_id: str, epoch: int,
+                 last_seq: int, rt: Runtime, digest: int) -> tuple[CachedState, Any]:
+        """The learner's state folded from the log up to ``last_seq``, cached over whatever
+        entry there is (a rebuild always wins: :meth:`api.store.StateStore.put`)."""
         answers = self.log.answers(conn, tenant_id, learner_id, last_seq)
         state = rt.tracer.fold(answers)
         rebuilt = CachedState(epoch, rt.content_version, last_seq,
                               rt.tracer.state_to_bytes(state),
-                              tuple(a.item for a in answers[-RECENT:]))
-        self.store.put(tenant_id, learner_id, rebuilt)
-        return rebuilt
+                              tuple(a.item for a in answers[-RECENT:]), digest)
+        self.store.put(tenant_id, learner_id, rebuilt, rebuilt=True)
+        return rebuilt, state
 
     def current_state(self, tenant: Tenant, learner_id: str) -> tuple[Runtime, CachedState]:
         """A learner's state for reading; :class:`NotFound` if the learner never answered."""
@@ -245,12 +409,12 @@ class TutorService:
         with self.engine.connect() as conn:
             learner = self._learner(conn, tenant.id, learner_id)
             return rt, self._state(conn, tenant.id, learner_id, _epoch(learner.created_at),
-                                   learner.last_seq, rt)
+                                   learner.last_seq, rt, learner.log_digest)
 
     # ------------------------------------------------------------------ selection
     def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: Any,
                 recent: Sequence[str], seq: int, target: float | None, course: str | None,
-                n: int, at: datetime) -> tuple[list[Choice], str | None]:
+                n: int, at: datetime) -> tuple[list[Exercise], str | None]:
         """The policy's choices as JSON, and why there are none when the list is empty.
 
         The tie-break seed is the learner's answer count: the same state gives the same
@@ -263,30 +427,82 @@ class TutorService:
             n=n, seed=seq, learner=learner_id, at=at)
         choices = self.policy.choose(rt.tracer, state, rt.catalog, context)
         if choices:
-            return [c.to_dict() for c in choices], None
+            return [_exercise(rt, c) for c in choices], None
         return [], self.policy.explain_empty(rt.tracer, state, rt.catalog, context)
 
-    @_once_more_if_disconnected
+    @retry_if_disconnected
     def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
                    target: float | None) -> NextResponse:
-        """Recommendations for a learner (a learner never seen starts from the priors)."""
-        try:
-            rt, cached = self.current_state(tenant, learner_id)
-            state = rt.tracer.state_from_bytes(cached.state)
-            recent, seq = cached.recent, cached.version
-        except NotFound:
-            rt = self.runtimes.get(tenant)
-            state, recent, seq = rt.tracer.new_state(), (), 0
-        if course is not None and course not in rt.catalog.courses:
-            raise NotFound(f"course {course!r} is not in this tenant's content")
-        choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq, target,
-                                         course, n, at=datetime.now(UTC))
-        response: NextResponse = {"learner_id": learner_id, "next": choices}
+        """Recommendations for a learner (a learner never seen starts from the priors), within
+        ``course``, which becomes the learner's current course (a new learner is created for
+        it, without answers), or else within the learner's current course."""
+        rt = self.runtimes.get(tenant)
+        _check_course(rt, course)
+        cached: CachedState | None = None
+        with self.engine.connect() as conn:
+            learner = self.log.learner(conn, tenant.id, learner_id)
+            current = None if learner is None else learner.course
+            if learner is not None and course in (None, current):
+                cached = self._state(conn, tenant.id, learner_id, _epoch(learner.created_at),
+                                     learner.last_seq, rt, learner.log_digest)
+        if course is not None and course != current:
+            with self.log.writer, self.engine.begin() as conn:
+                last_seq, created_at, digest = self.log.set_course(
+                    conn, tenant.id, learner_id, course, datetime.now(UTC))
+                cached = self._state(conn, tenant.id, learner_id, _epoch(created_at),
+                                     last_seq, rt, digest)
+            current = course
+        self._remember_course(tenant.id, learner_id, current)
+        if cached is None:
+            cached = CachedState(0, rt.content_version, 0,
+                                 rt.tracer.state_to_bytes(rt.tracer.new_state()), ())
+        state = rt.tracer.state_from_bytes(cached.state)
+        scope = _scope(rt, current)
+        choices, why_none = self._choose(rt, tenant, learner_id, state, cached.recent,
+                                         cached.version, target, scope, n, at=datetime.now(UTC))
+        response: NextResponse = {"learner_id": learner_id, "course": scope, "next": choices}
         if why_none:
             response["reason"] = why_none
         return response
 
-    @_once_more_if_disconnected
+    def _remember_course(self, tenant_id: int, learner_id: str, course: str | None) -> None:
+        """Note the learner's current course for the one-statement answers of this process."""
+        key = (tenant_id, learner_id)
+        if course is None:
+            self._courses.pop(key, None)
+            return
+        if len(self._courses) >= MAX_COURSES_NOTED and key not in self._courses:
+            self._courses.clear()  # only costs the next answer of each a locked path
+        self._courses[key] = course
+
+    @retry_if_disconnected
+    def progress(self, tenant: Tenant, learner_id: str, course: str | None) -> ProgressResponse:
+        """The learner's progress in ``course`` (default: the learner's current course, else
+        the whole content): skills mastered, by the policy's threshold, of the course's
+        skills. A learner never seen starts from the priors, like :meth:`next_items`."""
+        rt = self.runtimes.get(tenant)
+        _check_course(rt, course)
+        with self.engine.connect() as conn:
+            learner = self.log.learner(conn, tenant.id, learner_id)
+            if learner is None:
+                state = rt.tracer.new_state()
+            else:
+                _, state = self._state_value(
+                    conn, tenant.id, learner_id, _epoch(learner.created_at), learner.last_seq,
+                    rt, learner.log_digest)
+                course = course or _scope(rt, learner.course)
+        skills = rt.catalog.courses[course].skills if course else tuple(rt.catalog.skills)
+        mastery = rt.tracer.mastery(state, skills, at=datetime.now(UTC))
+        threshold = self.policy.mastery_threshold
+        per_skill: list[SkillProgress] = [
+            {"skill_id": s, "name": rt.catalog.skills[s].name, "mastery": round(mastery[s], 6),
+             "mastered": mastery[s] >= threshold} for s in skills]
+        mastered = sum(1 for p in per_skill if p["mastered"])
+        return {"learner_id": learner_id, "course": course, "mastered": mastered,
+                "total": len(skills), "complete": mastered == len(skills),
+                "mastery_threshold": threshold, "skills": per_skill}
+
+    @retry_if_disconnected
     def state(self, tenant: Tenant, learner_id: str) -> StateResponse:
         rt, cached = self.current_state(tenant, learner_id)
         mastery = rt.tracer.mastery(rt.tracer.state_from_bytes(cached.state),
@@ -308,7 +524,7 @@ class TutorService:
         }
 
     # ------------------------------------------------------------------ history, export, erase
-    @_once_more_if_disconnected
+    @retry_if_disconnected
     def history(self, tenant: Tenant, learner_id: str, after: int,
                 limit: int) -> HistoryResponse:
         with self.engine.connect() as conn:
@@ -318,7 +534,7 @@ class TutorService:
         return {"learner_id": learner_id, "events": page,
                 "next_after": page[-1]["seq"] if len(rows) > limit else None}
 
-    @_once_more_if_disconnected
+    @retry_if_disconnected
     def export(self, tenant: Tenant, learner_id: str) -> ExportResponse:
         """Everything held about the learner: profile, every answer, and the derived state."""
         state = self.state(tenant, learner_id)
@@ -339,24 +555,45 @@ class TutorService:
         whole erasure can be retried. (Rows deleted first would leave a retry nothing to find,
         and the cached state behind.)
         """
-        with self.log.writer, self.engine.begin() as conn:
-            created_at = self.log.erase(conn, tenant.id, learner_id)
-            if created_at is None:
-                raise NotFound(f"learner {learner_id!r} not found")
-            # a tombstone, so that an answer committed just before cannot cache its state
-            # again; the learner's row stays locked until the commit, so no answer gets in
-            # between
-            self.store.erase(tenant.id, learner_id, _epoch(created_at))
+        with self.log.writer:
+            with self.engine.begin() as conn:
+                created_at = self.log.erase(conn, tenant.id, learner_id)
+                if created_at is None:
+                    raise NotFound(f"learner {learner_id!r} not found")
+                # a tombstone, so that an answer committed just before cannot cache its
+                # state again; the learner's row stays locked until the commit, so no answer
+                # gets in between
+                self.store.erase(tenant.id, learner_id, _epoch(created_at))
+            self._courses.pop((tenant.id, learner_id), None)
+            self.log.scrub()  # SQLite: the write-ahead log, too, forgets the learner
 
-    def rebuild_all(self, tenant: Tenant) -> int:
-        """Recompute every learner's cached state from the log; returns how many."""
+    def rebuild_all(self, tenant: Tenant) -> Counter[str]:
+        """Recompute every learner's state from the log, and write it over any cache entry
+        that is not exactly it; what each entry was, counted: ``current`` (kept), ``missing``,
+        ``stale`` (of another seq, log, learner incarnation or content version), ``wrong``
+        (current by its fields, another state: no cache entry could be trusted to be right
+        without this), ``damaged <kind>`` (:func:`api.store.damaged`'s kinds)."""
         rt = self.runtimes.get(tenant)
+        found: Counter[str] = Counter()
         with self.engine.connect() as conn:
-            found = self.log.learners(conn, tenant.id)
-            for learner_id, last_seq, created_at in found:
-                # a current entry is kept (the fold is deterministic), any other recomputed
-                self._state(conn, tenant.id, learner_id, _epoch(created_at), last_seq, rt)
-        return len(found)
+            for learner_id, last_seq, created_at, digest in self.log.learners(conn, tenant.id):
+                epoch = _epoch(created_at)
+                try:
+                    cached = self.store.inspect(tenant.id, learner_id)
+                except DamagedEntry as exc:
+                    cached, kind = None, f"damaged {exc.kind}"
+                else:
+                    kind = "missing" if cached is None else ""
+                answers = self.log.answers(conn, tenant.id, learner_id, last_seq)
+                state = rt.tracer.state_to_bytes(rt.tracer.fold(answers))
+                rebuilt = CachedState(epoch, rt.content_version, last_seq, state,
+                                      tuple(a.item for a in answers[-RECENT:]), digest)
+                if cached is not None:
+                    kind = _compared(rt, cached, rebuilt)
+                found[kind] += 1
+                if kind != "current":
+                    self.store.put(tenant.id, learner_id, rebuilt, rebuilt=True)
+        return found
 
     def _learner(self, conn: Connection, tenant_id: int, learner_id: str) -> LearnerRow:
         """The learner's row (:meth:`AnswerLog.learner`); :class:`NotFound` if it has none."""
@@ -364,6 +601,49 @@ class TutorService:
         if learner is None:
             raise NotFound(f"learner {learner_id!r} not found")
         return learner
+
+
+def _compared(rt: Runtime, cached: CachedState, rebuilt: CachedState) -> str:
+    """What ``cached`` is, against the entry ``rebuilt`` from the log: ``current``, ``stale``,
+    ``damaged state`` or ``wrong``."""
+    if cached.order() != rebuilt.order() or cached.digest != rebuilt.digest:
+        return "stale"
+    try:
+        rt.tracer.state_from_bytes(cached.state)
+    except ValueError:
+        return "damaged state"
+    return "current" if (cached.state, cached.recent) == (rebuilt.state, rebuilt.recent) \
+        else "wrong"
+
+
+@contextlib.contextmanager
+def _naming(what: str, index: int, event_id: str) -> Iterator[None]:
+    """Name the answer of a batch that an error is about: ``what``, its index and event id, in
+    the message and as ``details``."""
+    try:
+        yield
+    except (NotFound, Conflict, Invalid) as exc:
+        named = type(exc)(f"{what} {index} (id {event_id}): {exc}")
+        named.details = {"index": index, "id": event_id}
+        raise named from None
+
+
+def _check_course(rt: Runtime, course: str | None) -> None:
+    """:class:`NotFound` for a course the tenant's content does not have (None: no course)."""
+    if course is not None and course not in rt.catalog.courses:
+        raise NotFound(f"course {course!r} is not in this tenant's content")
+
+
+def _scope(rt: Runtime, course: str | None) -> str | None:
+    """The course to choose within: the learner's current course, if the content still has
+    it (a pack replaced since may have removed it), else None: the whole catalog."""
+    return course if course is not None and course in rt.catalog.courses else None
+
+
+def _exercise(rt: Runtime, choice: Choice) -> Exercise:
+    """A chosen item as the API shows it: its content from the pack, and why it was chosen."""
+    return {"item": choice.item, **rt.content[choice.item], "skills": list(choice.skills),
+            "p_correct": round(choice.p_correct, 6), "reason": choice.reason}
 
 
 def _epoch(created_at: datetime) -> int:

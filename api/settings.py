@@ -21,6 +21,16 @@ class Settings:
     #: p99 at 1,000 answers/s: 54 ms with 2 threads; 8 threads held only 771/s; AnyIO's
     #: default is 40)
     threads: int = 2
+    #: how far in the future an answer's ``answered_at`` may be (clients' clocks drift); a
+    #: later time is refused: it would pin the learner's last answer time there
+    max_clock_skew_seconds: float = 300.0
+    #: origins that browser apps may call the API from (CORS); empty: no CORS headers at all
+    cors_origins: tuple[str, ...] = ()
+    #: seconds a request's headers may take to arrive, from its first byte (or from the
+    #: connection, for its first request); then 408 and the connection is closed (slowloris).
+    #: The body has ``body_timeout_seconds`` more (api.http_limits; ``tutor serve`` only)
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -32,4 +42,12 @@ class Settings:
             max_pack_bytes=int(env.get("TUTOR_MAX_PACK_BYTES", cls.max_pack_bytes)),
             key_cache_seconds=float(env.get("TUTOR_KEY_CACHE_SECONDS", cls.key_cache_seconds)),
             threads=int(env.get("TUTOR_THREADS", cls.threads)),
+            max_clock_skew_seconds=float(env.get("TUTOR_MAX_CLOCK_SKEW_SECONDS",
+                                                 cls.max_clock_skew_seconds)),
+            cors_origins=tuple(o.strip() for o in env.get("TUTOR_CORS_ORIGINS", "").split(",")
+                               if o.strip()),
+            header_timeout_seconds=float(env.get("TUTOR_HEADER_TIMEOUT_SECONDS",
+                                                 cls.header_timeout_seconds)),
+            body_timeout_seconds=float(env.get("TUTOR_BODY_TIMEOUT_SECONDS",
+                                               cls.body_timeout_seconds)),
         )

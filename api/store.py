@@ -2,10 +2,19 @@
 
 A cached state is only ever a copy of ``fold(tracer.update, events)``: each entry records the
 learner's ``epoch`` (when the learner row was created: an erased and re-created learner is a new
-epoch), the content version it was computed for, and its ``version`` (the seq of the last answer
-folded in). Readers use an entry only when all three match the database, so a stale, lost or
-flushed cache costs a rebuild from the log, never a wrong answer. Writes are ordered: an entry is
-replaced only by a newer one, so two workers finishing out of order cannot roll a state back.
+epoch), the content version it was computed for, its ``version`` (the seq of the last answer
+folded in) and its ``digest``, the identity of the log it folded (:func:`chain`: every answer
+chains a random :func:`link` into the learner row's ``log_digest`` in the statement that takes
+its seq). Readers use an entry only when all four match the database, so a stale, lost or
+flushed cache, or one that ran ahead of a database restored from a backup (same seq, other
+answers), costs a rebuild from the log, never a wrong answer. Writes are ordered: an entry is
+replaced only by a newer one, so two workers finishing out of order cannot roll a state back;
+but a state rebuilt from the log always replaces the entry (``rebuilt``), whatever it holds.
+
+A damaged entry (a field that is not a number, recent items that are not UTF-8, a key of
+another Redis type; and a state of the wrong size or with impossible values, which the tracer
+refuses) is counted (``tutor_state_cache_damaged_total{kind}``), dropped and rebuilt: it costs a
+rebuild, never an error or a wrong state.
 
 For the same reason an unreachable Redis is not an outage: reads and writes of entries then
 report a miss, and every answer rebuilds its learner's state from the log (slower, never
@@ -18,11 +27,12 @@ import functools
 import hashlib
 import inspect
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import redis
 import redis.asyncio
@@ -39,8 +49,43 @@ BACK_OFF_S = 1.0
 TIMEOUT_S = 2.0
 
 
+#: log digests are integers modulo this prime (2**61 - 1): doubled and added to a link, a
+#: digest still fits a signed 64-bit integer (PostgreSQL's bigint, SQLite's integer)
+DIGEST_MODULUS = (1 << 61) - 1
+_HALF = (DIGEST_MODULUS + 1) // 2  # the inverse of 2 modulo DIGEST_MODULUS
+
+
+def link() -> int:
+    """A new answer's link in its learner's log digest: random (61 bits), so the digest tells
+    apart any two sequences of appends, even of the same answers, and costs no hashing. (It
+    need not be derived from the answer: the statement that appends the answer chains the
+    same value into the learner row that the new cache entry records.) The ``random`` module
+    is reseeded in a forked process, so workers draw different links."""
+    return random.getrandbits(61) % DIGEST_MODULUS
+
+
+def chain(digest: int, link: int) -> int:
+    """The log digest after appending an answer of :func:`link` ``link`` to a log of digest
+    ``digest`` (0: no answers). Order matters: swapping two answers changes the digest. The
+    locked answer's upsert computes the same in SQL (:class:`api.answer_log.AnswerLog`)."""
+    return (2 * digest + link) % DIGEST_MODULUS
+
+
+def unchain(digest: int, link: int) -> int:
+    """The digest that :func:`chain` turned into ``digest`` with ``link``."""
+    return (digest - link) * _HALF % DIGEST_MODULUS
+
+
 class StoreUnavailable(RuntimeError):
     """The state store cannot be reached for something that must not be skipped (erasure)."""
+
+
+class DamagedEntry(ValueError):
+    """A cache entry that no writer of this code could have stored; ``kind`` says how."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +95,32 @@ class CachedState:
     version: int  # seq of the newest answer folded in (0: no answers)
     state: bytes
     recent: tuple[str, ...]  # the newest item ids, oldest first
+    digest: int = 0  # the learner row's log_digest at ``version`` (:func:`chain`)
 
     def order(self) -> tuple[int, int, int]:
         return (self.epoch, self.content_version, self.version)
 
 
 class StateStore(Protocol):
-    def get(self, tenant_id: int, learner_id: str) -> CachedState | None: ...
+    def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        """The learner's entry; None if there is none, or if it was damaged (then it is
+        counted and dropped: :func:`damaged`)."""
+        ...
 
-    def put(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
-        """Store ``entry`` unless a newer one is there; returns whether it was stored."""
+    def put(self, tenant_id: int, learner_id: str, entry: CachedState,
+            rebuilt: bool = False) -> bool:
+        """Store ``entry`` unless a newer one is there (or the same version of the same log);
+        ``rebuilt`` (a state just folded from the log) replaces any entry but an erased
+        learner's tombstone. Returns whether it was stored."""
+        ...
+
+    def drop(self, tenant_id: int, learner_id: str) -> None:
+        """Remove the learner's entry (found damaged), leaving any tombstone; best effort."""
+        ...
+
+    def inspect(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        """:meth:`get` for ``tutor rebuild-state``: raises :class:`DamagedEntry` for a damaged
+        entry (counting nothing, dropping nothing), and any error of the store."""
         ...
 
     def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
@@ -74,6 +135,8 @@ class StateStore(Protocol):
     async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None: ...
 
     async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool: ...
+
+    async def adrop(self, tenant_id: int, learner_id: str) -> None: ...
 
     async def aclose(self) -> None:
         """Close the event loop's connections (the app's lifespan ends)."""
@@ -92,12 +155,16 @@ class InProcessStore:
     def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
         return self._data.get((tenant_id, learner_id))
 
-    def put(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
+    def put(self, tenant_id: int, learner_id: str, entry: CachedState,
+            rebuilt: bool = False) -> bool:
         key = (tenant_id, learner_id)
         with self._lock:
+            if entry.epoch <= self._erased.get(key, -1):
+                return False
             old = self._data.get(key)
-            if (old is not None and old.order() >= entry.order()) or \
-                    entry.epoch <= self._erased.get(key, -1):
+            if old is not None and not rebuilt and (
+                    old.order() > entry.order()
+                    or (old.order() == entry.order() and old.digest == entry.digest)):
                 return False
             if old is None and len(self._data) >= self._max:
                 self._data.pop(next(iter(self._data)))  # evict the oldest insertion
@@ -111,6 +178,13 @@ class InProcessStore:
                 self._erased.clear()
             self._erased[(tenant_id, learner_id)] = epoch
 
+    def drop(self, tenant_id: int, learner_id: str) -> None:
+        with self._lock:
+            self._data.pop((tenant_id, learner_id), None)
+
+    def inspect(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        return self.get(tenant_id, learner_id)
+
     def ping(self) -> None:
         return None
 
@@ -121,29 +195,52 @@ class InProcessStore:
     async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
         return self.put(tenant_id, learner_id, entry)
 
+    async def adrop(self, tenant_id: int, learner_id: str) -> None:
+        self.drop(tenant_id, learner_id)
+
     async def aclose(self) -> None:
         return None
 
 
-# KEYS[1]: the entry. ARGV: epoch, content version, version, state, recent items, ttl.
-# An erased learner leaves a tombstone (t=1) holding only its last epoch, so that an answer that
-# committed before the erasure cannot write its state back afterwards.
+# KEYS[1]: the entry. ARGV: epoch, content version, version, digest, state, recent items, ttl,
+# rebuilt ("1": replace whatever is there). An erased learner leaves a tombstone (t=1) holding
+# only its last epoch, so that an answer that committed before the erasure cannot write its
+# state back afterwards; not even a rebuild replaces it. A damaged entry (a key of another
+# type, fields that are not numbers) is replaced by any write. (Digests are compared as text:
+# Lua's numbers are doubles.)
 _PUT = """
-local cur = redis.call('HMGET', KEYS[1], 'e', 'c', 'v', 't')
-if cur[1] then
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'hash' then
+  local cur = redis.call('HMGET', KEYS[1], 'e', 'c', 'v', 'd', 't')
   local e, ne = tonumber(cur[1]), tonumber(ARGV[1])
-  if e > ne then return 0 end
-  if e == ne then
-    if cur[4] then return 0 end
-    local c, v = tonumber(cur[2]), tonumber(cur[3])
-    local nc, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
-    if c > nc or (c == nc and v >= nv) then return 0 end
+  if e then
+    if cur[5] then
+      if e >= ne then return 0 end
+    elseif ARGV[8] ~= '1' then
+      if e > ne then return 0 end
+      local c, v = tonumber(cur[2]), tonumber(cur[3])
+      if e == ne and c and v then
+        local nc, nv = tonumber(ARGV[2]), tonumber(ARGV[3])
+        if c > nc or (c == nc and (v > nv or (v == nv and cur[4] == ARGV[4]))) then
+          return 0
+        end
+      end
+    end
   end
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 'v', ARGV[3], 's', ARGV[4], 'r', ARGV[5])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 'v', ARGV[3], 'd', ARGV[4],
+           's', ARGV[5], 'r', ARGV[6])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 return 1
+"""
+# KEYS[1]: an entry found damaged; deleted unless it is a (sound) tombstone
+_DROP = """
+if redis.call('TYPE', KEYS[1])['ok'] == 'hash' and redis.call('HEXISTS', KEYS[1], 't') == 1
+    and tonumber(redis.call('HGET', KEYS[1], 'e')) then
+  return 0
+end
+return redis.call('DEL', KEYS[1])
 """
 _SEP = "\x1f"  # unit separator: cannot occur in ids (control characters are rejected)
 
@@ -166,21 +263,21 @@ def _best_effort(miss: bool | None) -> Callable[[_Method], _Method]:
 
         if inspect.iscoroutinefunction(method):
             @functools.wraps(method)
-            async def run_async(store: RedisStore, *args: Any) -> Any:
+            async def run_async(store: RedisStore, *args: Any, **kwargs: Any) -> Any:
                 if time.monotonic() < store._resting_until:
                     return miss
                 try:
-                    return await method(store, *args)
+                    return await method(store, *args, **kwargs)
                 except redis.RedisError as exc:
                     return failed(store, exc)
             return run_async  # type: ignore[return-value]
 
         @functools.wraps(method)
-        def run(store: RedisStore, *args: Any) -> Any:
+        def run(store: RedisStore, *args: Any, **kwargs: Any) -> Any:
             if time.monotonic() < store._resting_until:
                 return miss
             try:
-                return method(store, *args)
+                return method(store, *args, **kwargs)
             except redis.RedisError as exc:
                 return failed(store, exc)
         return run  # type: ignore[return-value]
@@ -202,9 +299,11 @@ class RedisStore:
         self._redis = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
                                            socket_connect_timeout=TIMEOUT_S)
         self._put = self._redis.register_script(_PUT)
+        self._drop = self._redis.register_script(_DROP)
         self._aredis = redis.asyncio.Redis.from_url(url, socket_timeout=TIMEOUT_S,
                                                     socket_connect_timeout=TIMEOUT_S)
         self._aput = self._aredis.register_script(_PUT)
+        self._adrop = self._aredis.register_script(_DROP)
         self._ttl = ttl_seconds
         self._tombstone_ttl = tombstone_seconds
         self._resting_until = 0.0  # monotonic time until which Redis is not asked (after an error)
@@ -216,24 +315,54 @@ class RedisStore:
 
     @_best_effort(miss=None)
     def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
-        return _entry(self._redis.hmget(self._key(tenant_id, learner_id), _FIELDS))
+        key = self._key(tenant_id, learner_id)
+        try:
+            return _entry(self._redis.hmget(key, _FIELDS))
+        except (DamagedEntry, redis.ResponseError) as exc:
+            found = _damage(exc)
+            self._drop(keys=[key], args=[])
+        damaged(tenant_id, found.kind, str(found))
+        return None
 
     @_best_effort(miss=None)
     async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None:
-        return _entry(await self._aredis.hmget(self._key(tenant_id, learner_id), _FIELDS))
+        key = self._key(tenant_id, learner_id)
+        try:
+            return _entry(await self._aredis.hmget(key, _FIELDS))
+        except (DamagedEntry, redis.ResponseError) as exc:
+            found = _damage(exc)
+            await self._adrop(keys=[key], args=[])
+        damaged(tenant_id, found.kind, str(found))
+        return None
 
     @_best_effort(miss=False)
-    def put(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
-        return bool(self._put(keys=[self._key(tenant_id, learner_id)], args=self._args(entry)))
+    def put(self, tenant_id: int, learner_id: str, entry: CachedState,
+            rebuilt: bool = False) -> bool:
+        return bool(self._put(keys=[self._key(tenant_id, learner_id)],
+                              args=self._args(entry, rebuilt)))
 
     @_best_effort(miss=False)
     async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
         return bool(await self._aput(keys=[self._key(tenant_id, learner_id)],
-                                     args=self._args(entry)))
+                                     args=self._args(entry, False)))
 
-    def _args(self, entry: CachedState) -> list[int | bytes | str]:
-        return [entry.epoch, entry.content_version, entry.version, entry.state,
-                _SEP.join(entry.recent), self._ttl]
+    def inspect(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        try:
+            return _entry(self._redis.hmget(self._key(tenant_id, learner_id), _FIELDS))
+        except redis.ResponseError as exc:
+            raise _damage(exc) from None
+
+    @_best_effort(miss=None)
+    def drop(self, tenant_id: int, learner_id: str) -> None:
+        self._drop(keys=[self._key(tenant_id, learner_id)], args=[])
+
+    @_best_effort(miss=None)
+    async def adrop(self, tenant_id: int, learner_id: str) -> None:
+        await self._adrop(keys=[self._key(tenant_id, learner_id)], args=[])
+
+    def _args(self, entry: CachedState, rebuilt: bool) -> list[int | bytes | str]:
+        return [entry.epoch, entry.content_version, entry.version, entry.digest, entry.state,
+                _SEP.join(entry.recent), self._ttl, int(rebuilt)]
 
     def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
         key = self._key(tenant_id, learner_id)
@@ -255,18 +384,62 @@ class RedisStore:
         await self._aredis.aclose()
 
 
-_FIELDS = ("e", "c", "v", "s", "r")
+_FIELDS = ("e", "c", "v", "d", "s", "r", "t")
 
 
 def _entry(values: list[bytes | str | None]) -> CachedState | None:
-    """The entry in a hash's :data:`_FIELDS`, or None for a missing entry or a tombstone.
-    (The clients do not decode responses: every value found is bytes.)"""
-    e, c, v, s, r = values
-    if e is None or c is None or v is None or not isinstance(s, bytes):
+    """The entry in a hash's :data:`_FIELDS`, or None for a missing entry or a tombstone;
+    :class:`DamagedEntry` for one that no writer stored (the state itself is the tracer's to
+    check). (The clients do not decode responses: every value found is bytes.) An entry
+    without a digest was written before digests were kept: its digest is 0, as is the log
+    digest of every learner then (migration 0005)."""
+    e, c, v, d, s, r, t = cast("list[bytes | None]", values)
+    if t is not None:  # a tombstone
+        _int(e)
         return None
-    recent = tuple(r.decode().split(_SEP)) if isinstance(r, bytes) and r else ()
-    return CachedState(epoch=int(e), content_version=int(c), version=int(v), state=s,
-                       recent=recent)
+    if e is None and c is None and v is None and s is None:
+        return None
+    if c is None or v is None or s is None:
+        raise DamagedEntry("incomplete", "an entry without its epoch, content version, "
+                                         "version or state")
+    epoch, content_version, version = _int(e), _int(c), _int(v)
+    digest = 0 if d is None else _int(d)
+    if version < 0 or not 0 <= digest < DIGEST_MODULUS:
+        raise DamagedEntry("number", "a version or digest out of range")
+    try:
+        recent = tuple(r.decode().split(_SEP)) if r else ()
+    except UnicodeDecodeError:
+        raise DamagedEntry("text", "recent items that are not UTF-8") from None
+    return CachedState(epoch=epoch, content_version=content_version, version=version,
+                       state=s, recent=recent, digest=digest)
+
+
+def _int(value: bytes | None) -> int:
+    """An integer field as Redis stores one (an optional minus sign and at most 19 ASCII
+    digits: ``int()`` would also take spaces, underscores and other scripts' digits)."""
+    digits = b"" if value is None else value.removeprefix(b"-")
+    if not (0 < len(digits) < 20 and digits.isdigit()):
+        raise DamagedEntry("number", "an epoch, content version, version or digest that is "
+                                     "not an integer")
+    return int(value)  # type: ignore[arg-type]  # (not None: digits were found)
+
+
+def _damage(exc: DamagedEntry | redis.ResponseError) -> DamagedEntry:
+    """The damage ``exc`` reports: a :class:`DamagedEntry`, or Redis's WRONGTYPE error (a key
+    of another type); any other ``ResponseError`` is raised again."""
+    if isinstance(exc, DamagedEntry):
+        return exc
+    if not str(exc).startswith("WRONGTYPE"):
+        raise exc
+    return DamagedEntry("type", "a key of another Redis type")
+
+
+def damaged(tenant_id: int, kind: str, why: str) -> None:
+    """Count a damaged cache entry of ``kind`` (just dropped: the caller rebuilds the state
+    from the log) on ``/metrics`` and log it, without naming the learner."""
+    metrics.STATE_CACHE_DAMAGED.labels(kind).inc()
+    log.warning("a damaged state cache entry of tenant %d was dropped and its state rebuilt "
+                "from the log: %s", tenant_id, why)
 
 
 def make_store(settings: Settings) -> StateStore:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Container, Sequence
 
 from api.errors import ApiError
 from api.schemas import MAX_RESPONSE_MS, XapiStatement
@@ -35,3 +35,17 @@ def statement_answer(statement: XapiStatement, items: Container[str]) -> Answer:
                            f"{statement.result.duration!r}")
     return Answer(item_id=item_id, correct=statement.result.success, event_id=str(statement.id),
                   answered_at=statement.timestamp, response_ms=response_ms)
+
+
+def statement_answers(statements: Sequence[XapiStatement],
+                      items: Container[str]) -> list[tuple[str, Answer]]:
+    """Each statement as its learner and :class:`Answer`; an error names the statement by index
+    and id (message and ``details``)."""
+    answers = []
+    for i, statement in enumerate(statements):
+        try:
+            answers.append((statement.actor.account.name, statement_answer(statement, items)))
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.code, f"statement {i} (id {statement.id}): "
+                           f"{exc.message}", {"index": i, "id": str(statement.id)}) from None
+    return answers

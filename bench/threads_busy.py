@@ -11,9 +11,11 @@ setting (``default``: no ``--threads``, i.e. half the cores; or a number), this 
 after, and prints the wall seconds and the ratio busy/idle as markdown tables.
 
 The machine is shared: every run records, from ``/proc``, the CPU the rest of the machine used
-meanwhile ("other", in cores: everything but the command and the busy loop). An "idle" run with
-a large "other" was not idle; rerun it. Before each run the script waits up to ``--quiet-wait``
-seconds for the machine to be busy under ``--quiet-below`` cores.
+meanwhile ("other", in cores: everything but the command and the busy loop). Before each run
+the script waits up to ``--quiet-wait`` seconds for the machine to be busy under
+``--quiet-below`` cores, and a run during which the others used more than ``--max-other`` cores
+is run again (``--retries`` times at most; the cleanest attempt is kept, and every attempt is in
+the JSON). The tables mark a kept run that still exceeded it.
 
 Run from the repository root: ``.venv/bin/python bench/threads_busy.py [--help]``.
 """
@@ -82,6 +84,25 @@ def fit_command(args: argparse.Namespace, out: Path, threads: str) -> list[str]:
     return command if threads == "default" else [*command, "--threads", threads]
 
 
+def run_clean(args: argparse.Namespace, threads: str, busy: bool,
+              discarded: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`run_once` until the rest of the machine stayed under ``--max-other`` cores (at
+    most ``--retries`` reruns); the cleanest attempt, the others appended to ``discarded``."""
+    attempts = []
+    for attempt in range(args.retries + 1):
+        attempts.append(run_once(args, threads, busy))
+        r = attempts[-1]
+        log(f"  {r['wall_s']:.1f} s wall, other cores {r['other_cores']:.2f}")
+        if r["other_cores"] <= args.max_other:
+            break
+        if attempt < args.retries:
+            log(f"  the machine was busy (other {r['other_cores']:.2f} > {args.max_other} "
+                "cores): again")
+    best = min(attempts, key=lambda a: a["other_cores"])
+    discarded.extend(a for a in attempts if a is not best)
+    return {**best, "attempts": len(attempts)}
+
+
 def run_once(args: argparse.Namespace, threads: str, busy: bool) -> dict[str, Any]:
     """One timed ``tutor fit`` into a fresh ``--out``, with or without the busy loop."""
     quiet_load, waited = wait_quiet(args.quiet_below, args.quiet_wait)
@@ -127,7 +148,8 @@ def _training_summary(out: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- report
-def tables(runs: list[dict[str, Any]], settings: list[str], limit: float) -> str:
+def tables(runs: list[dict[str, Any]], settings: list[str], limit: float,
+           max_other: float) -> str:
     lines = ["| threads | idle wall s, median (runs) | busy wall s, median (runs) | "
              f"busy / idle | target <= {limit}x |", "|---|---|---|---|---|"]
     for threads in settings:
@@ -139,14 +161,15 @@ def tables(runs: list[dict[str, Any]], settings: list[str], limit: float) -> str
                      f"({', '.join(f'{w:.1f}' for w in busy)}) | {ratio:.2f}x | "
                      f"{'met' if ratio <= limit else 'NOT met'} |")
     lines += ["", "| # | threads | neighbour | wall s | training s | command CPU s | "
-              "busy loop cores | other cores (during) | load before (cores) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "busy loop cores | other cores (during) | load before (cores) | attempts |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(runs, start=1):
         train_s = "-" if r["train_s"] is None else f"{r['train_s']:.1f}"
         lines.append(f"| {i} | {r['threads']} | {'busy loop' if r['busy'] else 'none'} | "
                      f"{r['wall_s']:.1f} | {train_s} | {r['command_cpu_s']:.1f} | "
                      f"{r['busy_loop_cpu_s'] / r['wall_s']:.2f} | {r['other_cores']:.2f} | "
-                     f"{r['load_before_cores']:.2f} |")
+                     f"{r['load_before_cores']:.2f} | {r['attempts']}"
+                     f"{' (still busy)' if r['other_cores'] > max_other else ''} |")
     return "\n".join(lines)
 
 
@@ -167,6 +190,10 @@ def parse_args() -> argparse.Namespace:
                         help="cores busy under which the machine counts as quiet")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
                         help="longest wait for a quiet machine before each run, seconds")
+    parser.add_argument("--max-other", type=float, default=0.3,
+                        help="cores the rest of the machine may use during a kept run")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="reruns of a run during which the machine was busier than that")
     parser.add_argument("--limit", type=float, default=1.5, help="the target's busy/idle ratio")
     parser.add_argument("--json-out", type=Path, default=BENCH / "results" / "threads_busy.json")
     return parser.parse_args()
@@ -179,24 +206,25 @@ def main() -> None:
     for threads in args.threads:
         if threads != "default" and not threads.isdigit():
             raise SystemExit(f"error: --threads takes 'default' or numbers, got {threads!r}")
-    runs = []
+    # SIGTERM (e.g. `kill`) unwinds like Ctrl-C: the busy loop and the command are killed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    runs: list[dict[str, Any]] = []
+    discarded: list[dict[str, Any]] = []
     for round_ in range(args.repeat):
         for threads in args.threads:
             for busy in (False, True):
                 log(f"round {round_ + 1}/{args.repeat}: threads {threads}, "
                     f"{'busy loop beside' if busy else 'no neighbour'}")
-                runs.append(run_once(args, threads, busy))
-                r = runs[-1]
-                log(f"  {r['wall_s']:.1f} s wall, other cores {r['other_cores']:.2f}")
+                runs.append(run_clean(args, threads, busy, discarded))
     info = machine()
     print(f"DKT training time, tutor fit --model dkt --epochs {args.epochs} on {args.train.name}, "
           f"alone and beside {args.busy} CPU-bound busy loop(s)\n")
-    print(tables(runs, args.threads, args.limit))
+    print(tables(runs, args.threads, args.limit, args.max_other))
     print(f"\nmachine: {info['nproc']} CPUs, {info['cpu']}; {info['date']}")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps({"machine": info, "options": {
         k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "runs": runs}, indent=2) + "\n")
+        "runs": runs, "discarded": discarded}, indent=2) + "\n")
     log(f"wrote {args.json_out}")
 
 

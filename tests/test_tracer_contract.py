@@ -108,6 +108,16 @@ def test_state_bytes_round_trip(fitted: Tracer[Any], log: AnswerLog) -> None:
         fitted.state_from_bytes(data + b"\0")
 
 
+@pytest.mark.parametrize("fill", [b"\xff", b"\x7f"], ids=["nan", "huge"])
+def test_damaged_state_bytes_are_refused(fitted: Tracer[Any], fill: bytes) -> None:
+    """Bytes of the right size that no state holds (every value NaN, or every value about
+    1e38 (float32) or 1e306 (float64)) are a ValueError, like bytes of the wrong size: a
+    state store's damaged entry must not become a learner's state."""
+    size = len(fitted.state_to_bytes(fitted.new_state()))
+    with pytest.raises(ValueError):
+        fitted.state_from_bytes(fill * size)
+
+
 def test_parameters_round_trip_through_bytes_and_files(fitted: Tracer[Any], log: AnswerLog,
                                                        tmp_path: Path) -> None:
     expected = fitted.predict_log(log)

@@ -23,16 +23,18 @@ def keys(request: Request) -> KeyCache:
 
 
 # async: a cached key lookup must not cost a thread-pool hop (a miss queries the database at
-# most once per key and cache period). The header is read from the request: a Header()
-# parameter, or fastapi.security's HTTPBearer (a dependency more), cost ~40 us per request in
-# FastAPI's dependency solving; the scheme is documented in OpenAPI by api.openapi.TutorApi
+# most once per key and cache period; unknown keys are looked up together, at a bounded rate,
+# while their requests wait: api.tenants.KeyCache). The header is read from the request: a
+# Header() parameter, or fastapi.security's HTTPBearer (a dependency more), cost ~40 us per
+# request in FastAPI's dependency solving; the scheme is documented in OpenAPI by
+# api.openapi.TutorApi
 async def tenant(request: Request) -> Tenant:
     """The caller's tenant, from its API key (``Authorization: Bearer <api key>``)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "send `Authorization: Bearer <api key>`")
-    found = keys(request).tenant_for(key)
+    found = await keys(request).tenant_for(key)
     if found is None:
         raise ApiError(401, "unauthorized", "unknown API key")
     return found

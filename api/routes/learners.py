@@ -1,4 +1,4 @@
-"""A learner's answers, next exercises, state, history, export and erasure."""
+"""A learner's answers, next exercises, progress, state, history, export and erasure."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from api import metrics
+from api.openapi import documented
 from api.render import JSON
+from api.responses import (
+    AnswerResponse,
+    ExportResponse,
+    HistoryResponse,
+    NextResponse,
+    ProgressResponse,
+    StateResponse,
+)
 from api.routes.deps import Auth, service
-from api.schemas import AnswerIn, PathId
+from api.schemas import AnswerIn, LearnerId
 from api.service import Answer
 
 router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_class=JSON)
@@ -17,50 +26,90 @@ router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_cl
 
 # async: an answer that is one statement runs on the event loop, without a thread hop; the
 # service moves any other to a worker thread itself
-@router.post("/{learner_id}/answers")
-async def post_answer(request: Request, learner_id: PathId, body: AnswerIn, t: Auth) -> Any:
-    """Record an answer; returns the updated mastery of its skills and the next exercise."""
+@router.post("/{learner_id}/answers", responses=documented(
+    AnswerResponse, "The answer is recorded (or was: `duplicate`); the updated mastery of its "
+    "skills and the next exercise, chosen in the learner's current course.", 404, 409))
+async def post_answer(request: Request, learner_id: LearnerId, body: AnswerIn, t: Auth) -> Any:
+    """Record an answer; returns the updated mastery of its skills and the next exercise
+    (`next`, the same object as each of `GET /next`'s), chosen in the learner's current
+    course: the `course` given now, or the last one given to an answer or to `GET /next`."""
     metrics.ANSWERS.inc()
     response = await service(request).answer_async(t, learner_id, Answer(
         item_id=body.item_id, correct=body.correct, event_id=str(body.event_id),
         answered_at=body.answered_at, response_ms=body.response_ms,
-        target_success=body.target_success))
+        target_success=body.target_success, course=body.course))
     # a Response, not the dict: FastAPI would first copy a dict through jsonable_encoder, a
     # pure-Python walk (~23 us per answer) of what is already plain JSON
     return JSON(response)
 
 
-@router.get("/{learner_id}/next")
-def get_next(request: Request, learner_id: PathId, t: Auth,
-             n: Annotated[int, Query(ge=1, le=50)] = 1,
-             course: Annotated[str | None, Query(max_length=128)] = None,
-             target: Annotated[float | None, Query(gt=0, lt=1)] = None) -> Any:
-    """The next exercise(s) for a learner (a new learner starts from the priors)."""
+Course = Annotated[str | None, Query(
+    min_length=1, max_length=128, examples=["es.course.first-steps"],
+    description="A course's id: choose within it. It becomes the learner's current course "
+                "(answers choose their `next` in it too) until another is given. Omitted: "
+                "the learner's current course (none: the whole content).")]
+
+
+@router.get("/{learner_id}/next", responses=documented(
+    NextResponse, "The next exercises, best first (empty, with `reason`, when nothing can be "
+    "recommended).", 404))
+def get_next(request: Request, learner_id: LearnerId, t: Auth,
+             n: Annotated[int, Query(ge=1, le=50, examples=[3],
+                                     description="How many exercises, best first.")] = 1,
+             course: Course = None,
+             target: Annotated[float | None, Query(
+                 gt=0, lt=1, examples=[0.7],
+                 description="The predicted success to aim at (default: the tenant's "
+                             "target success rate).")] = None) -> Any:
+    """The next exercise(s) for a learner (a new learner starts from the priors), each the
+    same object as an answer's `next`."""
     return service(request).next_items(t, learner_id, n, course, target)
 
 
-@router.get("/{learner_id}/state")
-def get_state(request: Request, learner_id: PathId, t: Auth) -> Any:
+@router.get("/{learner_id}/progress", responses=documented(
+    ProgressResponse, "Skills mastered of the course's skills.", 404))
+def get_progress(request: Request, learner_id: LearnerId, t: Auth,
+                 course: Annotated[str | None, Query(
+                     min_length=1, max_length=128, examples=["es.course.first-steps"],
+                     description="A course's id (omitted: the learner's current course; "
+                                 "none: the whole content).")] = None) -> Any:
+    """A learner's progress in a course: how many of its skills are mastered (mastery at
+    least the threshold selection uses), and `complete` once all are. A learner never seen
+    starts from the priors."""
+    return service(request).progress(t, learner_id, course)
+
+
+@router.get("/{learner_id}/state", responses=documented(
+    StateResponse, "Mastery per skill, answer counts, last seen.", 404))
+def get_state(request: Request, learner_id: LearnerId, t: Auth) -> Any:
     """Mastery per skill, answer counts, last seen."""
     return service(request).state(t, learner_id)
 
 
-@router.get("/{learner_id}/history")
-def get_history(request: Request, learner_id: PathId, t: Auth,
-                after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # seq is an int4
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+@router.get("/{learner_id}/history", responses=documented(
+    HistoryResponse, "A page of answers, in order.", 404))
+def get_history(request: Request, learner_id: LearnerId, t: Auth,
+                after: Annotated[int, Query(  # seq is an int4
+                    ge=0, le=2**31 - 1, examples=[100],
+                    description="Answers after this `seq`: the `next_after` of the previous "
+                                "page (0: from the first).")] = 0,
+                limit: Annotated[int, Query(ge=1, le=1000, examples=[100],
+                                            description="At most this many answers.")] = 100,
+                ) -> Any:
     """Answers in order, a page at a time: pass ``next_after`` as ``after`` for the next."""
     return service(request).history(t, learner_id, after, limit)
 
 
-@router.get("/{learner_id}/export")
-def get_export(request: Request, learner_id: PathId, t: Auth) -> Any:
+@router.get("/{learner_id}/export", responses=documented(
+    ExportResponse, "Everything held about the learner.", 404))
+def get_export(request: Request, learner_id: LearnerId, t: Auth) -> Any:
     """Everything held about the learner, as JSON."""
     return service(request).export(t, learner_id)
 
 
-@router.delete("/{learner_id}", status_code=204)
-def delete_learner(request: Request, learner_id: PathId, t: Auth) -> Response:
+@router.delete("/{learner_id}", status_code=204, responses=documented(
+    None, "Erased.", 404, 503, status=204))
+def delete_learner(request: Request, learner_id: LearnerId, t: Auth) -> Response:
     """Erase the learner: answers, state and cache entries."""
     service(request).erase(t, learner_id)
     return Response(status_code=204)

@@ -8,19 +8,21 @@ from fastapi import APIRouter, Request, Response
 
 from api import metrics
 from api.errors import ApiError
+from api.openapi import documented
 from api.render import JSON
+from api.responses import Health, Readiness
 from api.routes.deps import service
 
 router = APIRouter(tags=["operations"], default_response_class=JSON)
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=documented(Health, "The process is up."))
 def healthz() -> Any:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=documented(Readiness, "Ready (perhaps degraded).", 503))
 def readyz(request: Request) -> Any:
     """Ready when the database answers; ``degraded`` names a state store that does not."""
     tutor = service(request)

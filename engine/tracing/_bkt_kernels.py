@@ -315,6 +315,15 @@ def bkt_step(q: float, correct: int, guess: float, slip: float, learn: float,
     return _transition(a_u, a_m, learn, forget)
 
 
+@numba.njit(cache=True)
+def is_probabilities(values: np.ndarray) -> bool:
+    """Whether every value is a probability (in [0, 1]; NaN is not): what a state holds."""
+    for x in values:  # noqa: SIM110 (a loop numba compiles, where all() of a generator is not)
+        if not 0.0 <= x <= 1.0:
+            return False
+    return True
+
+
 @numba.njit(cache=True, error_model="numpy")
 def sample_sequences(
     seq_ptr: np.ndarray, seq_skill: np.ndarray, gs: np.ndarray, prior: np.ndarray,

@@ -190,7 +190,9 @@ class Tracer(ABC, Generic[State]):
 
     @abstractmethod
     def state_from_bytes(self, data: bytes) -> State:
-        """The state :meth:`state_to_bytes` wrote; ValueError for bytes of another model."""
+        """The state :meth:`state_to_bytes` wrote; ValueError for bytes of another model, or
+        for values no state of this model holds (NaN, a probability out of [0, 1]): a state
+        store's damaged bytes must not become a learner's state."""
 
     # ================================================================ persistence
     @abstractmethod

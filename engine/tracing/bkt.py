@@ -30,6 +30,7 @@ from engine.tracing._bkt_kernels import (
     bkt_step,
     em_fit,
     forward_predict,
+    is_probabilities,
     p_correct,
     sequence_hashes,
 )
@@ -317,11 +318,16 @@ class BKT(Tracer[np.ndarray]):
         return np.ascontiguousarray(state, dtype="<f8").tobytes()
 
     def state_from_bytes(self, data: bytes) -> np.ndarray:
-        """The state in ``data``, read in place (read-only: :meth:`update` never mutates)."""
+        """The state in ``data``, read in place (read-only: :meth:`update` never mutates);
+        ValueError unless it is a probability per skill (damaged bytes)."""
         n = len(self._fitted().skills)
         if len(data) != 8 * n:
             raise ValueError(f"a BKT state of this model is {8 * n} bytes, got {len(data)}")
-        return np.frombuffer(data, dtype="<f8")
+        state = np.frombuffer(data, dtype="<f8")
+        if not is_probabilities(state):
+            raise ValueError("a BKT state holds a value that is not a probability (NaN, or "
+                             "out of [0, 1])")
+        return state
 
     # ================================================================== persistence
     def to_bytes(self) -> bytes:

@@ -171,6 +171,10 @@ class DKT(Tracer[DKTState]):
         if len(data) != size:
             raise ValueError(f"a DKT state of this model is {size} bytes, got {len(data)}")
         h, c = np.frombuffer(data, dtype="<f4").reshape(2, rows, hidden)
+        # h is an LSTM output, o * tanh(c): in [-1, 1]; c is only finite (damaged bytes)
+        if not (np.isfinite(c).all() and np.abs(h).max() <= 1.0):
+            raise ValueError("a DKT state holds a value no LSTM state can (NaN, infinite, or "
+                             "an output out of [-1, 1])")
         return self._with_logits(h, c)
 
     # ================================================================== persistence

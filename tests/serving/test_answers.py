@@ -30,7 +30,8 @@ def answer(client: TestClient, t: TenantKey, learner: str, item: str, correct: b
 
 
 def assert_choice(choice: dict[str, Any], catalog_items: dict[str, list[str]]) -> None:
-    assert set(choice) == {"item", "skills", "p_correct", "reason"}, choice
+    assert set(choice) == {"item", "kind", "prompt", "answer", "metadata", "skills",
+                           "p_correct", "reason"}, choice
     assert choice["item"] in catalog_items
     assert choice["skills"] == catalog_items[choice["item"]]
     assert 0.0 < choice["p_correct"] < 1.0

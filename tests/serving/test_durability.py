@@ -338,3 +338,89 @@ def test_reads_after_the_database_closed_pooled_connections(pg_backend: Backend,
         got = http.get(f"/v1/learners/reader/{path}", headers=t.headers)
         assert got.status_code == 200, got.text
         http.app.state.service.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_key_lookup_after_the_database_closed_pooled_connections(pg_backend: Backend) -> None:
+    """The API key look-up, too, runs again on a fresh connection (the key cache is off here,
+    so every request looks its key up)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    t = make_tenant_on(pg_backend.engine)
+    with TestClient(create_app(pg_backend.settings(key_cache_seconds=0.0))) as http:
+        event_id = fixed_event_ids("key-reader", 1)[0]
+        assert post(http, t, "key-reader", MINI_ITEMS[0], True, event_id).status_code == 200
+        _close_pooled_connections(pg_backend)
+        got = http.get("/v1/learners/key-reader/state", headers=t.headers)
+        assert got.status_code == 200, got.text
+        http.app.state.service.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_a_stream_of_requests_while_the_database_closes_connections(pg_backend: Backend) -> None:
+    """Requests keep coming (answers of several learners, reads, and an API key look-up for
+    each: the key cache is off) while the database closes every connection of the app again
+    and again (pg_terminate_backend, as a failover or an operator does): not one request
+    fails, and the log and the states come out exact."""
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    t = make_tenant_on(pg_backend.engine)
+    learners = [f"stream-{k}" for k in range(4)]
+    per_learner = 100
+    plans = {learner: [(MINI_ITEMS[(5 * i + k) % len(MINI_ITEMS)], (i + k) % 3 != 0, eid)
+                       for i, eid in enumerate(fixed_event_ids(f"stream-{learner}",
+                                                               per_learner))]
+             for k, learner in enumerate(learners)}
+    killer = sa.create_engine(pg_backend.database_url, poolclass=sa.pool.NullPool)
+    stop = threading.Event()
+    kills: list[int] = []
+
+    def terminate() -> None:
+        with killer.connect() as conn:
+            while not stop.wait(0.02):
+                kills.append(conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                    "datname = current_database() AND pid <> pg_backend_pid() AND "
+                    "backend_type = 'client backend'").scalar_one())
+
+    errors: list[str] = []
+    acked: dict[str, list[dict[str, Any]]] = {learner: [] for learner in learners}
+    app = create_app(pg_backend.settings(key_cache_seconds=0.0))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        def stream(learner: str) -> None:
+            for n, step in enumerate(plans[learner]):
+                res = post(http, t, learner, *step)
+                if res.status_code != 200:
+                    errors.append(f"answer: {res.status_code} {res.text[:300]}")
+                    continue
+                acked[learner].append(res.json())
+                if n % 4 == 3:
+                    path = ("state", "next", "history")[n % 3]
+                    got = http.get(f"/v1/learners/{learner}/{path}", headers=t.headers)
+                    if got.status_code != 200:
+                        errors.append(f"{path}: {got.status_code} {got.text[:300]}")
+
+        killing = threading.Thread(target=terminate, daemon=True)
+        killing.start()
+        try:
+            with ThreadPoolExecutor(max_workers=len(learners)) as pool:
+                list(pool.map(stream, learners, timeout=WAIT_S * 2))
+        finally:
+            stop.set()
+            killing.join(timeout=WAIT_S)
+        assert sum(kills) >= 50, f"too few connections closed to test anything: {kills}"
+        assert not errors, f"{len(errors)} requests failed: {errors[:5]}"
+
+        for learner in learners:
+            history = full_history(http, learner, t.headers)
+            assert_log_is_exact(history, [eid for _, _, eid in plans[learner]])
+            assert [e["event_id"] for e in history] == [eid for _, _, eid in plans[learner]]
+            for body in acked[learner]:
+                assert_response_is_the_replay(t, body, history)
+            assert_same_mastery(mastery(http, t, learner), replay(t.packs, history))
+    app.state.service.engine.dispose()
+    killer.dispose()
+    pg_backend.engine.dispose()  # its pooled connections were closed too

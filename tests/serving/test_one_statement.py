@@ -206,3 +206,62 @@ def test_a_burst_queues_for_slots_instead_of_exhausting_connections(pg_backend) 
             service.engine.dispose()
 
     assert [o["seq"] for o in asyncio.run(burst())] == [2] * len(learners)
+
+
+@pytest.mark.parametrize("error", ["InternalClientError", "AdminShutdown", "cancelled"])
+def test_a_failed_or_cut_statement_costs_no_error(pg_backend, monkeypatch, error: str) -> None:
+    """The one-statement connection fails mid-statement: asyncpg's InternalClientError
+    ("another operation is in progress", a protocol cut off by the server), the server's
+    AdminShutdown, or the answer cancelled while its statement runs. The answer (but the
+    cancelled one) is taken by the locked path, the connection is replaced, and the next
+    answers are one statement again."""
+    import asyncpg
+
+    service = TutorService(make_engine(pg_backend.database_url), InProcessStore())
+    t = make_tenant_on(pg_backend.engine)
+    fetchrow = asyncpg.connection.Connection.fetchrow
+    failures = {"left": 0}
+
+    async def failing(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            if error == "cancelled":
+                raise asyncio.CancelledError
+            if error == "AdminShutdown":
+                raise asyncpg.AdminShutdownError("terminating connection due to administrator "
+                                                 "command")
+            raise asyncpg.InternalClientError("cannot perform operation: another operation "
+                                              "is in progress")
+        return await fetchrow(conn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetchrow", failing)
+
+    async def run() -> list[dict[str, Any]]:
+        await service.open()
+        try:
+            out = [await service.answer_async(t.tenant, "cut", Answer("mini.a.mid", True,
+                                                                      new_event_id()))]
+            applied = one_statement_count("applied")
+            failures["left"] = 1
+            if error == "cancelled":
+                with pytest.raises(asyncio.CancelledError):
+                    await service.answer_async(t.tenant, "cut",
+                                               Answer("mini.a.easy", False, new_event_id()))
+            else:
+                out.append(await service.answer_async(
+                    t.tenant, "cut", Answer("mini.a.easy", False, new_event_id())))
+            for item in ("mini.c.1", "mini.a.hard"):
+                out.append(await service.answer_async(t.tenant, "cut",
+                                                      Answer(item, True, new_event_id())))
+            assert one_statement_count("applied") == applied + 2
+            return out
+        finally:
+            await service.close()
+            service.engine.dispose()
+
+    out = asyncio.run(run())
+    log = history(pg_backend, t, "cut")
+    assert [o["seq"] for o in out] == [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    for o in out:
+        want = replay(t.packs, [e for e in log if e["seq"] <= o["seq"]])
+        assert_same_mastery(o["mastery"], {s: want[s] for s in o["mastery"]})
