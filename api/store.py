@@ -417,11 +417,13 @@ def _entry(values: list[bytes | str | None]) -> CachedState | None:
 def _int(value: bytes | None) -> int:
     """An integer field as Redis stores one (an optional minus sign and at most 19 ASCII
     digits: ``int()`` would also take spaces, underscores and other scripts' digits)."""
+    if value is not None and 0 < len(value) < 20 and value.isdigit():  # (bytes: ASCII only)
+        return int(value)
     digits = b"" if value is None else value.removeprefix(b"-")
-    if not (0 < len(digits) < 20 and digits.isdigit()):
+    if value is None or not (0 < len(digits) < 20 and digits.isdigit()):
         raise DamagedEntry("number", "an epoch, content version, version or digest that is "
                                      "not an integer")
-    return int(value)  # type: ignore[arg-type]  # (not None: digits were found)
+    return int(value)
 
 
 def _damage(exc: DamagedEntry | redis.ResponseError) -> DamagedEntry:

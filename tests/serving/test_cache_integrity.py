@@ -80,6 +80,20 @@ def learner_row(engine: sa.Engine, t: TenantKey, learner: str) -> dict[str, Any]
 
 
 # ====================================================================== a restored database
+def restore_to_the_sixth(engine: sa.Engine, t: TenantKey, learner: str,
+                         at_six: dict[str, Any], restore: str) -> None:
+    """What restoring the database to the learner's sixth answer does to its rows: the later
+    events are gone, and the learner's row is as it was then (``whole-row``), or only its
+    last_seq is set back (``last-seq-only``)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM events WHERE tenant_id = :t AND learner_id = :l "
+                             "AND seq > 6"), {"t": t.tenant.id, "l": learner})
+        kept = at_six if restore == "whole-row" else {"last_seq": 6}
+        conn.execute(sa.text("UPDATE learners SET " + ", ".join(f"{c} = :{c}" for c in kept)
+                             + " WHERE tenant_id = :t AND learner_id = :l"),
+                     {**kept, "t": t.tenant.id, "l": learner})
+
+
 #: twelve answers, then six others after the restore to the sixth: the same items, the
 #: opposite outcomes, so the two histories' masteries are far apart
 BEFORE = [("mini.a.mid", True), ("mini.a.easy", True), ("mini.a.hard", True)] * 4
@@ -106,13 +120,7 @@ def test_a_restored_database_is_never_answered_from_a_state_of_the_lost_answers(
     twelve = state_mastery(client.get(f"/v1/learners/{learner}/state",
                                       headers=t.headers).json())
 
-    with backend.engine.begin() as conn:  # the restore
-        conn.execute(sa.text("DELETE FROM events WHERE tenant_id = :t AND learner_id = :l "
-                             "AND seq > 6"), {"t": t.tenant.id, "l": learner})
-        kept = at_six if restore == "whole-row" else {"last_seq": 6}
-        conn.execute(sa.text("UPDATE learners SET " + ", ".join(f"{c} = :{c}" for c in kept)
-                             + " WHERE tenant_id = :t AND learner_id = :l"),
-                     {**kept, "t": t.tenant.id, "l": learner})
+    restore_to_the_sixth(backend.engine, t, learner, at_six, restore)
 
     for item, correct in AFTER:
         assert_is_the_replay(client, t, learner, post(client, t, learner, item, correct,
@@ -144,13 +152,7 @@ def test_rebuild_state_overwrites_an_entry_of_a_restored_database(
             post(client, t, learner, item, correct)
             if n == 6:
                 at_six = learner_row(pg_backend.engine, t, learner)
-        with pg_backend.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM events WHERE tenant_id = :t AND learner_id = :l "
-                                 "AND seq > 6"), {"t": t.tenant.id, "l": learner})
-            kept = at_six if restore == "whole-row" else {"last_seq": 6}
-            conn.execute(sa.text("UPDATE learners SET " + ", ".join(f"{c} = :{c}" for c in kept)
-                                 + " WHERE tenant_id = :t AND learner_id = :l"),
-                         {**kept, "t": t.tenant.id, "l": learner})
+        restore_to_the_sixth(pg_backend.engine, t, learner, at_six, restore)
         assert int(pg_backend.redis.hget(key, "v")) == 12
         done = run_rebuild_state(pg_backend, t, monkeypatch)
         assert int(pg_backend.redis.hget(key, "v")) == 6, done
