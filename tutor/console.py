@@ -92,7 +92,8 @@ def default_threads() -> int:
 
     PyTorch and numba default to one thread per core; on a shared machine a core taken by
     another process then stalls every parallel step (DKT training on a busy 2-core machine:
-    58 s with PyTorch's default, 3 s with one thread; see bench/README.md).
+    statics2011, 3 epochs beside a busy loop: 1.06x its idle time with one thread, 3.07x with
+    two; bench/threads_busy.py, bench/README.md).
     """
     return max(1, (os.cpu_count() or 2) // 2)
 
