@@ -19,7 +19,7 @@ from api import errors
 from api.db import make_engine
 from api.middleware import BodyLimit, Observe, PathEncoding
 from api.openapi import TutorApi
-from api.routes import content, learners, operations, xapi
+from api.routes import content, experiments, learners, operations, xapi
 from api.service import TutorService
 from api.settings import Settings
 from api.store import make_store
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = TutorApi(
         # the routers' routes themselves, not the routers (app.include_router): FastAPI matches
         # an included router as one more layer, which cost ~15-20 us per request
-        routes=[route for routes in (learners, xapi, content, operations)
+        routes=[route for routes in (learners, xapi, content, experiments, operations)
                 for route in routes.router.routes],
         lifespan=lifespan,
         title="Adaptive tutoring engine",

@@ -110,11 +110,12 @@ def db_purge_erased(as_json: AsJson = False, database_url: DbUrl = None) -> None
 
     PostgreSQL: a DELETE (learner erasure) leaves the rows' bytes in the table and index
     files until they are rewritten; a plain VACUUM only marks the space reusable. This runs
-    VACUUM FULL on the learner tables (events, learners) and the planner's statistics: they are
-    written anew, compactly, and the old files deleted. The trade-off: each table is locked
-    while it is rewritten, so answers and reads wait (about seconds per GB), and it needs free
-    disk space for a copy of the tables. Run it at a quiet hour after erasures (daily, say).
-    WAL segments and backups keep old data until they are recycled or expire.
+    VACUUM FULL on the learner tables (events, learners, experiment_assignments) and the
+    planner's statistics: they are written anew, compactly, and the old files deleted. The
+    trade-off: each table is locked while it is rewritten, so answers and reads wait (about
+    seconds per GB), and it needs free disk space for a copy of the tables. Run it at a quiet
+    hour after erasures (daily, say). WAL segments and backups keep old data until they are
+    recycled or expire.
 
     SQLite: erasures are already clean (secure_delete, and the write-ahead log is emptied
     after each); this runs VACUUM, which also cleans up after erasures made by older versions.
@@ -448,6 +449,64 @@ def serve(
         sys.executable, "-m", "uvicorn", "api.app:app_from_env", "--factory", "--host", host,
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
         "--no-access-log", "--http", "api.http_limits:TimedHttpProtocol"])
+
+
+def experiment_report(
+    name: Annotated[str, typer.Argument(help="The experiment's name.")],
+    tenant: TenantName,
+    alpha: Annotated[float, typer.Option(
+        help="Error rate of the intervals (1 - confidence), between 0 and 1.")] = 0.05,
+    as_json: AsJson = False,
+    database_url: DbUrl = None,
+) -> None:
+    """A tenant's experiment results, replayed from the answer log: per arm, learners,
+    answers, accuracy, exercises to skill mastery and the share who return after a day, with
+    intervals valid however often they are looked at, each arm against the control, and the
+    sample-ratio-mismatch check (also GET /v1/experiments/{name}/results)."""
+    from api.experiment_results import experiment_results
+    from api.service import NotFound, TutorService
+    from api.store import make_store
+
+    settings = _settings(database_url)
+    engine, target = _tenant(database_url, tenant)
+    try:
+        report = experiment_results(TutorService(engine, make_store(settings)), target, name,
+                                    alpha)
+    except NotFound as exc:
+        raise fail(f"{exc} (tenant {tenant!r}; GET /v1/experiments lists them)") from None
+    except ValueError as exc:  # alpha
+        raise fail(str(exc)) from None
+    if as_json:
+        _print_json(json.loads(json.dumps(report, default=str)))
+        return
+    print(f"experiment {report['experiment']!r} ({report['status']}), control "
+          f"{report['control']!r}, intervals valid at every look (alpha {alpha})")
+    for arm in report["arms"]:
+        print(f"  {arm['arm']} ({arm['policy']}, weight {arm['weight']:g}): {arm['learners']} "
+              f"learners, {arm['active']} active, {arm['answers']} answers")
+        for metric, e in arm["metrics"].items():
+            print(f"    {metric:<22} {_shown(e['mean'])} [{_shown(e['ci'][0])}, "
+                  f"{_shown(e['ci'][1])}] over {e['n']} learners")
+    for arm_name, per_metric in report["differences"].items():
+        print(f"  {arm_name} - {report['control']}:")
+        for metric, d in per_metric.items():
+            mark = "  significant" if d["significant"] else ""
+            print(f"    {metric:<22} {_shown(d['estimate'])} [{_shown(d['ci'][0])}, "
+                  f"{_shown(d['ci'][1])}] p={d['p_value']:.4g}{mark}")
+    srm = report["srm"]
+    alarm = "  MISMATCH: do not trust the comparison" if srm["mismatch"] else ""
+    print(f"  sample ratio: {srm['counts']} learners for expected "
+          f"{[round(e, 1) for e in srm['expected']]}: chi2 {srm['chi2']:.3f}, p "
+          f"{srm['p_value']:.4g}{alarm}")
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def register_experiment(experiment_app: typer.Typer) -> None:
+    """Add the service commands to the ``tutor experiment`` group (made by :mod:`tutor.cli`)."""
+    experiment_app.command("report")(experiment_report)
 
 
 def register(app: typer.Typer) -> None:

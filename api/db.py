@@ -27,6 +27,8 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -36,6 +38,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
+    true,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -97,6 +101,11 @@ learners = Table(
     Column("log_digest", BigInteger, nullable=False, server_default="0"),
     # the learner's current course (the last one given by an answer or GET /next); NULL: none
     Column("course", String(ID)),
+    # consent (migration 0006): personalization false = opted out (served the fixed
+    # curriculum, never enrolled in an experiment); experiment_consent NULL = not asked
+    Column("personalization", Boolean, nullable=False, server_default=true()),
+    Column("experiment_consent", Boolean),
+    Column("consent_updated_at", DateTime(timezone=True)),
 )
 
 events = Table(
@@ -114,9 +123,44 @@ events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("response_ms", Float),
     Column("response", Text, nullable=False),  # the JSON answered, replayed for a retry
+    # what chose the response's `next` (migration 0006): the policy's name, and the experiment
+    # and arm the learner was served by (NULL: none), so that analyses replay from the log
+    Column("policy", String(64)),
+    Column("experiment_id", Integer),
+    Column("arm", String(ID)),
     UniqueConstraint("tenant_id", "event_id", name="uq_events_event_id"),
     # also the index for reading one learner's answers in order
     UniqueConstraint("tenant_id", "learner_id", "seq", name="uq_events_seq"),
+)
+
+#: a tenant's experiments (api.experiments): arms are policy configurations with weights
+experiments = Table(
+    "experiments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(ID), nullable=False),
+    Column("arms", JSON, nullable=False),  # [{"name", "weight", "policy", "options"}, ...]
+    Column("require_consent", Boolean, nullable=False, server_default=false()),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("stops_at", DateTime(timezone=True)),  # NULL: until stopped
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_experiments_name"),
+)
+
+#: each learner's arm, from its first served exercise while the experiment ran; erased with
+#: the learner (the foreign key cascades)
+experiment_assignments = Table(
+    "experiment_assignments", metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("learner_id", String(ID), primary_key=True),
+    Column("arm", String(ID), nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["tenant_id", "learner_id"],
+                         ["learners.tenant_id", "learners.learner_id"], ondelete="CASCADE",
+                         name="fk_assignments_learner"),
+    Index("ix_assignments_learner", "tenant_id", "learner_id"),
 )
 
 

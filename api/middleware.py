@@ -17,28 +17,42 @@ from api.errors import error
 
 
 class PathEncoding:
-    """Refuse (400) a path whose percent-encoding is not UTF-8.
+    """Refuse (400) a path or a query string whose percent-encoding is not UTF-8.
 
     The server decodes the path with every invalid byte as U+FFFD, so ``%FF``, ``%C3`` and
-    ``%80`` would all become the same learner, whose answers and erasure they would share. Only
-    the raw path (``scope["raw_path"]``) tells them apart; a path without ``%`` is ASCII.
+    ``%80`` would all become the same learner, whose answers and erasure they would share; a
+    query's values are decoded the same way (``?course=%FF`` and ``?course=%C3`` would name the
+    same course). Only the raw bytes (``scope["raw_path"]``, ``scope["query_string"]``) tell
+    them apart; bytes without ``%`` are ASCII. (Checking a whole query string is checking each
+    value: its separators are ASCII, which no multi-byte sequence can contain.)
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = scope.get("raw_path") if scope["type"] == "http" else None
-        if raw and b"%" in raw:
-            try:
-                unquote_to_bytes(raw).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                await error(400, "invalid_path", "the path's percent-encoding is not UTF-8 "
-                            f"(byte {exc.object[exc.start]:#04x}): ids are UTF-8 text, and "
-                            "an undecodable one cannot be told apart from another",
-                            {"path": raw.decode("ascii", "replace")})(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            for part, raw in (("path", scope.get("raw_path")),
+                              ("query", scope.get("query_string"))):
+                problem = _not_utf8(raw)
+                if problem is not None:
+                    await error(400, f"invalid_{part}", f"the {part}'s percent-encoding is not "
+                                f"UTF-8 ({problem}): ids are UTF-8 text, and an undecodable "
+                                "one cannot be told apart from another",
+                                {part: raw.decode("ascii", "replace")})(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
+
+
+def _not_utf8(raw: bytes | None) -> str | None:
+    """What makes percent-encoded ``raw`` not UTF-8 once decoded (None: it is UTF-8)."""
+    if not raw or (b"%" not in raw and raw.isascii()):
+        return None
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte {exc.object[exc.start]:#04x}"
+    return None
 
 
 class BodyLimit:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import CTE, Engine, Select, bindparam, cast, insert, select, update
+from sqlalchemy import CTE, Engine, Select, bindparam, cast, insert, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
@@ -52,8 +52,10 @@ def statement() -> Select[tuple[int]]:
     which undoes the UPDATE with it. The event's values are bound as ``v_<column>``
     (SQLAlchemy would add a parameter named like a learners column to the UPDATE's SET).
 
-    The learner's course must still be ``course_was``, the one the server chose the next item
-    in (another worker may have changed it, unseen); the answer sets it to ``k_course``.
+    The learner must not have opted out of personalization (the server chose the next item
+    with the tenant's default policy). The learner's course must still be ``course_was``, the
+    one the server chose the next item in (another worker may have changed it, unseen); the
+    answer sets it to ``k_course``.
 
     The learner's log digest must still be ``d_was``, the cached state's, so a state cached
     from a log that is no longer the learner's (the database restored to an earlier point, and
@@ -67,7 +69,10 @@ def statement() -> Select[tuple[int]]:
                      learners.c.last_seq == bindparam("expected"),
                      learners.c.created_at == bindparam("epoch"),
                      learners.c.log_digest == bindparam("d_was"),
-                     learners.c.course.is_not_distinct_from(bindparam("course_was")))
+                     learners.c.course.is_not_distinct_from(bindparam("course_was")),
+                     # a learner who opted out of personalization is served the fixed
+                     # curriculum, which the locked path chooses (api.experiments)
+                     learners.c.personalization.is_(true()))
               .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"),
                       course=bindparam("k_course"), log_digest=bindparam("d_now"))
               .returning(learners.c.last_seq).cte("bumped"))

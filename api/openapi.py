@@ -5,10 +5,11 @@ Routes return plain JSON (no response model, which would validate every response
 each names its success shape and the errors it raises in ``responses=`` (:func:`documented`),
 which FastAPI documents without checking. :class:`TutorApi` adds what holds for many routes
 at once: the API key (the routes read it from the request themselves, see
-:mod:`api.routes.deps`, so FastAPI does not know of the scheme) and its 401; 400 for a path or
-a body that does not decode (:class:`api.middleware.PathEncoding`; FastAPI); 413 for a body
-too large (:class:`api.middleware.BodyLimit`); and the one error shape for 422 instead of
-FastAPI's ``HTTPValidationError``, which the server never sends (:mod:`api.errors`).
+:mod:`api.routes.deps`, so FastAPI does not know of the scheme) and its 401; 400 for a path,
+a query string or a body that does not decode (:class:`api.middleware.PathEncoding`; FastAPI);
+413 for a body too large (:class:`api.middleware.BodyLimit`); and the one error shape for
+422 instead of FastAPI's ``HTTPValidationError``, which the server never sends
+(:mod:`api.errors`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ API_KEY = "apiKey"
 #: what each error status means, in the documentation of every route that returns it
 ERRORS: dict[int, str] = {
     400: "Bad request: the message says what (e.g. a body that is not JSON in UTF-8, a path "
-         "whose percent-encoding is not UTF-8).",
+         "or query string whose percent-encoding is not UTF-8).",
     401: "No API key, or an unknown one: send `Authorization: Bearer <api key>`.",
     404: "Not found: the learner, item, skill, course or pack named is not this tenant's (the "
          "message says which).",
@@ -85,7 +86,8 @@ class TutorApi(FastAPI):
                     operation["security"] = [{API_KEY: []}]
                     implied.append(401)
                 body = "requestBody" in operation
-                if body or any(p.get("in") == "path" for p in operation.get("parameters", ())):
+                if body or any(p.get("in") in ("path", "query")
+                               for p in operation.get("parameters", ())):
                     implied.append(400)
                 if body:
                     implied.append(413)

@@ -125,6 +125,30 @@ class ExportedEvent(Event):
     response: Annotated[dict[str, Any], Field(
         description="The response given to the answer, as it was given (the answer "
                     "response's shape at the time, without `duplicate`).")]
+    policy: Annotated[str | None, Field(description="The policy that chose the response's "
+                                                    "`next` (null: answers before 0006).")]
+    experiment: Annotated[str | None, Field(description="The experiment whose arm chose it "
+                                                        "(null: none).")]
+    arm: str | None
+
+
+class Consent(TypedDict):
+    """A learner's choices: personalization (false: opted out, served the fixed curriculum and
+    never enrolled in experiments) and taking part in experiments (null: not asked)."""
+
+    learner_id: str
+    personalization: bool
+    experiments: bool | None
+    updated_at: Annotated[datetime | None, Field(description="When they were last set (null: "
+                                                             "never; the defaults apply).")]
+
+
+class Assignment(TypedDict):
+    """A learner's arm in an experiment, from the first exercise served while it ran."""
+
+    experiment: str
+    arm: str
+    assigned_at: datetime
 
 
 class ExportResponse(TypedDict):
@@ -134,6 +158,8 @@ class ExportResponse(TypedDict):
     tenant: str
     exported_at: datetime
     profile: Profile
+    consent: Consent
+    experiments: list[Assignment]
     state: list[SkillState]
     events: list[ExportedEvent]
 

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine
 from api import metrics
 from api.answer_log import AnswerLog, EventRow, LearnerRow, LoggedAnswer
 from api.db import retry_if_disconnected
+from api.experiments import ExperimentServing, Served, learner_record
 from api.one_statement import OneStatement
 from api.responses import (
     AnswerResponse,
@@ -107,6 +108,8 @@ class TutorService:
         #: how far past the server's clock an answer's time may be (:meth:`_check_time`)
         self.max_clock_skew = max_clock_skew
         self.policy = TargetSuccessPolicy()
+        #: who serves each learner: opted out, an experiment's arm, or self.policy
+        self.experiments = ExperimentServing(engine, self.policy)
         #: each learner's current course as this process last saw it, for the one-statement
         #: answer, which has no database read: its statement checks it against the learner's
         #: row (a stale or missing entry costs a locked answer, never a wrong course)
@@ -136,7 +139,9 @@ class TutorService:
         if answer.answered_at is not None:
             self._check_time(answer, datetime.now(UTC))
         rt = self.runtimes.current(tenant)
+        # not while an experiment runs: enrolment needs the locked path's reads and writes
         if (self.one_statement is not None and self.one_statement.is_open and rt is not None
+                and self.experiments.running(tenant.id, datetime.now(UTC)) is None
                 and answer.item_id in rt.catalog.items
                 and (answer.course is None or answer.course in rt.catalog.courses)):
             done = await self._answer_one_statement(rt, tenant, learner_id,
@@ -158,8 +163,11 @@ class TutorService:
                 conn, tenant.id, learner_id, now, answer.course, drawn)
             cached, state = self._state_value(conn, tenant.id, learner_id, _epoch(created_at),
                                               seq - 1, rt, unchain(digest, drawn))
+            served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
+                                             last_seq=seq - 1)
+            assert served is not None  # (enrol=True)
             step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
-                              link=drawn, state=state)
+                              link=drawn, state=state, served=served)
             if not self.log.append(conn, step.row):  # a retry: the event id is in the log
                 stored = self.log.find(conn, tenant.id, answer.event_id)
                 transaction.rollback()
@@ -197,8 +205,10 @@ class TutorService:
                     return None
             course = answer.course or course_was
             drawn = link()
+            # the statement checks that the learner has not opted out of personalization, and
+            # the caller that no experiment runs: the tenant's default policy serves
             step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
-                              link=drawn, state=state)
+                              link=drawn, state=state, served=self.experiments.default)
             if not await one.apply(step.row, expected=cached.version,
                                    epoch=_created_at(cached.epoch), course=course,
                                    course_was=course_was, digest=cached.digest,
@@ -210,12 +220,12 @@ class TutorService:
 
     def _step(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item, answer: Answer,
               now: datetime, cached: CachedState, course: str | None, *, link: int,
-              state: Any = None) -> _Step:
+              served: Served, state: Any = None) -> _Step:
         """What answering ``item`` after ``cached`` gives: the new state, response and row;
         the next item is chosen within ``course``, the learner's current course. ``link`` is
         the answer's link in the log digest (:func:`api.store.link`, the one the statement
-        that appends it chains), ``state`` the decoded ``cached.state`` when the caller has
-        it."""
+        that appends it chains), ``served`` who chooses the next item (recorded in the row),
+        ``state`` the decoded ``cached.state`` when the caller has it."""
         seq = cached.version + 1
         event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
                             timestamp=answer.answered_at or now,
@@ -225,8 +235,9 @@ class TutorService:
         state = rt.tracer.update(state, event)
         recent = (*cached.recent, item.id)[-RECENT:]
         scope = _scope(rt, course)
-        choices, why_none = self._choose(rt, tenant, learner_id, state, recent, seq,
-                                         answer.target_success, scope, n=1, at=now)
+        choices, why_none = self._choose(
+            rt, tenant, learner_id, state, recent, seq, answer.target_success, scope, n=1,
+            at=now, served=served, recent_correct=(*served.recent_correct, answer.correct))
         response: Recorded = {
             "learner_id": learner_id,
             "event_id": answer.event_id,
@@ -244,7 +255,7 @@ class TutorService:
                "correct": answer.correct, "answered_at": event.timestamp, "received_at": now,
                "response_ms": answer.response_ms,
                # orjson: a few µs per answer less than json.dumps, for the same JSON
-               "response": orjson.dumps(response).decode()}
+               "response": orjson.dumps(response).decode(), **served.columns()}
         return _Step(response, row, CachedState(cached.epoch, rt.content_version, seq,
                                                 rt.tracer.state_to_bytes(state), recent,
                                                 chain(cached.digest, link)))
@@ -356,8 +367,11 @@ class TutorService:
                 cached = states.get(learner_id) or self._state(
                     conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt,
                     unchain(digest, drawn))
+                served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
+                                                 last_seq=seq - 1)
+                assert served is not None  # (enrol=True)
                 step = self._step(rt, tenant, learner_id, items[i], answers[i][1], now, cached,
-                                  course, link=drawn)
+                                  course, link=drawn, served=served)
                 if not self.log.append(conn, step.row):
                     transaction.rollback()
                     return None
@@ -414,21 +428,28 @@ class TutorService:
     # ------------------------------------------------------------------ selection
     def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: Any,
                 recent: Sequence[str], seq: int, target: float | None, course: str | None,
-                n: int, at: datetime) -> tuple[list[Exercise], str | None]:
-        """The policy's choices as JSON, and why there are none when the list is empty.
+                n: int, at: datetime, served: Served,
+                recent_correct: tuple[bool, ...]) -> tuple[list[Exercise], str | None]:
+        """``served``'s policy's choices as JSON, and why there are none when the list is
+        empty. The target is the arm's if it sets one, else ``target`` (the request's), else
+        the tenant's; ``recent_correct`` are the outcomes of the last answers (the fixed
+        curriculum counts streaks).
 
         The tie-break seed is the learner's answer count: the same state gives the same
         choice, and a learner stuck on ties does not see the same item forever. Predictions
         are for ``at``, the time of the request (time-aware tracers need it).
         """
+        if served.target is not None:
+            target = served.target
         context = SelectionContext(
             recent_items=tuple(recent), course=course,
+            recent_correct=recent_correct[-len(recent):] if recent else (),
             target_success=target if target is not None else tenant.target_success,
             n=n, seed=seq, learner=learner_id, at=at)
-        choices = self.policy.choose(rt.tracer, state, rt.catalog, context)
+        choices = served.policy.choose(rt.tracer, state, rt.catalog, context)
         if choices:
             return [_exercise(rt, c) for c in choices], None
-        return [], self.policy.explain_empty(rt.tracer, state, rt.catalog, context)
+        return [], served.policy.explain_empty(rt.tracer, state, rt.catalog, context)
 
     @retry_if_disconnected
     def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
@@ -439,12 +460,18 @@ class TutorService:
         rt = self.runtimes.get(tenant)
         _check_course(rt, course)
         cached: CachedState | None = None
+        now = datetime.now(UTC)
         with self.engine.connect() as conn:
             learner = self.log.learner(conn, tenant.id, learner_id)
             current = None if learner is None else learner.course
             if learner is not None and course in (None, current):
                 cached = self._state(conn, tenant.id, learner_id, _epoch(learner.created_at),
                                      learner.last_seq, rt, learner.log_digest)
+            served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=False)
+        if served is None:  # the first exercise served while an experiment runs: enrol
+            with self.log.writer, self.engine.begin() as conn:
+                served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True)
+            assert served is not None  # (enrol=True)
         if course is not None and course != current:
             with self.log.writer, self.engine.begin() as conn:
                 last_seq, created_at, digest = self.log.set_course(
@@ -459,7 +486,8 @@ class TutorService:
         state = rt.tracer.state_from_bytes(cached.state)
         scope = _scope(rt, current)
         choices, why_none = self._choose(rt, tenant, learner_id, state, cached.recent,
-                                         cached.version, target, scope, n, at=datetime.now(UTC))
+                                         cached.version, target, scope, n, at=now,
+                                         served=served, recent_correct=served.recent_correct)
         response: NextResponse = {"learner_id": learner_id, "course": scope, "next": choices}
         if why_none:
             response["reason"] = why_none
@@ -540,20 +568,28 @@ class TutorService:
         state = self.state(tenant, learner_id)
         with self.engine.connect() as conn:
             rows = self.log.events(conn, tenant.id, learner_id)
+            consent, assigned, experiments = learner_record(conn, tenant.id, learner_id)
         return {"learner_id": learner_id, "tenant": tenant.name,
                 "exported_at": datetime.now(UTC),
                 "profile": {"created_at": state["created_at"], "last_seen": state["last_seen"],
                             "answers": state["answers"]},
+                "consent": consent,
+                "experiments": assigned,
                 "state": state["skills"],
-                "events": [{**_event(r), "response": json.loads(r.response)} for r in rows]}
+                "events": [{**_event(r), "response": json.loads(r.response),
+                            "policy": r.policy, "experiment": experiments.get(r.experiment_id),
+                            "arm": r.arm} for r in rows]}
 
+    @retry_if_disconnected
     def erase(self, tenant: Tenant, learner_id: str) -> None:
         """Delete the learner's events, row and cached state (the right to erasure).
 
         The cache entry is erased inside the transaction that deletes the rows, before it
         commits: if the state store cannot be reached, its error rolls the deletion back and the
         whole erasure can be retried. (Rows deleted first would leave a retry nothing to find,
-        and the cached state behind.)
+        and the cached state behind.) So is one that met a connection the database had closed:
+        nothing was deleted. (Were the connection lost in the COMMIT itself, the retry finds
+        nothing to erase: :class:`NotFound`, and the learner is gone.)
         """
         with self.log.writer:
             with self.engine.begin() as conn:

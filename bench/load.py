@@ -147,11 +147,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database(dsn: str) -> Iterator[str]:
-    """A fresh database ``tutor_load_<random>`` (its SQLAlchemy URL), dropped afterwards."""
+def postgres_database(dsn: str, prefix: str = "tutor_load") -> Iterator[str]:
+    """A fresh database ``<prefix>_<random>`` (its SQLAlchemy URL), dropped afterwards."""
     import psycopg
 
-    name = f"tutor_load_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     info = psycopg.conninfo.conninfo_to_dict(dsn)
@@ -325,7 +325,10 @@ class RawSender:
         self._writer: asyncio.StreamWriter | None = None
         self._used = 0.0
 
-    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
+    async def post(self, path: bytes, body: bytes,
+                   headers: bytes | None = None) -> tuple[int, bytes]:
+        """``POST path`` with ``body``; ``headers`` (each ``Name: value\\r\\n``) replace the
+        sender's own for this request (bench/key_flood.py sends a random key each time)."""
         now = time.monotonic()
         if self._writer is None or now - self._used > IDLE_REUSE_S:
             await self.close()
@@ -334,7 +337,8 @@ class RawSender:
         assert self._reader is not None
         try:
             self._writer.write(b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
-                               % (path, self._headers, len(body), body))
+                               % (path, self._headers if headers is None else headers,
+                                  len(body), body))
             head = (await self._reader.readuntil(b"\r\n\r\n")).lower()
             status = int(head[9:12])
             at = head.find(b"\r\ncontent-length:")

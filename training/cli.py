@@ -17,11 +17,15 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from engine.memory import MEMORY_MODELS
 from engine.tracing import MODELS, load_tracer, make_tracer
 from engine.tracing.dkt_config import DKTConfig
 from engine.tracing.registry import to_pybkt
 from training.readers import FORMATS, read_log
+from training.readers.reviews import REVIEW_COLUMNS, read_reviews
 from training.replay import FOLD_METRICS, calibration_plot, cross_validate, fit_and_score, score
+from training.review_replay import DEFAULT_SPLIT, replay_reviews
+from training.splits import parse_split
 from tutor.console import fail, out, progress_bar, use_threads, writable
 
 # ------------------------------------------------------------------ options shared by commands
@@ -53,6 +57,22 @@ Model = Annotated[str, typer.Option(
     parser=_one_of(tuple(MODELS)), metavar="[" + "|".join(MODELS) + "]",
     help="Knowledge-tracing model: " + "; ".join(
         f"{name}: {spec.summary}" for name, spec in MODELS.items()) + ".")]
+#: replay also reads flashcard review logs, scored with the memory models
+REPLAY_FORMATS = (*FORMATS, "reviews")
+ReplayFormat = Annotated[str, typer.Option(
+    "--format", parser=_one_of(REPLAY_FORMATS), metavar="[" + "|".join(REPLAY_FORMATS) + "]",
+    help=Format.__metadata__[0].help + " reviews: a flashcard review log (columns "
+    + ", ".join(REVIEW_COLUMNS) + "; rating >= 2 is recalled), scored with a memory model "
+    "(--model " + "|".join(MEMORY_MODELS) + ") on a chronological split (--split).")]
+REPLAY_MODELS = (*MODELS, *MEMORY_MODELS)
+ReplayModel = Annotated[str, typer.Option(
+    parser=_one_of(REPLAY_MODELS), metavar="[" + "|".join(REPLAY_MODELS) + "]",
+    help=Model.__metadata__[0].help + " Memory models (--format reviews): " + "; ".join(
+        f"{name}: {spec.summary}" for name, spec in MEMORY_MODELS.items()) + ".")]
+Split = Annotated[str | None, typer.Option(
+    metavar="chrono:FRACTION",
+    help=f"Chronological split of --train: the earliest FRACTION of the events train, the rest "
+         f"are predicted (--format reviews: default {DEFAULT_SPLIT}).")]
 Seed = Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")]
 Threads = Annotated[int | None, typer.Option(
     help="Threads for numerical work (PyTorch, numba). Default: half the cores (1 on 2 "
@@ -132,12 +152,13 @@ def replay(
     checkpoint: Annotated[Path | None, typer.Option(
         help="Score a saved model (from `tutor fit`, or pyBKT coef_ JSON) instead of fitting.")]
     = None,
-    format: Format = "dkt3",
+    format: ReplayFormat = "dkt3",
     column: Columns = None,
-    model: Model = "bkt",
+    model: ReplayModel = "bkt",
     folds: Annotated[int | None, typer.Option(
         help="Learner-level K-fold CV on --train alone: metrics over all out-of-fold "
              "predictions together, and their spread over folds.")] = None,
+    split: Split = None,
     seed: Seed = 42,
     threads: Threads = None,
     as_json: AsJson = False,
@@ -154,8 +175,16 @@ def replay(
     The protocol is pyBKT's evaluate: every test learner starts from the fitted prior and each
     answer is predicted from that learner's earlier answers only. Give --train and --test,
     --train and --folds, or --checkpoint and --test (a saved model from `tutor fit`, or pyBKT
-    coef_ JSON).
+    coef_ JSON). With --format reviews, a memory model is fitted on the first part of --train
+    (--split, default chrono:0.7) and predicts the rest online, each card from all its earlier
+    reviews; scored are the reviews a day or more after the card's previous one.
     """
+    if format == "reviews" or model in MEMORY_MODELS:
+        _replay_reviews(train, test, checkpoint, folds, format, column, model, split, threads,
+                        as_json, plot)
+        return
+    if split is not None:
+        raise fail("--split is implemented for --format reviews only so far")
     if checkpoint is not None:
         if test is None or train is not None or folds is not None:
             raise fail("--checkpoint scores a saved model: give it with --test FILE only")
@@ -200,6 +229,50 @@ def replay(
         sys.stdout.write(json.dumps(result) + "\n")
     else:
         _print_result(result)
+
+
+def _replay_reviews(train: Path | None, test: Path | None, checkpoint: Path | None,
+                    folds: int | None, format: str, column: list[str] | None, model: str,
+                    split: str | None,
+                    threads: int | None, as_json: bool, plot: Path | None) -> None:
+    """`tutor replay --format reviews`: the review-log protocol of training/review_replay.py."""
+    if model not in MEMORY_MODELS:
+        raise fail(f"--format reviews takes a memory model (--model {'|'.join(MEMORY_MODELS)}), "
+                   f"got {model!r}")
+    if format != "reviews":
+        raise fail(f"--model {model} is a memory model: it reads review logs (--format reviews)")
+    if train is None or test is not None or checkpoint is not None or folds is not None:
+        raise fail("--format reviews splits one log by time: give --train FILE (and --split "
+                   "chrono:FRACTION), not --test, --folds or --checkpoint")
+    if column:
+        raise fail("--column does not apply to --format reviews: its columns are "
+                   + ", ".join(REVIEW_COLUMNS))
+    if plot is not None:
+        writable(plot, "--plot")
+    use_threads(threads)
+    try:
+        chosen = DEFAULT_SPLIT if split is None else parse_split(split)
+        with progress_bar() as report:
+            report(0, 1, f"reading {train.name}", {})
+            reviews = read_reviews(train)
+            result, p, scored = replay_reviews(model, reviews, split=chosen, progress=report)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if plot is not None:
+        calibration_plot(reviews.recalled[scored], p[scored], plot,
+                         title=f"{model} on {train.name} ({result['split']})")
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"{model} on {train.name}: {result['split']}, {result['n_test']:,} "
+                        "scored test reviews")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric in ("log_loss", "rmse", "rmse_bins", "auc"):
+        table.add_row(metric, f"{result[metric]:.4f}")
+    out.print(table)
+    out.print(f"fitted on {result['n_train']:,} reviews ({result['n_train_scored']:,} scored) "
+              f"in {result['fit_seconds']:.1f} s; {result['n_cards']:,} cards")
 
 
 def _print_result(result: dict[str, Any]) -> None:

@@ -11,6 +11,9 @@ import typer
 
 from api import cli as service
 from training import cli as research
+from training import experiment_cli as experiment_research
+from training import placement_cli as placement
+from training import simulate_cli
 from training.readers import write_csv, write_parquet
 from tutor.console import fail, out
 
@@ -23,7 +26,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 research.register(app)
+simulate_cli.register(app)
+placement.register(app)
 service.register(app)
+# one `experiment` group, two sides: simulate-aa (research) and report (service)
+experiment_app = typer.Typer(help="Experiments (A/B tests): A/A simulations of their "
+                                  "statistics, and a tenant's experiment results.",
+                             no_args_is_help=True)
+experiment_research.register(experiment_app)
+service.register_experiment(experiment_app)
+app.add_typer(experiment_app, name="experiment")
 
 _WRITERS = {".csv": write_csv, ".parquet": write_parquet}
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import Engine
 
 from api import metrics
+from api.db import retry_if_disconnected
 from api.errors import ApiError
 from api.openapi import documented
 from api.render import JSON
@@ -27,8 +29,7 @@ def readyz(request: Request) -> Any:
     """Ready when the database answers; ``degraded`` names a state store that does not."""
     tutor = service(request)
     try:
-        with tutor.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        _ping(tutor.engine)
     except Exception as exc:  # any failure means not ready
         raise ApiError(503, "not_ready", "a dependency is unavailable",
                        {"database": type(exc).__name__}) from None
@@ -40,6 +41,12 @@ def readyz(request: Request) -> Any:
             f"{type(exc).__name__}: learner states are rebuilt from the log on every "
             "request until it answers")}}
     return {"status": "ready"}
+
+
+@retry_if_disconnected  # a connection the database closed (a restart) is not unreadiness
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from engine.selection.policy import Choice, Policy, SelectionContext, TargetSuccessPolicy
+from engine.selection.registry import POLICIES, make_policy
 
-__all__ = ["Choice", "Policy", "SelectionContext", "TargetSuccessPolicy"]
+__all__ = ["POLICIES", "Choice", "Policy", "SelectionContext", "TargetSuccessPolicy",
+           "make_policy"]

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.catalog import Catalog
+from engine.selection import batch as b
+from engine.selection.batch import SelectionBatch
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 
@@ -51,7 +53,9 @@ class Choice:
 class SelectionContext:
     """What a policy needs besides the learner's state.
 
-    ``recent_items`` are the learner's last answered items, most recent last; ``course`` limits
+    ``recent_items`` are the learner's last answered items, most recent last, and
+    ``recent_correct`` whether each of the last ``len(recent_correct)`` of them was answered
+    right (aligned at the end: policies that count streaks need it); ``course`` limits
     the choice to one course's items; ``target_success`` overrides the policy's target; ``n`` is
     how many choices to return; ``seed`` overrides the policy's tie-break seed; ``learner`` makes
     tie-breaks differ between learners (so equally good items are spread over a class) while
@@ -60,6 +64,7 @@ class SelectionContext:
     """
 
     recent_items: tuple[str, ...] = ()
+    recent_correct: tuple[bool, ...] = ()
     course: str | None = None
     target_success: float | None = None
     n: int = 1
@@ -70,6 +75,11 @@ class SelectionContext:
     def __post_init__(self) -> None:
         if not isinstance(self.recent_items, tuple):
             object.__setattr__(self, "recent_items", tuple(self.recent_items))
+        if not isinstance(self.recent_correct, tuple):
+            object.__setattr__(self, "recent_correct", tuple(self.recent_correct))
+        if len(self.recent_correct) > len(self.recent_items):
+            raise ValueError(f"recent_correct has {len(self.recent_correct)} outcomes for "
+                             f"{len(self.recent_items)} recent items (one per item at most)")
         if self.target_success is not None:
             _check_target(self.target_success)
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
@@ -173,6 +183,28 @@ class TargetSuccessPolicy:
         pool = self._pool(tracer, state, catalog, context)
         return pool if isinstance(pool, str) else None
 
+    def choose_many(self, tracer: Tracer[Any], states: Any, catalog: Catalog,
+                    batch: SelectionBatch) -> np.ndarray:
+        """The first choice for every learner of ``batch`` at once (see
+        :mod:`engine.selection.batch`): the same steps as :meth:`_pool` and :meth:`choose`,
+        on arrays of shape (learners, items)."""
+        prepared = prepare(catalog)
+        in_scope, _, _ = b.scope(prepared, batch.course)
+        mastered = tracer.mastery_of_many(states, prepared.index, at=batch.at) \
+            >= self.mastery_threshold
+        blocked = b.blocked_many(prepared, mastered)
+        candidates = in_scope & b.all_per_item_many(prepared, ~blocked[:, prepared.pair_skill])
+        learning = ~b.all_per_item_many(prepared, mastered[:, prepared.pair_skill])
+        fresh = candidates & ~b.recent_mask(prepared, batch, self.avoid_recent)
+        candidates = np.where(fresh.any(axis=1)[:, None], fresh, candidates)
+        learn = candidates & learning
+        group = np.where(learn.any(axis=1)[:, None], learn, candidates & ~learning)
+        target = self.target_success if batch.target_success is None else batch.target_success
+        p = tracer.predict_items_many(states, prepared.index, at=batch.at)
+        distance = np.where(group, np.round(np.abs(p - target), _TIE_DECIMALS), np.inf)
+        closest = group & (distance == distance.min(axis=1, initial=np.inf)[:, None])
+        return b.first_by_tie_key(prepared, closest, batch)
+
     # ------------------------------------------------------------------ internals
     def _target(self, context: SelectionContext) -> float:
         return self.target_success if context.target_success is None else context.target_success
@@ -181,16 +213,7 @@ class TargetSuccessPolicy:
               context: SelectionContext) -> _Pool | str:
         """The candidates for ``context``, or the sentence saying why there are none."""
         prepared = prepare(catalog)
-        if context.course is None:
-            in_scope, scope_skills = prepared.every_item, prepared.every_skill
-            scope = "the catalog"
-        else:
-            if context.course not in prepared.course_items:
-                known = ", ".join(repr(c) for c in prepared.course_items) or "none"
-                raise ValueError(f"unknown course {context.course!r} (courses: {known})")
-            in_scope = prepared.course_items[context.course]
-            scope_skills = prepared.course_skills[context.course]
-            scope = f"course {context.course!r}"
+        in_scope, scope_skills, scope = b.scope(prepared, context.course)
         if not prepared.item_ids:
             return "the catalog has no items"
         if not in_scope.any():

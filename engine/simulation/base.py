@@ -29,11 +29,14 @@ from collections.abc import Callable
 import numpy as np
 
 from engine.catalog import Catalog
+from engine.selection.batch import NO_CHOICE
 
-__all__ = ["DAY", "NO_ITEM", "FAMILIES", "Population", "make_population"]
+__all__ = ["DAY", "FAMILIES", "NO_ITEM", "Population", "make_population"]
 
 DAY = 86_400.0  #: seconds in a day, the unit sessions are scheduled in
-NO_ITEM = -1  #: in an ``items`` array: this learner does not practise now
+#: in an ``items`` array: this learner does not practise now (what a policy's batched choice
+#: holds where it has nothing to recommend, so choices go to :meth:`Population.practise` as is)
+NO_ITEM = NO_CHOICE
 
 
 class Population(ABC):

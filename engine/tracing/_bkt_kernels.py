@@ -315,6 +315,19 @@ def bkt_step(q: float, correct: int, guess: float, slip: float, learn: float,
     return _transition(a_u, a_m, learn, forget)
 
 
+@numba.njit(cache=True, error_model="numpy")
+def step_pairs(states: np.ndarray, rows: np.ndarray, skills: np.ndarray, correct: np.ndarray,
+               guess: np.ndarray, slip: np.ndarray, learn: np.ndarray,
+               forget: np.ndarray) -> None:
+    """:func:`bkt_step` in place for many (learner, skill) pairs: ``states[rows[p], skills[p]]``
+    after an answer ``correct[p]`` with guess ``guess[p]`` and slip ``slip[p]`` (the batch twin
+    of the online update; a learner's skills are distinct pairs)."""
+    for p in range(rows.shape[0]):
+        i, k = rows[p], skills[p]
+        states[i, k] = bkt_step(states[i, k], correct[p], guess[p], slip[p], learn[k],
+                                forget[k])
+
+
 @numba.njit(cache=True)
 def is_probabilities(values: np.ndarray) -> bool:
     """Whether every value is a probability (in [0, 1]; NaN is not): what a state holds."""

@@ -184,6 +184,43 @@ class Tracer(ABC, Generic[State]):
         return np.fromiter((values[s] for s in items.skill_ids), dtype=float,
                            count=len(items.skill_ids))
 
+    # ================================================================ many learners at once
+    # The simulator advances thousands of learners in lockstep, and one Python call per learner
+    # and answer would cost more than the learning it simulates. A *batch* of states is any
+    # object whose element ``i`` is learner ``i``'s state (``batch[i]`` works with every
+    # one-learner method); these defaults keep a list and call the one-learner methods learner
+    # by learner, so a batch means exactly what the per-learner calls mean. Models override all
+    # four with an array layout (one vectorized operation per call).
+
+    def new_states(self, n: int) -> Any:
+        """A batch of ``n`` learners with no answers yet."""
+        return [self.new_state() for _ in range(n)]
+
+    def update_many(self, states: Any, items: ItemIndex, chosen: np.ndarray,
+                    correct: np.ndarray, *, at: datetime | None = None) -> Any:
+        """The batch after learner ``i`` answered item ``chosen[i]`` of ``items`` at ``at``,
+        right when ``correct[i]``; learners with ``chosen[i] < 0`` are unchanged, and
+        ``states`` itself is left unchanged (as :meth:`update` leaves its state)."""
+        new = list(states)
+        for i in np.flatnonzero(chosen >= 0).tolist():
+            j = int(chosen[i])
+            new[i] = self.update(states[i], AnswerEvent(
+                f"learner-{i}", items.item_ids[j], items.item_skills[j], bool(correct[i]),
+                timestamp=at))
+        return new
+
+    def predict_items_many(self, states: Any, items: ItemIndex, *,
+                           at: datetime | None = None) -> np.ndarray:
+        """:meth:`predict_items` of every learner of the batch: shape (learners, items)."""
+        return np.array([self.predict_items(s, items, at=at) for s in states], dtype=float
+                        ).reshape(len(states), len(items))
+
+    def mastery_of_many(self, states: Any, items: ItemIndex, *,
+                        at: datetime | None = None) -> np.ndarray:
+        """:meth:`mastery_of` of every learner of the batch: shape (learners, skills)."""
+        return np.array([self.mastery_of(s, items, at=at) for s in states], dtype=float
+                        ).reshape(len(states), len(items.skill_ids))
+
     @abstractmethod
     def state_to_bytes(self, state: State) -> bytes:
         """``state`` as compact bytes (what a state store keeps)."""

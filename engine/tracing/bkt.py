@@ -33,6 +33,7 @@ from engine.tracing._bkt_kernels import (
     is_probabilities,
     p_correct,
     sequence_hashes,
+    step_pairs,
 )
 from engine.tracing.base import Cached, FitProgress, NotFittedError, Tracer
 from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
@@ -313,6 +314,40 @@ class BKT(Tracer[np.ndarray]):
                    at: datetime | None = None) -> np.ndarray:
         view: _ItemView = self._views.get(items, self._view)
         return 1.0 - state[view.skill]
+
+    # a batch is an array (learners, skills) of P(not mastered): row i is learner i's state
+    def new_states(self, n: int) -> np.ndarray:
+        return np.tile(self.new_state(), (n, 1))
+
+    def update_many(self, states: np.ndarray, items: ItemIndex, chosen: np.ndarray,
+                    correct: np.ndarray, *, at: datetime | None = None) -> np.ndarray:
+        params = self._fitted()
+        view: _ItemView = self._views.get(items, self._view)
+        rows = np.flatnonzero(chosen >= 0)
+        item = chosen[rows]
+        counts = items.pair_count[item]
+        ends = np.cumsum(counts)
+        pairs = np.repeat(items.pair_ptr[item] - ends + counts, counts) + np.arange(
+            ends[-1] if len(ends) else 0)
+        new = np.array(states, dtype=float)  # a copy: the batch given is left unchanged
+        step_pairs(new, np.repeat(rows, counts), view.pair_skill[pairs],
+                   np.repeat(correct[rows], counts).astype(np.int64), view.pair_guess[pairs],
+                   view.pair_slip[pairs], params.learn, params.forget)
+        return new
+
+    def predict_items_many(self, states: np.ndarray, items: ItemIndex, *,
+                           at: datetime | None = None) -> np.ndarray:
+        view: _ItemView = self._views.get(items, self._view)
+        q = states[:, view.pair_skill]
+        per_pair = (1.0 - q) * (1.0 - view.pair_slip) + q * view.pair_guess
+        if not len(items):
+            return np.zeros((len(states), 0))
+        return np.add.reduceat(per_pair, items.pair_ptr[:-1], axis=1) / items.pair_count
+
+    def mastery_of_many(self, states: np.ndarray, items: ItemIndex, *,
+                        at: datetime | None = None) -> np.ndarray:
+        view: _ItemView = self._views.get(items, self._view)
+        return 1.0 - states[:, view.skill]
 
     def state_to_bytes(self, state: np.ndarray) -> bytes:
         return np.ascontiguousarray(state, dtype="<f8").tobytes()

@@ -125,7 +125,8 @@ def pg_traces(engine: sa.Engine, needle: str) -> dict[str, int]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("CHECKPOINT")
         found = {}
-        for name, path in relation_files(conn, ("events", "learners", "pg_statistic")).items():
+        for name, path in relation_files(conn, ("events", "learners", "experiment_assignments",
+                                                "pg_statistic")).items():
             data = conn.execute(sa.text("SELECT pg_read_binary_file(:p)"), {"p": path}).scalar()
             count = bytes(data).count(needle.encode())
             if count:
@@ -140,18 +141,22 @@ def test_postgres_purge_erased_leaves_no_trace_in_the_table_files(
     t = make_tenant_on(pg_backend.engine)
     learner, other = distinctive_id(), distinctive_id()
     with TestClient(create_app(pg_backend.settings())) as client:
+        # an experiment runs: the learners' assignments are rows to purge too
+        assert client.post("/v1/experiments", headers=t.headers, json={
+            "name": "purge", "arms": [{"name": "a"}, {"name": "b"}]}).status_code == 201
         record(client, t.headers, learner, 40)
         record(client, t.headers, other, 3)
         assert client.delete(f"/v1/learners/{learner}", headers=t.headers).status_code == 204
         client.app.state.service.engine.dispose()  # type: ignore[attr-defined]
     left = pg_traces(pg_backend.engine, learner)
     assert left.get("events"), f"the erased rows are not in the heap to begin with: {left}"
+    assert left.get("experiment_assignments"), f"no erased assignment in the heap: {left}"
     for name, value in pg_backend.env().items():
         if name.startswith("TUTOR_"):
             monkeypatch.setenv(name, value)
     done = CliRunner().invoke(tutor_cli, ["db", "purge-erased", "--json"])
     assert done.exit_code == 0, done.output
-    assert '"rewritten": ["events", "learners"]' in done.stdout
+    assert '"rewritten": ["events", "learners", "experiment_assignments"]' in done.stdout
     assert pg_traces(pg_backend.engine, learner) == {}
     # what was not erased is all there
     assert pg_traces(pg_backend.engine, other).get("events")

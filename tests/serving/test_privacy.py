@@ -73,7 +73,15 @@ def test_export_returns_everything(client, make_tenant) -> None:
     assert [e["seq"] for e in events] == [1, 2, 3]
     assert [e["response_ms"] for e in events] == [2500, 2500, 2500]
     history = full_history(client, learner, t.headers)
-    assert [{k: v for k, v in e.items() if k != "response"} for e in events] == history
+    # ... and what chose each response's next (no experiment here: the default policy)
+    assert [(e["policy"], e["experiment"], e["arm"]) for e in events] == [
+        ("target-success", None, None)] * 3
+    chosen = {"response", "policy", "experiment", "arm"}
+    assert [{k: v for k, v in e.items() if k not in chosen} for e in events] == history
+    # the learner's consent: the defaults, never set
+    assert export["consent"] == {"learner_id": learner, "personalization": True,
+                                 "experiments": None, "updated_at": None}
+    assert export["experiments"] == []
     for e, response in zip(events, responses, strict=True):
         assert e["response"] == {k: v for k, v in response.items() if k != "duplicate"}
 

@@ -1,0 +1,261 @@
+"""Experiments while serving: which policy chooses a learner's exercises, and enrolment.
+
+A learner is served by (in this order):
+
+1. the fixed curriculum, if they opted out of personalization: no learner model is consulted,
+   and they are never enrolled in an experiment;
+2. their arm's policy, while an experiment of the tenant runs (``starts_at <= now <
+   stops_at``) and they take part: assigned by the hash of (experiment, learner)
+   (:func:`engine.experiments.assign`) at their first served exercise while it runs, stored,
+   and served from the stored arm ever after (sticky). Learners who refused experiments
+   (``experiment_consent`` false) are never enrolled, nor, for an experiment that requires
+   consent, those who did not give it;
+3. the tenant's default: the target-success policy at the tenant's target.
+
+At most one experiment of a tenant runs at a time (:mod:`api.experiment_admin` refuses
+overlaps), so a learner's policy is never a mix. Each answer row records the policy, experiment
+and arm that chose its response's ``next`` (:meth:`Served.columns`): the analysis replays from
+the log alone.
+
+Definitions are cached per process for :data:`CACHE_SECONDS` (like API keys): an experiment
+created or stopped takes effect on every worker within that time. An arm's target success, when
+it sets one, overrides both the tenant's and a request's ``target``: an experiment on targets
+would otherwise measure whatever apps send.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from api.db import events, experiment_assignments, experiments, learners
+from api.responses import Assignment, Consent
+from engine.experiments import Arm, assign
+from engine.selection import Policy, TargetSuccessPolicy
+from engine.selection.baselines import FixedCurriculumPolicy
+
+#: how long a worker serves from its copy of a tenant's experiments
+CACHE_SECONDS = 2.0
+#: policy names an arm may use, and the policy an opted-out learner gets
+POLICIES: dict[str, type[Any]] = {"target-success": TargetSuccessPolicy,
+                                  "fixed-curriculum": FixedCurriculumPolicy}
+DEFAULT_POLICY = "target-success"
+OPTED_OUT_POLICY = "fixed-curriculum"
+
+
+def build_policy(name: str, options: Mapping[str, Any]) -> Policy:
+    """The policy ``name`` with ``options`` (its constructor's keywords); ValueError, saying
+    what is wrong, for an unknown name or option."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r} (policies: {', '.join(POLICIES)})")
+    try:
+        policy: Policy = POLICIES[name](**options)
+    except TypeError as exc:  # an option the policy does not take
+        raise ValueError(f"policy {name!r}: {exc}") from None
+    return policy
+
+
+@dataclass(frozen=True, slots=True)
+class ArmConfig:
+    """An arm as stored: name, weight, policy name and options (built once, shared)."""
+
+    name: str
+    weight: float
+    policy: str
+    options: Mapping[str, Any]
+    built: Policy = field(compare=False)
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> ArmConfig:
+        options = dict(document.get("options") or {})
+        return cls(document["name"], float(document["weight"]), document["policy"], options,
+                   build_policy(document["policy"], options))
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An experiment's definition."""
+
+    id: int
+    name: str
+    arms: tuple[ArmConfig, ...]
+    require_consent: bool
+    starts_at: datetime
+    stops_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> Experiment:
+        return cls(row.id, row.name, tuple(ArmConfig.of(a) for a in row.arms),
+                   bool(row.require_consent), _utc(row.starts_at), _utc_or_none(row.stops_at),
+                   _utc(row.created_at))
+
+    def running(self, at: datetime) -> bool:
+        return self.starts_at <= at and (self.stops_at is None or at < self.stops_at)
+
+    def arm(self, name: str) -> ArmConfig:
+        return next(a for a in self.arms if a.name == name)
+
+    def assign(self, learner_id: str) -> str:
+        """The arm the hash gives ``learner_id`` (its first assignment)."""
+        return assign(self.name, learner_id, [Arm(a.name, a.weight) for a in self.arms])
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Who chooses a learner's exercises now: the policy and its name, the target it aims at
+    when an arm sets one, the experiment and arm, and (for the fixed curriculum, which counts
+    streaks) the outcomes of the learner's last answers, most recent last."""
+
+    policy: Policy
+    name: str
+    target: float | None = None
+    experiment_id: int | None = None
+    arm: str | None = None
+    recent_correct: tuple[bool, ...] = ()
+
+    def columns(self) -> dict[str, Any]:
+        """The answer row's record of it."""
+        return {"policy": self.name, "experiment_id": self.experiment_id, "arm": self.arm}
+
+
+#: a learner's consent as the serving path reads it: personalization, experiment_consent
+_Consent = Row[bool, bool | None]
+
+
+class ExperimentServing:
+    """The policy for each learner (see the module's docstring), with the tenants' running
+    experiments cached for :data:`CACHE_SECONDS`."""
+
+    def __init__(self, engine: Engine, default: Policy) -> None:
+        self.engine = engine
+        self.default = Served(default, DEFAULT_POLICY)
+        self.opted_out = build_policy(OPTED_OUT_POLICY, {})
+        self._streak: int = getattr(self.opted_out, "streak", 3)
+        self._cache: dict[int, tuple[float, tuple[Experiment, ...]]] = {}
+        self._lock = threading.Lock()
+        dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" \
+            else sqlite.insert
+        self._consent = select(learners.c.personalization, learners.c.experiment_consent).where(
+            learners.c.tenant_id == bindparam("t"), learners.c.learner_id == bindparam("l"))
+        self._assigned = select(experiment_assignments.c.arm).where(
+            experiment_assignments.c.experiment_id == bindparam("x"),
+            experiment_assignments.c.learner_id == bindparam("l"))
+        self._outcomes = select(events.c.correct).where(
+            events.c.tenant_id == bindparam("t"), events.c.learner_id == bindparam("l"),
+            events.c.seq <= bindparam("last")).order_by(events.c.seq.desc()).limit(
+            bindparam("n"))
+        # GET /next for a learner never seen: the row the assignment refers to
+        self._create_learner = dialect_insert(learners).values(
+            tenant_id=bindparam("t"), learner_id=bindparam("l"), created_at=bindparam("now"),
+            last_seen=bindparam("now"), last_seq=0).on_conflict_do_nothing(
+            index_elements=["tenant_id", "learner_id"])
+        # two workers enrolling one learner at once compute the same arm: either insert wins
+        self._enrol = dialect_insert(experiment_assignments).values(
+            experiment_id=bindparam("x"), tenant_id=bindparam("t"), learner_id=bindparam("l"),
+            arm=bindparam("arm"), assigned_at=bindparam("now")).on_conflict_do_nothing(
+            index_elements=["experiment_id", "learner_id"])
+
+    def experiments(self, tenant_id: int) -> tuple[Experiment, ...]:
+        """The tenant's experiments that have not stopped, as of at most
+        :data:`CACHE_SECONDS` ago."""
+        now = time.monotonic()
+        cached = self._cache.get(tenant_id)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(experiments).where(
+                experiments.c.tenant_id == tenant_id)).all()
+        found = tuple(Experiment.of(r) for r in rows)
+        with self._lock:
+            self._cache[tenant_id] = (now, found)
+        return found
+
+    def forget(self, tenant_id: int) -> None:
+        """Drop the cached definitions (this process changed them)."""
+        with self._lock:
+            self._cache.pop(tenant_id, None)
+
+    def running(self, tenant_id: int, at: datetime) -> Experiment | None:
+        return next((e for e in self.experiments(tenant_id) if e.running(at)), None)
+
+    def served(self, conn: Connection, tenant_id: int, learner_id: str, at: datetime, *,
+               enrol: bool, last_seq: int | None = None) -> Served | None:
+        """Who serves the learner at ``at``, read on ``conn``. A learner to enrol now is
+        enrolled when ``enrol`` (``conn`` in a write transaction: the learner's row is created
+        if it has none), else None is returned: call again with ``enrol``. ``last_seq``: the
+        learner's answers to take the fixed curriculum's recent outcomes from (None: all)."""
+        consent: _Consent | None = conn.execute(
+            self._consent, {"t": tenant_id, "l": learner_id}).first()
+        if consent is not None and not consent.personalization:
+            return Served(self.opted_out, OPTED_OUT_POLICY,
+                          recent_correct=self._recent_correct(conn, tenant_id, learner_id,
+                                                              last_seq))
+        experiment = self.running(tenant_id, at)
+        refused = consent is not None and consent.experiment_consent is False
+        unasked = consent is None or consent.experiment_consent is None
+        if experiment is None or refused or (experiment.require_consent and unasked):
+            return self.default
+        arm = conn.execute(self._assigned, {"x": experiment.id, "l": learner_id}).scalar()
+        if arm is None:
+            if not enrol:
+                return None
+            arm = experiment.assign(learner_id)
+            if consent is None:
+                conn.execute(self._create_learner, {"t": tenant_id, "l": learner_id, "now": at})
+            conn.execute(self._enrol, {"x": experiment.id, "t": tenant_id, "l": learner_id,
+                                       "arm": arm, "now": at})
+        config = experiment.arm(arm)
+        return Served(config.built, config.policy, config.options.get("target_success"),
+                      experiment.id, arm)
+
+    def _recent_correct(self, conn: Connection, tenant_id: int, learner_id: str,
+                        last_seq: int | None) -> tuple[bool, ...]:
+        rows = conn.execute(self._outcomes, {"t": tenant_id, "l": learner_id,
+                                             "n": self._streak,
+                                             "last": 2**31 - 1 if last_seq is None
+                                             else last_seq}).scalars().all()
+        return tuple(bool(c) for c in reversed(rows))
+
+
+def _utc(moment: datetime) -> datetime:
+    """Timestamps are stored in UTC; SQLite hands them back without their zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _utc(moment)
+
+
+def learner_record(conn: Connection, tenant_id: int, learner_id: str,
+                   ) -> tuple[Consent, list[Assignment], dict[int, str]]:
+    """What the experiments hold about a learner, for the export: their consent, their
+    assignments, and the names of the tenant's experiments by id (the answer rows name them by
+    id)."""
+    row = conn.execute(select(learners.c.personalization, learners.c.experiment_consent,
+                              learners.c.consent_updated_at).where(
+        learners.c.tenant_id == tenant_id, learners.c.learner_id == learner_id)).first()
+    consent: Consent = {
+        "learner_id": learner_id,
+        "personalization": True if row is None else bool(row.personalization),
+        "experiments": None if row is None or row.experiment_consent is None
+        else bool(row.experiment_consent),
+        "updated_at": None if row is None else _utc_or_none(row.consent_updated_at)}
+    names = {r.id: r.name for r in conn.execute(
+        select(experiments.c.id, experiments.c.name).where(
+            experiments.c.tenant_id == tenant_id))}
+    assigned: list[Assignment] = [
+        {"experiment": names[r.experiment_id], "arm": r.arm,
+         "assigned_at": _utc(r.assigned_at)}
+        for r in conn.execute(select(experiment_assignments).where(
+            experiment_assignments.c.tenant_id == tenant_id,
+            experiment_assignments.c.learner_id == learner_id).order_by(
+            experiment_assignments.c.assigned_at))]
+    return consent, assigned, names

@@ -1,0 +1,65 @@
+"""Generated courses: a seeded random skill graph with items, for simulations at any size.
+
+The bundled packs have 6 to 12 skills per course; a policy comparison also needs larger and
+deeper graphs (the speed target is a 20-skill course), and a generated one is the same for a
+seed on every machine. The content is what a pack holds: skills with BKT parameters (the
+engine's belief about them, which the simulated learners do not follow exactly) and
+prerequisites, items with IRT difficulty and discrimination, and one course with every skill.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.catalog import BKTSkillParams, Catalog, Course, Item, Skill
+
+__all__ = ["GENERATED_COURSE", "generated_catalog"]
+
+#: the id of the one course of a generated catalog
+GENERATED_COURSE = "generated"
+
+
+def generated_catalog(n_skills: int, seed: int = 0, items_per_skill: int = 5) -> Catalog:
+    """``n_skills`` skills ``g.s00``... in a random prerequisite DAG, each with
+    ``items_per_skill`` items, and the course :data:`GENERATED_COURSE` of all of them.
+
+    Skill ``k`` requires one earlier skill with probability 0.7 and a second with 0.3 (so the
+    graph has roots, chains and joins); BKT parameters are drawn in plausible ranges (prior
+    0.05-0.35, learn 0.1-0.35, guess 0.1-0.25, slip 0.05-0.15); an item's difficulty is its
+    skill's depth in the graph, scaled to [-1.5, 1.5], plus N(0, 0.5) noise, its
+    discrimination log-normal around 1. The last item of a skill with prerequisites also
+    practises its first prerequisite (multi-skill items are normal).
+    """
+    if isinstance(n_skills, bool) or not isinstance(n_skills, int) or n_skills < 1:
+        raise ValueError(f"a generated course needs at least 1 skill, got {n_skills!r}")
+    if items_per_skill < 1:
+        raise ValueError(f"items_per_skill must be at least 1, got {items_per_skill!r}")
+    rng = np.random.default_rng(seed)
+    ids = [f"g.s{k:02d}" for k in range(n_skills)]
+    requires: list[tuple[str, ...]] = []
+    depth = np.zeros(n_skills)
+    for k in range(n_skills):
+        reqs: list[int] = []
+        if k and rng.random() < 0.7:
+            reqs.append(int(rng.integers(k)))
+            if k > 1 and rng.random() < 0.3:
+                reqs.append(int(rng.integers(k)))
+        reqs = sorted(set(reqs))
+        depth[k] = 1 + max((depth[r] for r in reqs), default=-1)
+        requires.append(tuple(ids[r] for r in reqs))
+    level = -1.5 + 3.0 * depth / max(depth.max(), 1.0)
+    skills = [Skill(ids[k], f"Generated skill {k}", requires=requires[k], bkt=BKTSkillParams(
+        prior=round(float(rng.uniform(0.05, 0.35)), 3),
+        learn=round(float(rng.uniform(0.1, 0.35)), 3),
+        guess=round(float(rng.uniform(0.1, 0.25)), 3),
+        slip=round(float(rng.uniform(0.05, 0.15)), 3))) for k in range(n_skills)]
+    items = []
+    for k, sid in enumerate(ids):
+        for j in range(items_per_skill):
+            with_prereq = j == items_per_skill - 1 and items_per_skill > 1 and requires[k]
+            items.append(Item(
+                f"{sid}.i{j}", (sid, requires[k][0]) if with_prereq else (sid,),
+                difficulty=round(float(level[k] + rng.normal(0.0, 0.5)), 3),
+                discrimination=round(float(np.exp(rng.normal(0.0, 0.25))), 3)))
+    course = Course(GENERATED_COURSE, f"Generated course of {n_skills} skills", tuple(ids))
+    return Catalog.build(skills, items, [course])

@@ -1,0 +1,243 @@
+"""Policies run on simulated learners, paired: the outcome of each policy on the same learners.
+
+One run (:func:`run_policy`) is a population (one learner-model family, a seed) working through
+a course in sessions separated by time (a :class:`Schedule`: one session a day of
+``per_session`` exercises, ``spacing`` seconds apart). Before every exercise the policy chooses
+from the engine's tracer state, exactly as the API would (the same context: the last
+:data:`RECENT` items and their outcomes, the learner's answer count as tie-break seed, the
+moment of the choice); the simulated learner answers with its true P(correct); the tracer is
+updated with the answer (through the :class:`~engine.tracing.base.Tracer` contract only) and the
+population learns. :func:`compare` runs every policy on every family with the same seed, so
+each policy meets the same learners (paired), and summarizes with :mod:`engine.simulation.metrics`.
+
+Outcomes per learner: exercises until every course skill is truly mastered (ground truth;
+learners who never get there count as the whole budget, a lower bound, and the share who get
+there is reported), the post-test (expected score on every course item right after the last
+session), retention 7 and 30 days later with no practice in between, and the diagnostic AUC of
+the tracer's P(mastered) against the true mastery over the course skills at the end of every
+day. Curves for pictures: true mastery share per day, test score by days after the course.
+
+Speed: all learners advance in lockstep, one batched call per exercise for the policy
+(``choose_many``) and the tracer (``update_many``); ``lockstep=False`` runs the one-learner
+calls instead, learner by learner (the reference the tests hold the batched path equal to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from engine.catalog import Catalog
+from engine.events import AnswerEvent
+from engine.selection.batch import SelectionBatch, scope
+from engine.selection.lockstep import choose_many, context_of
+from engine.selection.policy import Policy
+from engine.selection.prepared import prepare
+from engine.simulation.base import DAY, NO_ITEM, make_population
+from engine.simulation.metrics import learner_auc, mean_ci, paired_ci
+from engine.tracing.base import Tracer
+
+__all__ = ["METRICS", "RECENT", "Comparison", "PolicyRun", "Schedule", "compare",
+           "run_policy"]
+
+#: recent items passed to policies (the API keeps as many)
+RECENT = 10
+#: the moment simulated time 0 stands for (tracers and policies take datetimes)
+EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+#: days after the course at which the retention curve is measured
+RETENTION_DAYS = (0, 1, 2, 3, 5, 7, 10, 14, 21, 30)
+#: the per-learner outcomes, in report order
+METRICS = ("exercises_to_mastery", "post_test", "retention_7d", "retention_30d",
+           "diagnostic_auc")
+
+#: called with (steps done, steps in all, what is happening, metrics so far)
+Progress = Callable[[int, int, str, Mapping[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``days`` daily sessions of ``per_session`` exercises, ``spacing`` seconds apart."""
+
+    days: int = 30
+    per_session: int = 10
+    spacing: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("days", "per_session"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not 0.0 < self.spacing <= DAY / self.per_session:
+            raise ValueError(f"spacing must be positive and fit {self.per_session} exercises "
+                             f"in a day, got {self.spacing!r}")
+
+    @property
+    def budget(self) -> int:
+        """Exercises per learner in all."""
+        return self.days * self.per_session
+
+    @property
+    def end(self) -> float:
+        """Simulated time just after the last exercise (seconds)."""
+        return (self.days - 1) * DAY + self.per_session * self.spacing
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyRun:
+    """One policy on one population: per-learner outcomes (arrays of shape (n,)) and curves."""
+
+    family: str
+    policy: str
+    outcomes: dict[str, np.ndarray]
+    mastered: np.ndarray  #: bool: reached course mastery within the schedule
+    mastery_curve: np.ndarray  #: (days,): mean share of course skills truly mastered
+    retention_curve: np.ndarray  #: (len(RETENTION_DAYS),): mean test score after the course
+
+
+@dataclass
+class Comparison:
+    """Every policy on every family (same learners per family), and the baseline policy."""
+
+    runs: dict[str, dict[str, PolicyRun]] = field(default_factory=dict)
+    baseline: str = ""
+
+    def summary(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        """family -> policy -> metric -> ``{"mean", "ci95", "n"}``, with
+        ``"vs_baseline"`` (paired difference and p-value) for every policy but the baseline,
+        and ``mastered_share`` (with its interval) for each policy."""
+        out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+        for family, runs in self.runs.items():
+            base = runs.get(self.baseline)
+            out[family] = {}
+            for name, run in runs.items():
+                metrics: dict[str, dict[str, Any]] = {}
+                for metric in METRICS:
+                    metrics[metric] = mean_ci(run.outcomes[metric])
+                    if base is not None and name != self.baseline:
+                        metrics[metric]["vs_baseline"] = paired_ci(run.outcomes[metric],
+                                                                   base.outcomes[metric])
+                metrics["mastered_share"] = mean_ci(run.mastered.astype(float))
+                out[family][name] = metrics
+        return out
+
+
+def _learner_ids(n: int, seed: int) -> tuple[str, ...]:
+    return tuple(f"sim{seed}-{i}" for i in range(n))
+
+
+def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy, *, n: int,
+               seed: int, schedule: Schedule, tracer: Tracer[Any], label: str = "",
+               lockstep: bool = True, progress: Progress | None = None) -> PolicyRun:
+    """``policy`` on ``n`` learners of ``family`` (seed ``seed``), ``tracer`` tracing them."""
+    prepared = prepare(catalog)
+    index = prepared.index
+    course_items, course_skills, _ = scope(prepared, course)
+    test_items = np.flatnonzero(course_items)
+    if not len(test_items):
+        raise ValueError(f"course {course!r} has no items to practise or test")
+    population = make_population(family, catalog, n, seed)
+    answers_rng = np.random.default_rng([seed, 0x5EED])
+    learners = _learner_ids(n, seed)
+    states = tracer.new_states(n) if lockstep else [tracer.new_state() for _ in range(n)]
+    recent = np.full((n, RECENT), NO_ITEM, dtype=np.int64)
+    recent_correct = np.zeros((n, RECENT), dtype=bool)
+    answered = np.zeros(n, dtype=np.int64)
+    reached = np.where(population.mastery(0.0)[:, course_skills].all(axis=1), 0, -1)
+    mastery_curve = np.zeros(schedule.days)
+    believed, truth = [], []
+    for day in range(schedule.days):
+        for k in range(schedule.per_session):
+            t = day * DAY + k * schedule.spacing
+            at = EPOCH + timedelta(seconds=t)
+            batch = SelectionBatch(learners, recent, recent_correct, answered.copy(),
+                                   course=course, at=at)
+            if lockstep:
+                chosen = choose_many(policy, tracer, states, catalog, batch)
+            else:
+                chosen = _choose_one_by_one(policy, tracer, states, catalog, batch)
+            active = chosen != NO_ITEM
+            correct = (answers_rng.random(n) < population.p_correct(chosen, t)) & active
+            population.practise(chosen, correct, t)
+            if lockstep:
+                states = tracer.update_many(states, index, chosen, correct, at=at)
+            else:
+                _update_one_by_one(tracer, states, index, learners, chosen, correct, at)
+            recent[active, :-1] = recent[active, 1:]
+            recent[active, -1] = chosen[active]
+            recent_correct[active, :-1] = recent_correct[active, 1:]
+            recent_correct[active, -1] = correct[active]
+            answered += active
+            now_mastered = population.mastery(t)[:, course_skills].all(axis=1)
+            reached = np.where((reached < 0) & now_mastered, answered, reached)
+        t_day = day * DAY + schedule.per_session * schedule.spacing
+        true_now = population.mastery(t_day)[:, course_skills]
+        mastery_curve[day] = true_now.mean()
+        at_day = EPOCH + timedelta(seconds=t_day)
+        tracer_now = tracer.mastery_of_many(states, index, at=at_day) if lockstep else \
+            np.array([tracer.mastery_of(s, index, at=at_day) for s in states])
+        believed.append(tracer_now[:, course_skills])
+        truth.append(true_now)
+        if progress is not None:
+            progress(day + 1, schedule.days, f"{family}: {label or repr(policy)}",
+                     {"mastered": float(true_now.mean())})
+    end = schedule.end
+    scores = {d: population.test_score(test_items, end + d * DAY) for d in RETENTION_DAYS}
+    outcomes = {
+        "exercises_to_mastery": np.where(reached >= 0, reached, schedule.budget).astype(float),
+        "post_test": scores[0],
+        "retention_7d": scores[7],
+        "retention_30d": scores[30],
+        "diagnostic_auc": learner_auc(np.concatenate(believed, axis=1),
+                                      np.concatenate(truth, axis=1)),
+    }
+    return PolicyRun(family, label or repr(policy), outcomes, reached >= 0, mastery_curve,
+                     np.array([scores[d].mean() for d in RETENTION_DAYS]))
+
+
+def _choose_one_by_one(policy: Policy, tracer: Tracer[Any], states: list[Any],
+                       catalog: Catalog, batch: SelectionBatch) -> np.ndarray:
+    """The one-learner path: ``policy.choose`` per learner with its own context."""
+    item_index = prepare(catalog).item_index
+    chosen = np.full(len(batch), NO_ITEM, dtype=np.int64)
+    for i, state in enumerate(states):
+        choices = policy.choose(tracer, state, catalog, context_of(batch, i, catalog))
+        if choices:
+            chosen[i] = item_index[choices[0].item]
+    return chosen
+
+
+def _update_one_by_one(tracer: Tracer[Any], states: list[Any], index: Any,
+                       learners: Sequence[str], chosen: np.ndarray, correct: np.ndarray,
+                       at: datetime) -> None:
+    """The one-learner path: ``tracer.update`` per learner with its answer event."""
+    for i in np.flatnonzero(chosen != NO_ITEM).tolist():
+        j = int(chosen[i])
+        states[i] = tracer.update(states[i], AnswerEvent(
+            learners[i], index.item_ids[j], index.item_skills[j], bool(correct[i]),
+            timestamp=at))
+
+
+def compare(families: Sequence[str], catalog: Catalog, course: str | None,
+            policies: Mapping[str, Policy], *, n: int, seed: int, schedule: Schedule,
+            tracer: Callable[[], Tracer[Any]], baseline: str | None = None,
+            progress: Progress | None = None) -> Comparison:
+    """Every policy (label -> policy) on every family, each family's learners the same for
+    every policy (seed ``seed``); ``tracer()`` gives the tracer of each run; ``baseline``
+    (default: the first policy) is what paired differences are taken against."""
+    if not policies:
+        raise ValueError("give at least one policy")
+    if baseline is not None and baseline not in policies:
+        raise ValueError(f"baseline {baseline!r} is not among the policies "
+                         f"({', '.join(policies)})")
+    result = Comparison(baseline=baseline or next(iter(policies)))
+    for family in families:
+        result.runs[family] = {
+            label: run_policy(family, catalog, course, policy, n=n, seed=seed,
+                              schedule=schedule, tracer=tracer(), label=label,
+                              progress=progress)
+            for label, policy in policies.items()}
+    return result

@@ -1,0 +1,108 @@
+"""Gaps the fault campaign (``bench/faults.py``) looks at: a readiness probe and an erasure
+that meet a database connection closed under them (a restart, a failover,
+``pg_terminate_backend``) run again on a fresh one instead of failing; a query string whose
+percent-encoding is not UTF-8 is refused like such a path; reads never create a learner."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+
+from .conftest import Backend, error_of, make_tenant_on, new_event_id
+
+
+def close_pooled_connections(backend: Backend) -> None:
+    """What a database restart does to the app's pool: every other connection closed."""
+    with backend.engine.connect() as conn:
+        closed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar_one()
+    assert closed >= 1
+
+
+def learner_ids(backend: Backend, tenant_id: int) -> list[str]:
+    with backend.engine.connect() as conn:
+        return sorted(conn.execute(sa.text("SELECT learner_id FROM learners WHERE "
+                                           "tenant_id = :t"), {"t": tenant_id}).scalars())
+
+
+def answer(client: TestClient, headers: dict[str, str], learner: str) -> None:
+    r = client.post(f"/v1/learners/{learner}/answers", headers=headers,
+                    json={"item_id": "mini.a.mid", "correct": True, "event_id": new_event_id()})
+    assert r.status_code == 200, r.text
+
+
+def test_readyz_after_the_database_closed_pooled_connections(pg_backend: Backend) -> None:
+    """The probe used to answer 503 once per connection the database had closed: a load
+    balancer would take a sound worker out of service after every database restart."""
+    app = create_app(pg_backend.settings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/readyz").status_code == 200  # a connection in the pool
+        close_pooled_connections(pg_backend)
+        r = client.get("/readyz")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "ready"
+    app.state.service.engine.dispose()
+
+
+def test_erasure_after_the_database_closed_pooled_connections(pg_backend: Backend) -> None:
+    """An erasure that meets a closed connection used to fail with a 500 (nothing erased)."""
+    t = make_tenant_on(pg_backend.engine)
+    app = create_app(pg_backend.settings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer(client, t.headers, "gone")
+        close_pooled_connections(pg_backend)
+        r = client.delete("/v1/learners/gone", headers=t.headers)
+        assert r.status_code == 204, r.text
+        error_of(client.get("/v1/learners/gone/state", headers=t.headers), 404, "not_found")
+        assert learner_ids(pg_backend, t.tenant.id) == []
+    app.state.service.engine.dispose()
+
+
+@pytest.mark.parametrize("raw", ["%FF", "%C3", "%80", "x%C3%28y", "%ED%A0%80"])
+def test_a_query_string_that_is_not_utf8_is_refused(sqlite_backend: Backend, raw: str) -> None:
+    """Query values used to be decoded with every invalid byte as U+FFFD, like paths were:
+    ``?course=%FF`` and ``?course=%C3`` named the same course, ``?after=%FF`` paged from it."""
+    t = make_tenant_on(sqlite_backend.engine)
+    app = create_app(sqlite_backend.settings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in (f"/v1/content/items?after={raw}", f"/v1/content/skills?course={raw}",
+                     f"/v1/learners/ada/next?course={raw}", f"/v1/learners/ada/progress?x={raw}",
+                     f"/healthz?{raw}=1"):
+            err = error_of(client.get(path, headers=t.headers), 400, "invalid_query")
+            assert "UTF-8" in err["message"], err
+        # percent-encoded UTF-8 is taken as it is
+        r = client.get(f"/v1/content/items?after={quote('é')}", headers=t.headers)
+        assert r.status_code == 200, r.text
+    assert learner_ids(sqlite_backend, t.tenant.id) == []
+    app.state.service.engine.dispose()
+
+
+def test_reads_create_no_learner_but_choosing_a_course_does(sqlite_backend: Backend) -> None:
+    """``/next``, ``/progress`` and ``/state`` of a learner never seen read the priors and
+    write nothing; ``/next?course=`` is the one read that writes: it makes the course the
+    learner's current one, which every worker must find (the learner's row holds it), so that
+    the first answer's ``next`` is chosen in it without the app repeating the course."""
+    t = make_tenant_on(sqlite_backend.engine)
+    app = create_app(sqlite_backend.settings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in ("next", "next?n=3", "progress", "progress?course=mini.course.b"):
+            assert client.get(f"/v1/learners/ghost/{path}", headers=t.headers).status_code == 200
+        error_of(client.get("/v1/learners/ghost/state", headers=t.headers), 404, "not_found")
+        assert learner_ids(sqlite_backend, t.tenant.id) == []
+
+        r = client.get("/v1/learners/enrolled/next?course=mini.course.c", headers=t.headers)
+        assert r.status_code == 200 and r.json()["course"] == "mini.course.c", r.text
+        assert learner_ids(sqlite_backend, t.tenant.id) == ["enrolled"]
+        first = client.post("/v1/learners/enrolled/answers", headers=t.headers,
+                            json={"item_id": "mini.a.mid", "correct": True,
+                                  "event_id": new_event_id()})
+        assert first.status_code == 200, first.text
+        assert first.json()["seq"] == 1 and first.json()["course"] == "mini.course.c"
+        assert first.json()["next"]["skills"] == ["mini.c"]
+    app.state.service.engine.dispose()

@@ -1,0 +1,183 @@
+"""``tutor simulate``: selection policies compared on simulated learners with a known truth.
+
+Every policy runs on the same learners (paired) of every learner-model family, in daily
+sessions; the engine's tracer (the course's own BKT) follows each learner and the policy chooses
+from it, as the API does. Reported per family and policy: exercises to course mastery, post-test,
+7- and 30-day retention and the tracer's diagnostic AUC, each with a 95% interval over learners
+and the paired difference against a baseline policy (:mod:`engine.simulation.run`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from engine.catalog import Catalog
+from tutor.console import fail, out, progress_bar, use_threads, writable
+
+_DEFAULT_POLICIES = ("fixed-curriculum", "random", "lowest-mastery", "target-success")
+_GENERATED = "generated:"
+
+
+def load_course(spec: str) -> tuple[Catalog, str]:
+    """(catalog, course id) for ``--course``: a course of the bundled packs, or
+    ``generated:N[:SEED]`` (a generated course of N skills); ValueError listing the courses."""
+    from content.packs import bundled_packs, catalog_from_packs, load_pack
+    from engine.simulation.courses import GENERATED_COURSE, generated_catalog
+
+    if spec.startswith(_GENERATED):
+        size, _, seed = spec[len(_GENERATED):].partition(":")
+        try:
+            return generated_catalog(int(size), seed=int(seed or 0)), GENERATED_COURSE
+        except ValueError as exc:
+            raise ValueError(f"--course {spec!r}: write generated:N or generated:N:SEED with "
+                             f"N >= 1 skills ({exc})") from None
+    catalog = catalog_from_packs([load_pack(p) for p in bundled_packs().values()])
+    if spec not in catalog.courses:
+        raise ValueError(f"unknown course {spec!r}: give a course of the bundled packs "
+                         f"({', '.join(catalog.courses)}) or generated:N (N skills)")
+    return course_catalog(catalog, spec), spec
+
+
+def course_catalog(catalog: Catalog, course: str) -> Catalog:
+    """The course on its own: its skills, with prerequisites outside the course dropped (taken
+    as known: learners start a course ready for it, else no learner model could learn a
+    fractions course without multiplication, and no policy would open it), and its items."""
+    skills = set(catalog.courses[course].skills)
+    return Catalog.build(
+        [replace(s, requires=tuple(r for r in s.requires if r in skills))
+         for s in catalog.skills.values() if s.id in skills],
+        [i for i in catalog.items.values() if skills.issuperset(i.skills)],
+        [catalog.courses[course]])
+
+
+def _cell(metric: dict[str, Any], digits: int) -> str:
+    if metric["mean"] is None:
+        return "-"
+    low, high = metric["ci95"]
+    text = f"{metric['mean']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    diff = metric.get("vs_baseline")
+    if diff and diff["mean"] is not None:
+        text += f"\n{diff['mean']:+.{digits}f} [{diff['ci95'][0]:+.{digits}f}, " \
+                f"{diff['ci95'][1]:+.{digits}f}]"
+    return text
+
+
+def simulate(
+    course: Annotated[str, typer.Option(
+        help="A course of the bundled packs (e.g. math.course.fractions; prerequisites "
+             "outside the course are taken as known) or generated:N (a generated course of N "
+             "skills; generated:N:SEED for another graph).")],
+    learners: Annotated[int, typer.Option(help="Simulated learners per learner model.")] = 1000,
+    days: Annotated[int, typer.Option(help="Days of daily sessions.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the learners and their answers: the same "
+                                           "seed gives the same numbers.")] = 0,
+    per_session: Annotated[int, typer.Option(help="Exercises per daily session.")] = 10,
+    learner_model: Annotated[list[str] | None, typer.Option(
+        help="Learner-model family (repeat for several; default: every family).")] = None,
+    policy: Annotated[list[str] | None, typer.Option(
+        help="Policy NAME or NAME:option=value,... (repeat; default: fixed-curriculum, "
+             "random, lowest-mastery, target-success).")] = None,
+    baseline: Annotated[str | None, typer.Option(
+        help="The policy paired differences are taken against (default: the first).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write learning and retention curves to this picture (.png, .svg, .pdf).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads for numerical work.")] = None,
+) -> None:
+    """Compare selection policies on simulated learners (paired, with 95% intervals).
+
+    Each cell of the table is the mean over learners with its 95% interval, and below it the
+    paired difference against the baseline policy. Exercises to mastery count the whole budget
+    (days x per-session) for learners who never master the course.
+    """
+    import engine.simulation  # noqa: F401  (registers the learner-model families)
+    from engine.selection.registry import make_policy, parse_policy
+    from engine.simulation.base import FAMILIES
+    from engine.simulation.run import RETENTION_DAYS, Schedule, compare
+
+    use_threads(threads)
+    if learners < 2:
+        raise fail(f"--learners must be at least 2 (intervals need two), got {learners}")
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise fail(f"--plot must end in .png, .svg or .pdf, got {plot.name!r}")
+        writable(plot, "--plot")
+    families = list(learner_model or sorted(FAMILIES))
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise fail(f"unknown learner model {unknown[0]!r} (learner models: "
+                   f"{', '.join(sorted(FAMILIES))})")
+    try:
+        schedule = Schedule(days=days, per_session=per_session)
+        catalog, course_id = load_course(course)
+        policies = {}
+        for spec in policy or _DEFAULT_POLICIES:
+            name, options = parse_policy(spec)
+            policies[spec] = make_policy(name, **options)
+        if baseline is not None and baseline not in policies:
+            raise ValueError(f"--baseline {baseline!r} is not among the policies "
+                             f"({', '.join(policies)})")
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+    started = time.perf_counter()
+    with progress_bar() as report:
+        total = len(families) * len(policies) * days
+        done = [0]
+
+        def progress(day: int, _days: int, what: str, metrics: Any) -> None:
+            done[0] += 1
+            report(done[0], total, what, metrics)
+
+        result = compare(families, catalog, course_id, policies, n=learners, seed=seed,
+                         schedule=schedule, tracer=catalog.tracer, baseline=baseline,
+                         progress=progress)
+    seconds = time.perf_counter() - started
+    summary = result.summary()
+    if plot is not None:
+        from training.simulate_plots import plot_comparison
+
+        plot_comparison(result, plot, title=f"{course}: {learners} simulated learners per "
+                                            f"model, {days} days x {per_session} exercises, "
+                                            f"seed {seed}")
+    if as_json:
+        curves = {family: {name: {"mastery_by_day": run.mastery_curve.round(6).tolist(),
+                                  "retention_by_day": dict(zip(
+                                      map(str, RETENTION_DAYS),
+                                      run.retention_curve.round(6).tolist(), strict=True))}
+                           for name, run in runs.items()}
+                  for family, runs in result.runs.items()}
+        print(json.dumps({"course": course, "learners": learners, "days": days,
+                          "per_session": per_session, "seed": seed,
+                          "baseline": result.baseline, "learner_models": families,
+                          "policies": list(policies), "seconds": round(seconds, 2),
+                          "results": summary, "curves": curves}))
+        return
+    for family, per_policy in summary.items():
+        table = Table(title=f"{family}: {learners} learners, {course}, {days} days x "
+                            f"{per_session} exercises (second line: paired difference vs "
+                            f"{result.baseline})")
+        table.add_column("policy")
+        for column in ("exercises to mastery", "mastered", "post-test", "retention 7 d",
+                       "retention 30 d", "diagnostic AUC"):
+            table.add_column(column, justify="right")
+        for name, m in per_policy.items():
+            table.add_row(name, _cell(m["exercises_to_mastery"], 1),
+                          f"{m['mastered_share']['mean']:.0%}", _cell(m["post_test"], 3),
+                          _cell(m["retention_7d"], 3), _cell(m["retention_30d"], 3),
+                          _cell(m["diagnostic_auc"], 3))
+        out.print(table)
+    out.print(f"{len(families)} learner models x {len(policies)} policies in {seconds:.1f} s"
+              + (f"; curves written to {plot}" if plot else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tutor simulate`` to the command line."""
+    app.command()(simulate)
