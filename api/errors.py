@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from api import logs
@@ -98,6 +99,18 @@ async def _http(_: Request, exc: HTTPException) -> JSON:
                  str(exc.detail))
 
 
+async def _database_unavailable(request: Request, exc: OperationalError) -> JSON:
+    # the database refused the connection, closed it again after api.db's retries (a
+    # failover, pg_terminate_backend), or could not run the transaction now (SQLite busy): a
+    # dependency that cannot be reached, not a bug of the request. Nothing was done that a
+    # retry would repeat (answers are idempotent by event_id, erasure all or nothing)
+    route = getattr(request.scope.get("route"), "path", "an unknown route")
+    log.warning("the database is unavailable on %s %s (%s): answered 503", request.method,
+                route, type(exc.orig).__name__)  # (its message may quote SQL: not logged)
+    return error(503, "unavailable", "the database cannot be reached now: retry (an answer "
+                 "with the same event_id counts once)", {"database": type(exc.orig).__name__})
+
+
 async def _crash(request: Request, exc: Exception) -> JSON:
     # the route's template, not the path: a path names a learner (api.logs)
     route = getattr(request.scope.get("route"), "path", "an unknown route")
@@ -111,5 +124,6 @@ HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, An
     **dict.fromkeys(DOMAIN_ERRORS, _domain_error),
     RequestValidationError: _invalid,
     HTTPException: _http,
+    OperationalError: _database_unavailable,
     Exception: _crash,
 }

@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from api.experiments import DEFAULT_POLICY, POLICIES
+from api.experiments import DEFAULT_POLICY
 from api.schemas import Id, Moment
+from engine.selection.registry import POLICIES
 
 _POLICY_NAMES = ", ".join(f"`{name}`" for name in POLICIES)
 

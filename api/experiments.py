@@ -32,34 +32,33 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import events, experiment_assignments, experiments, learners
 from api.responses import Assignment, Consent
 from engine.experiments import Arm, assign
-from engine.selection import Policy, TargetSuccessPolicy
-from engine.selection.baselines import FixedCurriculumPolicy
+from engine.selection import Policy
+from engine.selection.registry import make_policy
 
 #: how long a worker serves from its copy of a tenant's experiments
 CACHE_SECONDS = 2.0
-#: policy names an arm may use, and the policy an opted-out learner gets
-POLICIES: dict[str, type[Any]] = {"target-success": TargetSuccessPolicy,
-                                  "fixed-curriculum": FixedCurriculumPolicy}
+#: the policy of learners in no experiment, and the one an opted-out learner gets (arms may
+#: use any of the registry's, engine.selection.registry.POLICIES)
 DEFAULT_POLICY = "target-success"
 OPTED_OUT_POLICY = "fixed-curriculum"
+#: policies that read the outcomes of the last answers (SelectionContext.recent_correct)
+NEEDS_OUTCOMES = {"fixed-curriculum"}
 
 
 def build_policy(name: str, options: Mapping[str, Any]) -> Policy:
-    """The policy ``name`` with ``options`` (its constructor's keywords); ValueError, saying
-    what is wrong, for an unknown name or option."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r} (policies: {', '.join(POLICIES)})")
+    """The registry's policy ``name`` with ``options``; ValueError, saying what is wrong, for
+    an unknown name or option, or an option's value of the wrong type."""
     try:
-        policy: Policy = POLICIES[name](**options)
-    except TypeError as exc:  # an option the policy does not take
+        return make_policy(name, **options)
+    except TypeError as exc:  # e.g. a string where the policy compares a number
         raise ValueError(f"policy {name!r}: {exc}") from None
-    return policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +185,17 @@ class ExperimentServing:
     def running(self, tenant_id: int, at: datetime) -> Experiment | None:
         return next((e for e in self.experiments(tenant_id) if e.running(at)), None)
 
+    async def none_running(self, tenant_id: int, at: datetime) -> bool:
+        """Whether no experiment of the tenant runs at ``at``, for the event loop: from this
+        process's copy, read again in a worker thread when it is stale (once per
+        :data:`CACHE_SECONDS`; never a blocking read on the loop)."""
+        cached = self._cache.get(tenant_id)
+        if cached is None or time.monotonic() - cached[0] >= CACHE_SECONDS:
+            found = await anyio.to_thread.run_sync(self.experiments, tenant_id)
+        else:
+            found = cached[1]
+        return not any(e.running(at) for e in found)
+
     def served(self, conn: Connection, tenant_id: int, learner_id: str, at: datetime, *,
                enrol: bool, last_seq: int | None = None) -> Served | None:
         """Who serves the learner at ``at``, read on ``conn``. A learner to enrol now is
@@ -213,8 +223,10 @@ class ExperimentServing:
             conn.execute(self._enrol, {"x": experiment.id, "t": tenant_id, "l": learner_id,
                                        "arm": arm, "now": at})
         config = experiment.arm(arm)
+        outcomes = self._recent_correct(conn, tenant_id, learner_id, last_seq) \
+            if config.policy in NEEDS_OUTCOMES else ()
         return Served(config.built, config.policy, config.options.get("target_success"),
-                      experiment.id, arm)
+                      experiment.id, arm, outcomes)
 
     def _recent_correct(self, conn: Connection, tenant_id: int, learner_id: str,
                         last_seq: int | None) -> tuple[bool, ...]:

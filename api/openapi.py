@@ -7,9 +7,9 @@ which FastAPI documents without checking. :class:`TutorApi` adds what holds for 
 at once: the API key (the routes read it from the request themselves, see
 :mod:`api.routes.deps`, so FastAPI does not know of the scheme) and its 401; 400 for a path,
 a query string or a body that does not decode (:class:`api.middleware.PathEncoding`; FastAPI);
-413 for a body too large (:class:`api.middleware.BodyLimit`); and the one error shape for
-422 instead of FastAPI's ``HTTPValidationError``, which the server never sends
-(:mod:`api.errors`).
+413 for a body too large (:class:`api.middleware.BodyLimit`); 503 for a database that cannot be
+reached (:mod:`api.errors`); and the one error shape for 422 instead of FastAPI's
+``HTTPValidationError``, which the server never sends (:mod:`api.errors`).
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ class TutorApi(FastAPI):
                     operation["operationId"] = names[(path, method)]
                 responses = operation.setdefault("responses", {})
                 implied = [422] if "422" in responses else []  # FastAPI's: replaced
-                if path.startswith("/v1/"):
+                if path.startswith("/v1/"):  # (every /v1 route reads the database)
                     operation["security"] = [{API_KEY: []}]
-                    implied.append(401)
+                    implied += [401, 503]
                 body = "requestBody" in operation
                 if body or any(p.get("in") in ("path", "query")
                                for p in operation.get("parameters", ())):

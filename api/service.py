@@ -141,9 +141,9 @@ class TutorService:
         rt = self.runtimes.current(tenant)
         # not while an experiment runs: enrolment needs the locked path's reads and writes
         if (self.one_statement is not None and self.one_statement.is_open and rt is not None
-                and self.experiments.running(tenant.id, datetime.now(UTC)) is None
                 and answer.item_id in rt.catalog.items
-                and (answer.course is None or answer.course in rt.catalog.courses)):
+                and (answer.course is None or answer.course in rt.catalog.courses)
+                and await self.experiments.none_running(tenant.id, datetime.now(UTC))):
             done = await self._answer_one_statement(rt, tenant, learner_id,
                                                     rt.catalog.items[answer.item_id], answer)
             metrics.ONE_STATEMENT.labels("locked" if done is None else "applied").inc()

@@ -14,7 +14,6 @@ import argparse
 import json
 import time
 
-
 import engine.simulation  # noqa: F401  (registers the families)
 from engine.selection.registry import make_policy, parse_policy
 from engine.simulation.base import FAMILIES

@@ -3,7 +3,8 @@
 * :class:`FixedCurriculumPolicy`: the course in order (its skills in topological order), a skill
   passed after 3 correct answers in a row (the classic ASSISTments skill-builder rule); no model
   of the learner at all. After the last skill it starts over (review), so every policy gets the
-  same number of exercises. A learner who opts out of personalization gets this one.
+  same number of exercises. It is the policy meant for learners who opt out of
+  personalization (the API must then pass ``SelectionContext.recent_correct``).
 * :class:`RandomPolicy`: any item of the course, uniformly (seeded): no model, no
   prerequisites.
 * :class:`LowestMasteryPolicy`: OATutor's heuristic: the open skill (prerequisites mastered)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["learner_auc", "mean_ci", "paired_ci"]
+__all__ = ["learner_auc", "mean_ci", "paired_ci", "share_ci"]
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> dict[str, Any]:
@@ -40,6 +40,17 @@ def paired_ci(values: np.ndarray, baseline: np.ndarray, level: float = 0.95) -> 
     summary["p_value"] = (float(stats.ttest_1samp(defined, 0.0).pvalue)
                           if len(defined) > 1 and np.any(defined != defined[0]) else None)
     return summary
+
+
+def share_ci(flags: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """``{"mean", "ci95", "n"}`` of the share of True ``flags``, with Wilson's score interval
+    (a t-interval of 0/1 values can leave [0, 1] near the ends)."""
+    flags = np.asarray(flags, dtype=bool)
+    if not len(flags):
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    interval = stats.binomtest(int(flags.sum()), len(flags)).proportion_ci(level, "wilson")
+    return {"mean": float(flags.mean()), "ci95": [float(interval.low), float(interval.high)],
+            "n": len(flags)}
 
 
 def learner_auc(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:

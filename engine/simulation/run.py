@@ -38,7 +38,7 @@ from engine.selection.lockstep import choose_many, context_of
 from engine.selection.policy import Policy
 from engine.selection.prepared import prepare
 from engine.simulation.base import DAY, NO_ITEM, make_population
-from engine.simulation.metrics import learner_auc, mean_ci, paired_ci
+from engine.simulation.metrics import learner_auc, mean_ci, paired_ci, share_ci
 from engine.tracing.base import Tracer
 
 __all__ = ["METRICS", "RECENT", "Comparison", "PolicyRun", "Schedule", "compare",
@@ -108,7 +108,7 @@ class Comparison:
     def summary(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
         """family -> policy -> metric -> ``{"mean", "ci95", "n"}``, with
         ``"vs_baseline"`` (paired difference and p-value) for every policy but the baseline,
-        and ``mastered_share`` (with its interval) for each policy."""
+        and ``mastered_share`` (Wilson interval) for each policy."""
         out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         for family, runs in self.runs.items():
             base = runs.get(self.baseline)
@@ -120,7 +120,7 @@ class Comparison:
                     if base is not None and name != self.baseline:
                         metrics[metric]["vs_baseline"] = paired_ci(run.outcomes[metric],
                                                                    base.outcomes[metric])
-                metrics["mastered_share"] = mean_ci(run.mastered.astype(float))
+                metrics["mastered_share"] = share_ci(run.mastered)
                 out[family][name] = metrics
         return out
 

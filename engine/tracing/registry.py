@@ -42,6 +42,18 @@ MODELS: dict[str, ModelSpec] = {
     "bkt-forgets": ModelSpec("engine.tracing.bkt:BKT", "BKT with a forget probability",
                              {"forgets": True}),
     "dkt": ModelSpec("engine.tracing.dkt:DKT", "Deep Knowledge Tracing (LSTM, PyTorch)"),
+    "timed": ModelSpec("engine.tracing.timed:TimedLR",
+                       "time-aware logistic model: decaying practice counts per skill, item and "
+                       "learner, recency, Elo ability", {"features": "timed"}),
+    "das3h": ModelSpec("engine.tracing.timed:TimedLR",
+                       "DAS3H: item, skill, practice counts in time windows (decaying)",
+                       {"features": "das3h"}),
+    "best-lr": ModelSpec("engine.tracing.timed:TimedLR",
+                         "Best-LR: item, skill, skill and total practice counts",
+                         {"features": "best-lr"}),
+    "pfa": ModelSpec("engine.tracing.timed:TimedLR",
+                     "Performance Factors Analysis: skill, successes and failures",
+                     {"features": "pfa"}),
 }
 
 

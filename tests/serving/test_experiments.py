@@ -175,6 +175,19 @@ def test_opting_out_after_answers_switches_to_the_fixed_curriculum(client, make_
     assert [e["policy"] for e in events] == ["target-success"] * 3 + ["fixed-curriculum"]
 
 
+def test_fixed_curriculum_arm_counts_streaks(client, make_tenant) -> None:
+    t = make_tenant()
+    arms = [{"name": "adaptive"}, {"name": "fixed", "policy": "fixed-curriculum"}]
+    name = define(client, t, arms=arms)["name"]
+    learner = learners_in(name, "fixed", 1, "fc", arms)[0]
+    item = client.get(f"/v1/learners/{learner}/next", headers=t.headers).json()["next"][0]
+    assert "in course order" in item["reason"]
+    for _ in range(3):
+        got = answer(client, t, learner, item["item"], True)
+        item = got["next"]
+    assert "passed" in item["reason"] and "3 correct answers in a row" in item["reason"], item
+
+
 def test_experiment_requiring_consent_enrols_only_consenting(client, backend,
                                                              make_tenant) -> None:
     t = make_tenant()

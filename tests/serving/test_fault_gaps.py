@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import Settings
 
-from .conftest import Backend, error_of, make_tenant_on, new_event_id
+from .conftest import Backend, error_of, free_port, make_tenant_on, new_event_id
 
 
 def close_pooled_connections(backend: Backend) -> None:
@@ -61,6 +62,26 @@ def test_erasure_after_the_database_closed_pooled_connections(pg_backend: Backen
         assert r.status_code == 204, r.text
         error_of(client.get("/v1/learners/gone/state", headers=t.headers), 404, "not_found")
         assert learner_ids(pg_backend, t.tenant.id) == []
+    app.state.service.engine.dispose()
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_not_a_500() -> None:
+    """A database that refuses connections (down, failing over, or closing them again and
+    again beyond the retries) used to answer 500 ``internal_error``, as if the request had
+    hit a bug; it is a dependency that cannot be reached now: 503, retry."""
+    app = create_app(Settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:"
+                                           f"{free_port()}/nothing-listens-here"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        headers = {"Authorization": "Bearer tk_any"}  # looking the key up needs the database
+        for method, path, body in (
+                ("GET", "/v1/content/courses", None),
+                ("GET", "/v1/learners/ada/state", None),
+                ("POST", "/v1/learners/ada/answers",
+                 {"item_id": "mini.a.mid", "correct": True, "event_id": new_event_id()})):
+            err = error_of(client.request(method, path, headers=headers, json=body), 503,
+                           "unavailable")
+            assert "retry" in err["message"] and err["details"]["database"], err
+        error_of(client.get("/readyz"), 503, "not_ready")
     app.state.service.engine.dispose()
 
 

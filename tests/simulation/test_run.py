@@ -11,7 +11,7 @@ import engine.simulation  # noqa: F401  (registers the families)
 from engine.selection import make_policy
 from engine.selection.registry import POLICIES
 from engine.simulation.courses import GENERATED_COURSE, generated_catalog
-from engine.simulation.metrics import learner_auc, mean_ci, paired_ci
+from engine.simulation.metrics import learner_auc, mean_ci, paired_ci, share_ci
 from engine.simulation.run import METRICS, Schedule, compare, run_policy
 
 CATALOG = generated_catalog(6, seed=2, items_per_skill=3)
@@ -69,6 +69,16 @@ def test_mean_ci_and_paired_ci_match_scipy_by_hand() -> None:
     paired = paired_ci(np.array([2.0, 3.0, 5.0]), np.array([1.0, 1.0, 2.0]))
     assert paired["mean"] == pytest.approx(2.0)
     assert paired["p_value"] == pytest.approx(stats.ttest_1samp([1.0, 2.0, 3.0], 0).pvalue)
+
+
+def test_share_ci_is_wilsons_interval() -> None:
+    summary = share_ci(np.array([True] * 3 + [False] * 7))
+    assert summary["mean"] == pytest.approx(0.3)
+    # Wilson: (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.959964
+    z, n, p = 1.959964, 10, 0.3
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert summary["ci95"] == pytest.approx([(centre - half) / (1 + z * z / n),
+                                             (centre + half) / (1 + z * z / n)], abs=1e-6)
 
 
 def test_learner_auc_by_hand() -> None:

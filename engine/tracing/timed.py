@@ -1,0 +1,680 @@
+"""Time-aware logistic knowledge tracing: the ``timed`` model, and PFA, Best-LR and DAS3H as
+variants of it.
+
+P(correct) is a logistic function of features of the learner's past (Pavlik et al. 2009's PFA;
+Choffin et al. 2019's DAS3H; Gervet et al. 2020's Best-LR), chosen by ``features``, a preset
+name or a list of feature families:
+
+========================  ====================================================================
+family                    columns (weights per skill for the first four, shared otherwise)
+========================  ====================================================================
+``skill``                 the skill's easiness
+``pfa``                   successes and failures on the skill (PFA's raw counts)
+``skill-counts``          log(1 + attempts), log(1 + successes) on the skill
+``skill-decay``           the same for counters decaying over an hour, a day, a week, 30 days
+                          and never (DAS3H's time windows, see :mod:`timed_features`)
+``item``                  the item's easiness
+``total-counts``          log(1 + attempts), log(1 + successes) over all the learner's answers
+``total-decay``           the same for the decaying counters
+``item-decay``            the decaying counters of the learner's earlier answers to this item
+``lags``                  whether, and log(1 + seconds) since, the item, its skills (mean) and
+                          anything were last practised
+``recent``                the learner's correctness share, answers weighted by 0.5 ... 0.97 to
+                          the power of the answers since (logit, smoothed)
+``ability``               Elo abilities (steps 0.05, 0.2, 0.5) against the items' easiness
+========================  ====================================================================
+
+Presets: ``pfa`` (skill, pfa), ``best-lr`` (item, skill, skill-counts, total-counts), ``das3h``
+(item, skill, skill-decay) and ``timed``, the recommended model (every family but ``pfa`` and
+the plain counts, which the decaying ones contain); the benchmark (``bench/timed_bench.py``)
+measures each family's worth. An item practising several skills adds up its skills' terms
+(DAS3H's sum).
+
+Fitting is one L2-regularized logistic regression (scikit-learn's lbfgs) on a sparse design
+matrix, columns scaled to unit spread (the scales are folded into the weights afterwards). The
+items' easiness that the Elo abilities run against is the training log's smoothed logit success
+rate per item. Skills and items the fit never saw get the mean weights; online, a skill the model
+does not know is refused (the contract), an unknown item is served with the mean item weight and
+its history still counts.
+
+Online, a learner's state holds the decaying counters (overall, per skill and per item practised),
+the ``recent`` counters and the abilities; an update touches the answer's item, its skills and
+the overall entries, so it costs constant time whatever the history, and the state's maps are
+persistent (``immutables.Map``, a hash array mapped trie): the update shares everything it does
+not touch with the old state, which it leaves unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import immutables
+import numpy as np
+from scipy import sparse
+from scipy.special import expit, logit
+
+from engine.events import NO_TIMESTAMP, AnswerEvent, AnswerLog
+from engine.tracing.base import Cached, FitProgress, NotFittedError, Tracer
+from engine.tracing.items import ItemIndex
+from engine.tracing.timed_features import (
+    ELO_RATES,
+    RECENT_RATES,
+    TIME_SCALES,
+    Entry,
+    add_answer,
+    answer_times,
+    decayed_counts,
+    learner_summaries,
+    read_entry,
+    scales_with_count,
+)
+
+SKILL_FAMILIES = ("skill", "pfa", "skill-counts", "skill-decay")
+DENSE_FAMILIES = ("total-counts", "total-decay", "item-decay", "lags", "recent", "ability")
+FAMILIES = (*SKILL_FAMILIES, "item", *DENSE_FAMILIES)
+PRESETS: dict[str, tuple[str, ...]] = {
+    "pfa": ("skill", "pfa"),
+    "best-lr": ("item", "skill", "skill-counts", "total-counts"),
+    "das3h": ("item", "skill", "skill-decay"),
+    "timed": ("item", "skill", "skill-decay", "total-decay", "item-decay", "lags", "recent",
+              "ability"),
+}
+FILE_FORMAT = "tutor-timed"
+FILE_VERSION = 1
+#: answers' worth of the overall success rate added to each item's when estimating its easiness
+_EASINESS_PRIOR = 5.0
+_STATE_MAGIC = b"TLR1"
+
+
+def resolve_features(features: str | Sequence[str]) -> tuple[str, ...]:
+    """A preset name or a list of families as the families in canonical order; ValueError for
+    anything else."""
+    if isinstance(features, str):
+        if features not in PRESETS:
+            raise ValueError(f"unknown feature preset {features!r}; choose one of "
+                             f"{', '.join(PRESETS)} or give a list of families "
+                             f"({', '.join(FAMILIES)})")
+        return PRESETS[features]
+    unknown = [f for f in features if f not in FAMILIES]
+    if unknown or not features:
+        raise ValueError(f"unknown feature families {unknown!r}; choose among "
+                         f"{', '.join(FAMILIES)}" if unknown else "give at least one family")
+    return tuple(f for f in FAMILIES if f in features)
+
+
+@dataclass(frozen=True, slots=True)
+class TimedState:
+    """One learner: the time of the last answer (seconds since the epoch; 0 before any),
+    decaying counters overall (None before any answer), per skill and per item, and the
+    ``recent`` counters (attempts then wins) and Elo abilities."""
+
+    time: float
+    total: Entry | None
+    recent: tuple[float, ...]
+    ability: tuple[float, ...]
+    skills: immutables.Map[str, Entry]
+    items: immutables.Map[str, Entry]
+
+
+@dataclass(frozen=True, eq=False)
+class TimedParams:
+    """Fitted weights, scales folded in: ``skill_w[k]`` the per-skill columns' weights of skill
+    k (the last row: the mean, for unknown skills), ``item_w`` the items' (last: the mean),
+    ``dense_w`` the shared columns', ``easiness`` the items' logit success rates (last: the
+    overall rate's)."""
+
+    skills: tuple[str, ...]
+    items: tuple[str, ...]
+    intercept: float
+    skill_w: np.ndarray
+    item_w: np.ndarray
+    dense_w: np.ndarray
+    easiness: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _History:
+    """What the features are computed from, one row per answer (batch) or candidate item
+    (online): decayed counters (one column per scale), lags (-1: never), the ``recent``
+    counters and the abilities."""
+
+    total_a: np.ndarray
+    total_w: np.ndarray
+    total_lag: np.ndarray
+    item_a: np.ndarray
+    item_w: np.ndarray
+    item_lag: np.ndarray
+    skill_seen: np.ndarray
+    skill_loglag: np.ndarray
+    recent_a: np.ndarray
+    recent_w: np.ndarray
+    ability: np.ndarray
+
+
+def _log_lag(lag: np.ndarray) -> np.ndarray:
+    return np.log1p(np.maximum(lag, 0.0))
+
+
+def skill_columns(families: Sequence[str], attempts: np.ndarray, wins: np.ndarray) -> np.ndarray:
+    """The per-skill columns of (answer, skill) pairs from their skill's decayed counters."""
+    cols: list[np.ndarray] = []
+    if "skill" in families:
+        cols.append(np.ones((len(attempts), 1)))
+    if "pfa" in families:
+        cols += [wins[:, -1:], attempts[:, -1:] - wins[:, -1:]]
+    if "skill-counts" in families:
+        cols += [np.log1p(attempts[:, -1:]), np.log1p(wins[:, -1:])]
+    if "skill-decay" in families:
+        cols += [np.log1p(attempts), np.log1p(wins)]
+    return np.hstack(cols) if cols else np.zeros((len(attempts), 0))
+
+
+def dense_columns(families: Sequence[str], h: _History) -> np.ndarray:
+    """The shared-weight columns of each row of ``h``."""
+    n = len(h.item_lag)
+    cols: list[np.ndarray] = []
+    if "total-counts" in families:
+        cols += [np.log1p(h.total_a[:, -1:]), np.log1p(h.total_w[:, -1:])]
+    if "total-decay" in families:
+        cols += [np.log1p(h.total_a), np.log1p(h.total_w)]
+    if "item-decay" in families:
+        cols += [np.log1p(h.item_a), np.log1p(h.item_w)]
+    if "lags" in families:
+        cols.append(np.column_stack([h.item_lag >= 0, _log_lag(h.item_lag), h.skill_seen,
+                                     h.skill_loglag, h.total_lag >= 0, _log_lag(h.total_lag)]))
+    if "recent" in families:
+        cols.append(logit((h.recent_w + 0.5) / (h.recent_a + 1.0)))
+    if "ability" in families:
+        cols.append(h.ability)
+    return np.hstack(cols).astype(np.float64) if cols else np.zeros((n, 0))
+
+
+class TimedLR(Tracer[TimedState]):
+    """Logistic knowledge tracing on decaying practice counts; implements
+    :class:`engine.tracing.base.Tracer` (see the module's docstring).
+
+    ``features``: a preset (``timed``, ``das3h``, ``best-lr``, ``pfa``) or a list of families;
+    ``c``: the inverse L2 strength (scikit-learn's C) on unit-scaled columns; ``time_scales``:
+    the decay constants in seconds (a plain count is added); ``recent_rates`` and ``elo_rates``:
+    the per-answer decay factors and Elo steps; ``max_iter``: lbfgs iterations at most. The fit
+    is deterministic: ``seed`` is taken (every model takes one) and changes nothing.
+    """
+
+    def __init__(self, *, features: str | Sequence[str] = "timed", c: float = 1.0,
+                 time_scales: Sequence[float] = TIME_SCALES,
+                 recent_rates: Sequence[float] = RECENT_RATES,
+                 elo_rates: Sequence[float] = ELO_RATES, max_iter: int = 500,
+                 seed: int | None = None) -> None:
+        self.families = resolve_features(features)
+        if not c > 0:
+            raise ValueError(f"c must be positive, got {c}")
+        if any(not (s > 0 and math.isfinite(s)) for s in time_scales):
+            raise ValueError(f"time_scales must be positive seconds, got {list(time_scales)}")
+        if any(not 0 < r < 1 for r in recent_rates):
+            raise ValueError(f"recent_rates must lie in (0, 1), got {list(recent_rates)}")
+        if any(not r > 0 for r in elo_rates):
+            raise ValueError(f"elo_rates must be positive, got {list(elo_rates)}")
+        if max_iter < 1:
+            raise ValueError("max_iter must be at least 1")
+        self.features = features if isinstance(features, str) else tuple(features)
+        self.c = float(c)
+        self.time_scales = tuple(float(s) for s in time_scales)
+        self.recent_rates = tuple(float(r) for r in recent_rates)
+        self.elo_rates = tuple(float(r) for r in elo_rates)
+        self.max_iter = max_iter
+        self.seed = seed
+        self.name = next((p for p, f in PRESETS.items() if f == self.families), "timed")
+        self._scales = scales_with_count(self.time_scales)
+        self._scale_list = [float(s) for s in self._scales]
+        self.params_: TimedParams | None = None
+        self._skill_index: dict[str, int] = {}
+        self._item_index: dict[str, int] = {}
+        self._views = Cached()
+        self._skill_items = Cached()
+        self.fit_info_: dict[str, Any] = {}
+
+    def get_options(self) -> dict[str, Any]:
+        return {"features": self.features, "c": self.c, "time_scales": self.time_scales,
+                "recent_rates": self.recent_rates, "elo_rates": self.elo_rates,
+                "max_iter": self.max_iter, "seed": self.seed}
+
+    # ================================================================== batch side
+    def fit(self, log: AnswerLog, *, valid: AnswerLog | None = None,
+            progress: FitProgress | None = None) -> Self:
+        """One regularized logistic regression on ``log``; ``valid`` is not used (nothing stops
+        early)."""
+        from sklearn.linear_model import LogisticRegression
+
+        if len(log) == 0:
+            raise ValueError(f"cannot fit {self.name} on an empty log")
+        y = log.correct.astype(np.float64)
+        if y.min() == y.max():
+            raise ValueError(f"cannot fit {self.name}: every answer of the log is "
+                             f"{'right' if y[0] else 'wrong'}")
+        if progress is not None:
+            progress(0, 1, f"fitting {self.name} on {len(log):,} answers", {})
+        skills = tuple(str(s) for s in log.skill_ids[np.unique(log.skill_codes)])
+        items = tuple(str(i) for i in log.item_ids[np.unique(log.item)])
+        easiness = _easiness(log, items)
+        skill_of, item_of = _codes(log, {s: k for k, s in enumerate(skills)},
+                                   {i: k for k, i in enumerate(items)})
+        pair_x, dense_x = self._columns(log, easiness[item_of[log.item]])
+        n_skill_cols, n_dense = pair_x.shape[1], dense_x.shape[1]
+        pair_scale = _unit_scale(pair_x, keep_ones=True)
+        dense_scale = _unit_scale(dense_x, keep_ones=False)
+        x = _design(log, skill_of[log.skill_codes], len(skills),
+                    item_of[log.item] if "item" in self.families else None, len(items),
+                    pair_x * pair_scale, dense_x * dense_scale)
+        model = LogisticRegression(C=self.c, max_iter=self.max_iter, tol=1e-5)
+        model.fit(x, y)
+        coef = model.coef_[0]
+        n_skills = len(skills)
+        skill_w = coef[:n_skills * n_skill_cols].reshape(n_skills, n_skill_cols) * pair_scale
+        item_w = (coef[n_skills * n_skill_cols:n_skills * n_skill_cols + len(items)]
+                  if "item" in self.families else np.zeros(len(items)))
+        dense_w = coef[len(coef) - n_dense:] * dense_scale
+        self._install(TimedParams(
+            skills, items, float(model.intercept_[0]),
+            np.vstack([skill_w, skill_w.mean(axis=0, keepdims=True)]),
+            np.append(item_w, item_w.mean()), dense_w, easiness))
+        self.fit_info_ = {"iterations": int(model.n_iter_[0]), "columns": x.shape[1]}
+        if progress is not None:
+            progress(1, 1, f"fitted {self.name}", {})
+        return self
+
+    def fit_summary(self) -> str:
+        if not self.fit_info_:
+            return ""
+        return (f"{self.fit_info_['columns']:,} columns, lbfgs {self.fit_info_['iterations']} "
+                "iterations")
+
+    def predict_log(self, log: AnswerLog) -> np.ndarray:
+        """One-step-ahead P(correct) per answer at the answer's time; unknown skills and items
+        take the mean weights."""
+        params = self._fitted()
+        if len(log) == 0:
+            return np.zeros(0)
+        skill_of, item_of = _codes(log, self._skill_index, self._item_index)
+        pair_x, dense_x = self._columns(log, params.easiness[item_of[log.item]])
+        pair_logit = np.einsum("ij,ij->i", pair_x, params.skill_w[skill_of[log.skill_codes]])
+        z = (params.intercept + params.item_w[item_of[log.item]] + dense_x @ params.dense_w
+             + np.add.reduceat(pair_logit, log.skill_ptr[:-1]))
+        return np.asarray(expit(z))
+
+    @property
+    def skills(self) -> tuple[str, ...]:
+        return self._fitted().skills
+
+    def _columns(self, log: AnswerLog, easiness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The per-skill columns of every (answer, skill) pair and the shared columns of every
+        answer, from the counters of the learner's earlier answers in ``log`` (``easiness``: of
+        each answer's item, for the Elo abilities)."""
+        n = len(log)
+        y = log.correct.astype(np.float64)
+        t = answer_times(log.learner, log.timestamp_ns, NO_TIMESTAMP)
+        learner = log.learner.astype(np.int64)
+        counts = np.diff(log.skill_ptr)
+        pair_row = np.repeat(np.arange(n), counts)
+        pair_key = learner[pair_row] * max(len(log.skill_ids), 1) + log.skill_codes
+        skill_a, skill_w, skill_lag = decayed_counts(pair_key, t[pair_row], y[pair_row],
+                                                     self._scales)
+        total_a, total_w, total_lag = decayed_counts(learner, t, y, self._scales)
+        item_key = learner * max(len(log.item_ids), 1) + log.item
+        item_a, item_w, item_lag = decayed_counts(item_key, t, y, self._scales)
+        recent_a, recent_w, ability = learner_summaries(
+            learner, y, easiness, self.recent_rates, self.elo_rates)
+        starts = log.skill_ptr[:-1]
+        history = _History(
+            total_a, total_w, total_lag, item_a, item_w, item_lag,
+            np.add.reduceat((skill_lag >= 0).astype(np.float64), starts) / counts,
+            np.add.reduceat(_log_lag(skill_lag), starts) / counts,
+            recent_a, recent_w, ability)
+        return skill_columns(self.families, skill_a, skill_w), dense_columns(self.families,
+                                                                             history)
+
+    # ================================================================== online side
+    def new_state(self) -> TimedState:
+        self._fitted()
+        return TimedState(0.0, None, (0.0,) * (2 * len(self.recent_rates)),
+                          (0.0,) * len(self.elo_rates), immutables.Map(), immutables.Map())
+
+    def update(self, state: TimedState, event: AnswerEvent) -> TimedState:
+        params = self._fitted()
+        for skill in event.skills:
+            self._index_of(skill)
+        at = state.time if event.timestamp is None else event.timestamp.timestamp()
+        y = 1.0 if event.correct else 0.0
+        scales = self._scale_list
+        with state.skills.mutate() as skills:
+            for skill in event.skills:
+                skills[skill] = add_answer(skills.get(skill), at, y, scales)
+            new_skills = skills.finish()
+        r = len(self.recent_rates)
+        recent = (*[a * rate + 1.0 for a, rate in zip(state.recent[:r], self.recent_rates,
+                                                       strict=True)],
+                  *[w * rate + y for w, rate in zip(state.recent[r:], self.recent_rates,
+                                                     strict=True)])
+        easiness = float(params.easiness[self._item_index.get(event.item, -1)])
+        ability = tuple(theta + k * (y - 1.0 / (1.0 + math.exp(-(theta + easiness))))
+                        for theta, k in zip(state.ability, self.elo_rates, strict=True))
+        return TimedState(at, add_answer(state.total, at, y, scales), recent, ability,
+                          new_skills,
+                          state.items.set(event.item, add_answer(state.items.get(event.item),
+                                                                 at, y, scales)))
+
+    def predict_correct(self, state: TimedState, item: str, skills: Sequence[str], *,
+                        at: datetime | None = None) -> float:
+        if not skills:
+            raise ValueError(f"item {item!r} needs at least one skill")
+        index = [self._index_of(s) for s in skills]
+        view = _ItemView(np.array(index, dtype=np.intp), np.arange(len(skills)),
+                         np.array([0, len(skills)]),
+                         np.array([self._item_index.get(item, len(self._fitted().items))]),
+                         np.array([len(skills)]), {item: 0}, tuple(skills))
+        return float(self._predict(state, view, at)[0])
+
+    def predict_items(self, state: TimedState, items: ItemIndex, *,
+                      at: datetime | None = None) -> np.ndarray:
+        view: _ItemView = self._views.get(items, self._view)
+        return self._predict(state, view, at)
+
+    def _predict(self, state: TimedState, view: _ItemView, at: datetime | None) -> np.ndarray:
+        """P(correct) of the view's items at ``at``: the same columns as :meth:`predict_log`'s,
+        read from the state's counters."""
+        params = self._fitted()
+        when = state.time if at is None else at.timestamp()
+        scales = self._scale_list
+        n_items, n_scales = len(view.item_code), len(scales)
+        skill_a = np.zeros((len(view.skill_ids), n_scales))
+        skill_w = np.zeros_like(skill_a)
+        skill_lag = np.full(len(view.skill_ids), -1.0)
+        for k, skill in enumerate(view.skill_ids):
+            entry = state.skills.get(skill)
+            if entry is not None:
+                skill_a[k], skill_w[k], skill_lag[k] = read_entry(entry, when, scales)
+        pair = view.pair_skill
+        skill_term = np.einsum("ij,ij->i", skill_columns(self.families, skill_a, skill_w),
+                               params.skill_w[view.skill_code])
+        item_a = np.zeros((n_items, n_scales))
+        item_w = np.zeros_like(item_a)
+        item_lag = np.full(n_items, -1.0)
+        seen = (state.items.keys() if len(state.items) < n_items else view.position.keys())
+        for item in seen:
+            position = view.position.get(item)
+            entry = state.items.get(item)
+            if position is not None and entry is not None:
+                item_a[position], item_w[position], item_lag[position] = read_entry(
+                    entry, when, scales)
+        total_a, total_w, total_lag = read_entry(state.total, when, scales)
+        r = len(self.recent_rates)
+        starts = view.pair_ptr[:-1]
+        history = _History(
+            np.tile(total_a, (n_items, 1)), np.tile(total_w, (n_items, 1)),
+            np.full(n_items, total_lag), item_a, item_w, item_lag,
+            np.add.reduceat((skill_lag[pair] >= 0).astype(np.float64), starts) / view.count,
+            np.add.reduceat(_log_lag(skill_lag[pair]), starts) / view.count,
+            np.tile(state.recent[:r], (n_items, 1)), np.tile(state.recent[r:], (n_items, 1)),
+            np.tile(state.ability, (n_items, 1)))
+        z = (params.intercept + params.item_w[view.item_code]
+             + dense_columns(self.families, history) @ params.dense_w
+             + np.add.reduceat(skill_term[pair], starts))
+        return np.asarray(expit(z))
+
+    def mastery(self, state: TimedState, skills: Sequence[str] | None = None, *,
+                at: datetime | None = None) -> dict[str, float]:
+        """P(correct) at ``at`` on an item of the skill alone that the learner has not met, with
+        the mean item weight: what the learner is expected to manage on the skill now."""
+        wanted = self._fitted().skills if skills is None else tuple(skills)
+        if not wanted:
+            return {}
+        values = self.predict_items(state, _skill_items(wanted), at=at)
+        return dict(zip(wanted, values.tolist(), strict=True))
+
+    def mastery_of(self, state: TimedState, items: ItemIndex, *,
+                   at: datetime | None = None) -> np.ndarray:
+        skill_items: ItemIndex = self._skill_items.get(
+            items, lambda index: _skill_items(index.skill_ids))
+        return self.predict_items(state, skill_items, at=at)
+
+    def state_to_bytes(self, state: TimedState) -> bytes:
+        width = 1 + 2 * len(self._scales)
+        skills = list(state.skills.items())
+        items = list(state.items.items())
+        floats = np.array(
+            [state.time, *(state.total or (0.0,) * width), *state.recent, *state.ability,
+             *(v for _, entry in skills for v in entry), *(v for _, entry in items for v in entry)],
+            dtype="<f8")
+        keys = b"".join(struct.pack("<I", len(k)) + k
+                        for k in (s.encode() for s, _ in skills + items))
+        return (_STATE_MAGIC + struct.pack("<BII", state.total is not None, len(skills),
+                                           len(items)) + floats.tobytes() + keys)
+
+    def state_from_bytes(self, data: bytes) -> TimedState:
+        """The state in ``data``; ValueError for bytes that are not one of this model's states
+        (another model's, damaged, or values no state holds)."""
+        params = self._fitted()
+        head = len(_STATE_MAGIC) + struct.calcsize("<BII")
+        if len(data) < head or data[:len(_STATE_MAGIC)] != _STATE_MAGIC:
+            raise ValueError("not a timed-model state (wrong header)")
+        has_total, n_skills, n_items = struct.unpack_from("<BII", data, len(_STATE_MAGIC))
+        width = 1 + 2 * len(self._scales)
+        r, e = 2 * len(self.recent_rates), len(self.elo_rates)
+        n_floats = 1 + width + r + e + width * (n_skills + n_items)
+        if has_total > 1 or len(data) < head + 8 * n_floats:
+            raise ValueError(f"a timed-model state of {n_skills:,} skills and {n_items:,} items "
+                             f"needs more than the {len(data)} bytes given")
+        floats = np.frombuffer(data, dtype="<f8", count=n_floats, offset=head)
+        keys, offset = [], head + 8 * n_floats
+        for _ in range(n_skills + n_items):
+            if offset + 4 > len(data):
+                raise ValueError("a timed-model state whose ids are cut short")
+            (size,) = struct.unpack_from("<I", data, offset)
+            if offset + 4 + size > len(data):
+                raise ValueError("a timed-model state whose ids are cut short")
+            keys.append(data[offset + 4:offset + 4 + size].decode())
+            offset += 4 + size
+        if offset != len(data):
+            raise ValueError(f"a timed-model state has {len(data) - offset} bytes too many")
+        _check_state_values(floats, width, r, e, bool(has_total))
+        unknown = [s for s in keys[:n_skills] if s not in self._skill_index]
+        if unknown or len(set(keys[:n_skills])) < n_skills or len(set(keys[n_skills:])) < n_items:
+            raise ValueError("a timed-model state with repeated ids or skills this model does "
+                             f"not know ({', '.join(map(repr, unknown[:3]))}; it knows "
+                             f"{len(params.skills)})")
+        entries = floats[1 + width + r + e:].reshape(-1, width)
+        as_entry = [tuple(row) for row in entries.tolist()]
+        return TimedState(
+            float(floats[0]), tuple(floats[1:1 + width].tolist()) if has_total else None,
+            tuple(floats[1 + width:1 + width + r].tolist()),
+            tuple(floats[1 + width + r:1 + width + r + e].tolist()),
+            immutables.Map(zip(keys[:n_skills], as_entry[:n_skills], strict=True)),
+            immutables.Map(zip(keys[n_skills:], as_entry[n_skills:], strict=True)))
+
+    # ================================================================== persistence
+    def to_bytes(self) -> bytes:
+        return json.dumps(self._document()).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Self:
+        try:
+            doc = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{source}: not a JSON file ({exc})") from None
+        return cls._from_document(doc, source)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self._document()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        try:
+            return cls.from_bytes(Path(path).read_bytes(), source=str(path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"model file not found: {path}") from None
+
+    def _document(self) -> dict[str, Any]:
+        p = self._fitted()
+        options = {k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in self.get_options().items()}
+        return {"format": FILE_FORMAT, "version": FILE_VERSION, "model": self.name,
+                "options": options, "skills": list(p.skills), "items": list(p.items),
+                "intercept": p.intercept, "skill_w": p.skill_w.tolist(),
+                "item_w": p.item_w.tolist(), "dense_w": p.dense_w.tolist(),
+                "easiness": p.easiness.tolist()}
+
+    @classmethod
+    def _from_document(cls, doc: Any, source: str) -> Self:
+        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+            raise ValueError(f"{source}: not a {FILE_FORMAT} file")
+        if doc.get("version") != FILE_VERSION:
+            raise ValueError(f"{source}: {FILE_FORMAT} version {doc.get('version')!r}; this "
+                             f"engine reads version {FILE_VERSION}")
+        try:
+            tracer = cls(**doc["options"])
+            params = TimedParams(
+                tuple(map(str, doc["skills"])), tuple(map(str, doc["items"])),
+                float(doc["intercept"]), np.array(doc["skill_w"], dtype=np.float64),
+                np.array(doc["item_w"], dtype=np.float64),
+                np.array(doc["dense_w"], dtype=np.float64),
+                np.array(doc["easiness"], dtype=np.float64))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: a damaged {FILE_FORMAT} file ({exc!r})") from None
+        _check_params(params, source)
+        return tracer._install(params)
+
+    # ================================================================== internals
+    def _install(self, params: TimedParams) -> Self:
+        self.params_ = params
+        self._skill_index = {s: k for k, s in enumerate(params.skills)}
+        self._item_index = {i: k for k, i in enumerate(params.items)}
+        self._views.clear()
+        self._skill_items.clear()
+        return self
+
+    def _fitted(self) -> TimedParams:
+        if self.params_ is None:
+            raise NotFittedError(f"this {self.name} model is not fitted: call fit() or load() "
+                                 "first")
+        return self.params_
+
+    def _index_of(self, skill: str) -> int:
+        try:
+            return self._skill_index[skill]
+        except KeyError:
+            raise KeyError(f"skill {skill!r} is not in this {self.name} model "
+                           f"({len(self._skill_index)} skills)") from None
+
+    def _view(self, items: ItemIndex) -> _ItemView:
+        skill_code = np.array([self._index_of(s) for s in items.skill_ids], dtype=np.intp)
+        fallback = len(self._fitted().items)
+        return _ItemView(
+            skill_code, items.pair_skill, items.pair_ptr,
+            np.array([self._item_index.get(i, fallback) for i in items.item_ids], dtype=np.intp),
+            items.pair_count, {i: k for k, i in enumerate(items.item_ids)}, items.skill_ids)
+
+
+def _codes(log: AnswerLog, skill_index: dict[str, int],
+           item_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The log's skill and item codes mapped to a model's indices (the fallback, one past the
+    last, for those it does not know)."""
+    skill_of = np.array([skill_index.get(str(s), len(skill_index)) for s in log.skill_ids],
+                        dtype=np.intp)
+    item_of = np.array([item_index.get(str(i), len(item_index)) for i in log.item_ids],
+                       dtype=np.intp)
+    return skill_of, item_of
+
+
+def _design(log: AnswerLog, pair_skill: np.ndarray, n_skills: int, item: np.ndarray | None,
+            n_items: int, pair_x: np.ndarray, dense_x: np.ndarray) -> sparse.csr_matrix:
+    """[per-skill columns of each skill | item one-hot (when ``item`` is given) | shared
+    columns], one row per answer; a row's pairs on the same columns add up."""
+    n, n_cols = len(log), pair_x.shape[1]
+    pair_row = np.repeat(np.arange(n), np.diff(log.skill_ptr))
+    blocks = [sparse.csr_matrix(
+        (pair_x.ravel(), (np.repeat(pair_row, n_cols),
+                          (pair_skill[:, None] * n_cols + np.arange(n_cols)).ravel())),
+        shape=(n, n_skills * n_cols))]
+    if item is not None:
+        blocks.append(sparse.csr_matrix((np.ones(n), (np.arange(n), item)), shape=(n, n_items)))
+    blocks.append(sparse.csr_matrix(dense_x))
+    return sparse.hstack(blocks, format="csr")
+
+
+@dataclass(frozen=True, eq=False)
+class _ItemView:
+    """Candidate items on one fitted model: the model index of each skill (``skill_ids``
+    order), each item's skills as CSR (``pair_skill`` into ``skill_ids``), each item's model
+    index and position by id."""
+
+    skill_code: np.ndarray
+    pair_skill: np.ndarray
+    pair_ptr: np.ndarray
+    item_code: np.ndarray
+    count: np.ndarray
+    position: dict[str, int]
+    skill_ids: tuple[str, ...]
+
+
+def _skill_items(skills: Sequence[str]) -> ItemIndex:
+    """One item per skill that no learner has met (the id cannot be an item's: ids are
+    non-empty), practising that skill alone."""
+    return ItemIndex((("", (s,)) for s in skills), skills)
+
+
+def _easiness(log: AnswerLog, items: tuple[str, ...]) -> np.ndarray:
+    """Each item's logit success rate, shrunk towards the overall rate (the last entry)."""
+    base = float(log.correct.mean())
+    position = {str(i): k for k, i in enumerate(log.item_ids)}
+    codes = np.array([position[i] for i in items], dtype=np.intp)
+    answered = np.bincount(log.item, minlength=len(log.item_ids))[codes]
+    right = np.bincount(log.item, weights=log.correct, minlength=len(log.item_ids))[codes]
+    rate = (right + _EASINESS_PRIOR * base) / (answered + _EASINESS_PRIOR)
+    return np.append(logit(rate), logit(base))
+
+
+def _unit_scale(x: np.ndarray, *, keep_ones: bool) -> np.ndarray:
+    """Per column, the factor that brings its spread to 1 (a column of ones, the skill
+    easiness, stays: its spread is 0)."""
+    if x.shape[1] == 0:
+        return np.ones(0)
+    spread = x.std(axis=0)
+    if keep_ones:
+        spread[np.all(x == 1.0, axis=0)] = 1.0
+    return 1.0 / np.where(spread > 1e-12, spread, 1.0)
+
+
+def _check_params(p: TimedParams, source: str) -> None:
+    if (p.skill_w.ndim != 2 or len(p.skill_w) != len(p.skills) + 1
+            or p.item_w.shape != (len(p.items) + 1,)
+            or p.easiness.shape != (len(p.items) + 1,) or p.dense_w.ndim != 1):
+        raise ValueError(f"{source}: a {FILE_FORMAT} file whose weights do not match its "
+                         "skills and items")
+    for name in ("skill_w", "item_w", "dense_w", "easiness"):
+        if not np.all(np.isfinite(getattr(p, name))):
+            raise ValueError(f"{source}: a {FILE_FORMAT} file with a {name} that is not finite")
+
+
+def _check_state_values(floats: np.ndarray, width: int, r: int, e: int, has_total: bool) -> None:
+    """Refuse values no state holds: non-finite, negative counts, more wins than attempts, a
+    time or an ability far outside what answers produce."""
+    if not np.all(np.isfinite(floats)):
+        raise ValueError("a timed-model state holds NaN or infinity")
+    entries = np.vstack([floats[1:1 + width][None, :] if has_total else np.zeros((0, width)),
+                         floats[1 + width + r + e:].reshape(-1, width)])
+    n = (width - 1) // 2
+    attempts, wins = entries[:, 1:1 + n], entries[:, 1 + n:]
+    recent = floats[1 + width:1 + width + r]
+    times = np.append(entries[:, 0], floats[0])
+    if (np.any(attempts < 0) or np.any(wins < 0) or np.any(wins > attempts * (1 + 1e-9) + 1e-9)
+            or np.any(attempts > 1e9) or np.any(recent < 0) or np.any(recent > 1e9)
+            or np.any(np.abs(times) > 1e12)
+            or np.any(np.abs(floats[1 + width + r:1 + width + r + e]) > 1e6)):
+        raise ValueError("a timed-model state holds values no learner's answers produce")
+
