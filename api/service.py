@@ -235,16 +235,21 @@ class TutorService:
         state = rt.tracer.update(state, event)
         recent = (*cached.recent, item.id)[-RECENT:]
         scope = _scope(rt, course)
+        # chosen, and mastery given, at the answer's own time: an app that sends answers late
+        # gets what it would have got on time, and simulated learners (training.simulate_http)
+        # get what the in-process simulation chooses
         choices, why_none = self._choose(
             rt, tenant, learner_id, state, recent, seq, answer.target_success, scope, n=1,
-            at=now, served=served, recent_correct=(*served.recent_correct, answer.correct))
+            at=event.timestamp, served=served,
+            recent_correct=(*served.recent_correct, answer.correct))
         response: Recorded = {
             "learner_id": learner_id,
             "event_id": answer.event_id,
             "seq": seq,
             "correct": answer.correct,
             "mastery": {s: round(p, 6)
-                        for s, p in rt.tracer.mastery(state, item.skills, at=now).items()},
+                        for s, p in rt.tracer.mastery(state, item.skills,
+                                                      at=event.timestamp).items()},
             "course": scope,
             "next": choices[0] if choices else None,
         }
@@ -437,7 +442,8 @@ class TutorService:
 
         The tie-break seed is the learner's answer count: the same state gives the same
         choice, and a learner stuck on ties does not see the same item forever. Predictions
-        are for ``at``, the time of the request (time-aware tracers need it).
+        are for ``at`` (time-aware tracers need it): an answer's time for the ``next`` of its
+        response, the time of the request for ``GET /next``.
         """
         if served.target is not None:
             target = served.target

@@ -32,7 +32,8 @@ from catsim.stopping import MinErrorStopper, TestLengthStopper
 
 
 def _bank(path: str) -> np.ndarray:
-    lines = open(path, encoding="utf-8").read().splitlines()
+    with open(path, encoding="utf-8") as file:
+        lines = file.read().splitlines()
     header = lines[0].split("\t")
     rows = [line.split("\t") for line in lines[1:] if line.strip()]
     return np.array([[float(r[header.index(k)]) for k in ("a", "b", "c", "d")] for r in rows])

@@ -4,10 +4,11 @@ API keys, paired in one run.
 One ``pg-redis-2w`` server (PostgreSQL + Redis, 2 workers, as ``bench/load.py`` starts it) takes
 the legitimate open-loop answers of ``bench/load.py``'s client at ``--rate`` for ``--duration``
 seconds, alone and then beside a flood of answers each carrying a fresh random key at
-``--flood-rate`` (open loop over ``--flood-connections`` connections; a flood request that
-finds no free connection within a second is dropped and counted). The two phases alternate,
-``--repeat`` pairs, the order swapped every pair, so both sides of a ratio see the same
-machine. Target: the legitimate p99 with the flood within 2x of the p99 without.
+``--flood-rate`` (open loop over ``--flood-connections`` connections, from a process of its
+own; a flood request that finds no free connection within a second is dropped and counted).
+The two phases alternate, ``--repeat`` pairs, the order swapped every pair, so both sides of
+a ratio see the same machine. Target: the legitimate p99 with the flood within 2x of the p99
+without.
 
 Besides latency, each phase records the database's transactions (``pg_stat_database``) per
 flood request: before issue 12 every unknown key cost one.
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -112,6 +114,26 @@ class Flood:
             await self.free.get_nowait().close()
 
 
+async def flood_for(args: argparse.Namespace) -> dict[str, Any]:
+    """The flood alone, for ``--flood-seconds`` (run as a process of its own: its CPU must not
+    delay the legitimate client's event loop, whose latency is what is measured)."""
+    flood = Flood(args.flood_port, args.flood_rate, args.flood_connections)
+    began = time.perf_counter()
+    async with flood.running():
+        await asyncio.sleep(args.flood_seconds)
+    seconds = time.perf_counter() - began
+    await flood.close()
+    return {"seconds": seconds, "outcomes": dict(flood.outcomes)}
+
+
+def start_flood(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """This script as a flood process on ``port``, for as long as a phase lasts."""
+    return subprocess.Popen(
+        [sys.executable, __file__, "--flood-port", str(port), "--flood-seconds",
+         str(args.duration + args.timeout), "--flood-rate", str(args.flood_rate),
+         "--flood-connections", str(args.flood_connections)], stdout=subprocess.PIPE)
+
+
 def transactions(dsn: str, database: str) -> int:
     """Transactions committed and rolled back in ``database`` so far (the statistics are
     flushed by backends at most about once a second: phases are long enough to see them)."""
@@ -127,28 +149,31 @@ async def phase(gen: LoadGenerator, server: Server, args: argparse.Namespace,
     database = server.details["database_url"].rsplit("/", 1)[1]
     waited, busy = await wait_quiet(server.process.pid, args.quiet_below, args.quiet_wait)
     xacts = await asyncio.to_thread(transactions, args.pg_dsn, database)
+    flood = start_flood(server.port, args) if flooded else None
+    if flood is not None:
+        await asyncio.sleep(0.5)  # its start-up (imports) before the measured load
     before = cpu_sample(server.process.pid)
-    flood = Flood(server.port, args.flood_rate, args.flood_connections)
     began = time.perf_counter()
-    if flooded:
-        async with flood.running():
-            run = await gen.load(args.rate, args.duration)
-    else:
-        run = await gen.load(args.rate, args.duration)
+    run = await gen.load(args.rate, args.duration)
     seconds = time.perf_counter() - began
-    await flood.close()
     cpu = cpu_use(before, cpu_sample(server.process.pid), run.count)
+    outcomes: Counter[str] = Counter()
+    if flood is not None:
+        out, _ = await asyncio.to_thread(flood.communicate)
+        flooded_for = json.loads(out)
+        outcomes.update(flooded_for["outcomes"])
+        seconds = flooded_for["seconds"]
     await asyncio.sleep(1.2)  # the backends' statistics reach pg_stat_database
     xacts = await asyncio.to_thread(transactions, args.pg_dsn, database) - xacts
-    sent = sum(flood.outcomes.values()) - flood.outcomes["dropped"]
+    sent = sum(outcomes.values()) - outcomes["dropped"]
     result = {**summarize(run, args.duration, cpu), "flooded": flooded,
               "flood_sent_per_s": round(sent / seconds, 1),
-              "flood_outcomes": dict(flood.outcomes),
+              "flood_outcomes": dict(outcomes),
               "db_transactions": xacts, "db_transactions_per_s": round(xacts / seconds, 1),
               "quiet_wait_s": waited, "machine_cpu_pct_before": busy}
     log(f"  {'with' if flooded else 'without'} flood: p50 {result['p50_ms']:.1f} p99 "
         f"{result['p99_ms']:.1f} ms, {result['errors']} errors; flood {sent / seconds:.0f}/s "
-        f"{dict(flood.outcomes)}; {xacts / seconds:.0f} db transactions/s; CPU server "
+        f"{dict(outcomes)}; {xacts / seconds:.0f} db transactions/s; CPU server "
         f"{result['server_cpu_pct']:.0f}% other {result['other_cpu_pct']:.0f}%")
     return result
 
@@ -205,6 +230,9 @@ def parse_args() -> argparse.Namespace:
                         help="print one JSON object on stdout instead of the table")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "bench" / "results" / "key_flood.json")
+    # (the flood process's own options: start_flood)
+    parser.add_argument("--flood-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--flood-seconds", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # what bench/load.py's client and start() read
     args.p_correct, args.client, args.server_env = 0.7, "raw", []
@@ -213,6 +241,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.flood_port is not None:  # the flood process (start_flood)
+        sys.stdout.write(json.dumps(asyncio.run(flood_for(args))) + "\n")
+        return
     code_before = source_digest()
     with tempfile.TemporaryDirectory(prefix="tutor-flood-") as tmp:
         pairs = asyncio.run(run(args, Path(tmp)))

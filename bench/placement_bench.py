@@ -17,8 +17,9 @@ and SE <= 0.3 with at most 40 items. Rows per bank and rule:
 
 Measured: θ RMSE, bias, correlation, mean length and SE, maximum item exposure, share of unused
 items, time per step (selection + estimation) p50/p99, wall and CPU (the CPU time leaves out
-waits for a busy machine's cores, which dominate a shared machine's wall p99). Answers are drawn by each tool from its
-own generator: the examinees are the same, their answer draws are not.
+waits for a busy machine's cores, which dominate a shared machine's wall p99). Answers are
+drawn by each tool from its own generator: the examinees are the same, their answer draws are
+not.
 
     bash bench/setup_catsim.sh && OMP_NUM_THREADS=1 .venv/bin/python bench/placement_bench.py
 """
@@ -35,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from benchinfo import log, machine
+
 from engine.placement import (
     ItemBank,
     Placement,

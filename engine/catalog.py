@@ -176,10 +176,17 @@ class Catalog:
     def items_for(self, skill: str) -> tuple[Item, ...]:
         return self._items_by_skill[skill]
 
-    def tracer(self) -> Tracer[Any]:
+    def tracer(self, model: str = "bkt") -> Tracer[Any]:
         """The tracer this content's own parameters define: BKT with each skill's prior, learn,
-        forget, guess and slip, and each item's guess/slip where it sets them."""
-        return BKT().set_params(self.bkt_params())
+        forget, guess and slip, and each item's guess/slip where it sets them; ``model`` names
+        another model of the BKT family built on the same parameters (``bkt-memory``)."""
+        from engine.tracing.registry import make_tracer
+
+        tracer = make_tracer(model)
+        if not isinstance(tracer, BKT):
+            raise ValueError(f"content packs hold BKT parameters: a {model} model cannot be "
+                             "built from them")
+        return tracer.set_params(self.bkt_params())
 
     def bkt_params(self) -> BKTParams:
         """The skills' BKT parameters, with a guess/slip class for each item that sets its own."""

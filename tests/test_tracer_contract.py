@@ -30,8 +30,9 @@ from engine.tracing.simulate import random_params, simulate
 
 #: options that keep each model's fit to a second or two
 QUICK: dict[str, dict[str, Any]] = {
-    "bkt": {"num_fits": 2}, "bkt-forgets": {"num_fits": 2},
+    "bkt": {"num_fits": 2}, "bkt-forgets": {"num_fits": 2}, "bkt-memory": {"num_fits": 2},
     "dkt": {"hidden": 8, "embed": 4, "members": 2, "epochs": 2, "window": 20, "batch_size": 8},
+    "timed": {}, "das3h": {}, "best-lr": {}, "pfa": {},
 }
 
 

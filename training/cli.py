@@ -23,7 +23,14 @@ from engine.tracing.dkt_config import DKTConfig
 from engine.tracing.registry import to_pybkt
 from training.readers import FORMATS, read_log
 from training.readers.reviews import REVIEW_COLUMNS, read_reviews
-from training.replay import FOLD_METRICS, calibration_plot, cross_validate, fit_and_score, score
+from training.replay import (
+    FOLD_METRICS,
+    calibration_plot,
+    chrono_replay,
+    cross_validate,
+    fit_and_score,
+    score,
+)
 from training.review_replay import DEFAULT_SPLIT, replay_reviews
 from training.splits import parse_split
 from tutor.console import fail, out, progress_bar, use_threads, writable
@@ -72,7 +79,9 @@ ReplayModel = Annotated[str, typer.Option(
 Split = Annotated[str | None, typer.Option(
     metavar="chrono:FRACTION",
     help=f"Chronological split of --train: the earliest FRACTION of the events train, the rest "
-         f"are predicted (--format reviews: default {DEFAULT_SPLIT}).")]
+         f"are predicted (--format reviews: default {DEFAULT_SPLIT}). Answer logs are split "
+         "within each learner: the first FRACTION of every learner's answers train, and each "
+         "later answer is predicted from all of that learner's earlier ones.")]
 Seed = Annotated[int, typer.Option(help="Seed: the same seed gives the same fit.")]
 Threads = Annotated[int | None, typer.Option(
     help="Threads for numerical work (PyTorch, numba). Default: half the cores (1 on 2 "
@@ -184,8 +193,10 @@ def replay(
                         as_json, plot)
         return
     if split is not None:
-        raise fail("--split is implemented for --format reviews only so far")
-    if checkpoint is not None:
+        if train is None or test is not None or folds is not None or checkpoint is not None:
+            raise fail("--split splits one log within each learner: give --train FILE alone "
+                       "(no --test, --folds or --checkpoint)")
+    elif checkpoint is not None:
         if test is None or train is not None or folds is not None:
             raise fail("--checkpoint scores a saved model: give it with --test FILE only")
     elif train is None or (test is None) == (folds is None):
@@ -212,6 +223,12 @@ def replay(
                 test_log = _read(test, format, column, report)
                 result, p = fit_and_score(model, train_log, test_log, options=options,
                                           progress=report)
+                y = test_log.correct
+            elif split is not None:
+                assert train is not None
+                train_log = _read(train, format, column, report)
+                result, p, test_log = chrono_replay(model, train_log, parse_split(split),
+                                                    options=options, progress=report)
                 y = test_log.correct
             else:
                 assert train is not None and folds is not None

@@ -26,7 +26,7 @@ from engine.placement import (
     sympson_hetter,
     write_bank,
 )
-from training.cli import AsJson, Columns, Format, Seed, _mapping, _one_of
+from training.cli import AsJson, Columns, Format, _mapping, _one_of
 from training.readers import read_log
 from tutor.console import fail, out, progress_bar, writable
 
@@ -96,7 +96,9 @@ def _pack_values(path: Path) -> dict[str, tuple[float, float, float]]:
 def simulate_command(
     bank: Annotated[Path, typer.Option(help="Item bank: tab-separated a b c d Group.")],
     examinees: Annotated[int, typer.Option(help="Simulated examinees, θ ~ N(0, 1).")] = 1000,
-    seed: Seed = 42,
+    seed: Annotated[int, typer.Option(
+        help="Seed of the examinees' abilities, answers and random draws: the same seed gives "
+             "the same results.")] = 42,
     length: Annotated[int | None, typer.Option(help="Fixed test length.")] = None,
     stop_se: Annotated[float | None, typer.Option(
         help="Stop once the standard error is at most this (with --max-length).")] = None,

@@ -19,6 +19,7 @@ from engine.events import AnswerLog
 from engine.tracing import Tracer, make_tracer
 from engine.tracing.base import FitProgress
 from training.metrics import evaluate
+from training.splits import ChronoSplit, train_rows
 
 
 def _quiet(done: int, total: int, what: str, metrics: Mapping[str, float]) -> None:
@@ -109,6 +110,42 @@ def cross_validate(model: str, log: AnswerLog, folds: int, *, seed: int | None,
         fold_results=runs)
     result["answers_per_second"] = len(log) / max(result["predict_seconds"], 1e-9)
     return result, pooled
+
+
+def chrono_replay(model: str, log: AnswerLog, split: ChronoSplit, *, options: dict[str, Any],
+                  progress: FitProgress = _quiet,
+                  ) -> tuple[dict[str, Any], np.ndarray, AnswerLog]:
+    """Fit ``model`` on the first part of every learner's answers (``split``, in time order) and
+    score its predictions of the rest; returns the result, the test answers' predictions and
+    the test answers.
+
+    Each test answer is predicted from all of its learner's earlier answers, the training ones
+    included (the batch side predicts the whole log one step ahead; only the test rows are
+    scored): the model meets these learners' futures, not new learners.
+    """
+    log = log.in_learner_order()
+    train = train_rows(split, log.learner)
+    if not np.any(train) or np.all(train):
+        missing = "fit" if not np.any(train) else "score"
+        raise ValueError(f"--split {split} leaves no answers to {missing} ({len(log):,} "
+                         f"answers of {log.n_learners:,} learners)")
+    tracer = make_tracer(model, **options)
+    progress(0, 2, f"fitting {model} on {int(np.sum(train)):,} answers", {})
+    start = time.perf_counter()
+    tracer.fit(log.take(train), progress=progress)
+    fit_seconds = time.perf_counter() - start
+    progress(1, 2, f"predicting {int(np.sum(~train)):,} answers", {})
+    start = time.perf_counter()
+    p = tracer.predict_log(log)[~train]
+    predict_seconds = time.perf_counter() - start
+    test = log.take(~train)
+    progress(2, 2, "done", {})
+    return {"model": tracer.name, "split": str(split), **evaluate(test, p),
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+            "answers_per_second": len(log) / max(predict_seconds, 1e-9),
+            "n_train": int(np.sum(train)), "n_test": len(test),
+            "n_test_learners": len(np.unique(test.learner)),
+            "n_test_unseen_skill": tracer.unseen_skills(test)}, p, test
 
 
 def calibration_plot(y: np.ndarray, p: np.ndarray, path: str | Path, title: str,

@@ -9,6 +9,7 @@ and the paired difference against a baseline policy (:mod:`engine.simulation.run
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import replace
@@ -127,6 +128,9 @@ def simulate(
     except ValueError as exc:
         raise fail(str(exc)) from None
 
+    # a policy that names its tracer (``spaced``: bkt-memory) runs with it, on the same content
+    tracers = {label: functools.partial(catalog.tracer, p.tracer_model)
+               for label, p in policies.items() if getattr(p, "tracer_model", None)}
     started = time.perf_counter()
     with progress_bar() as report:
         total = len(families) * len(policies) * days
@@ -138,7 +142,7 @@ def simulate(
 
         result = compare(families, catalog, course_id, policies, n=learners, seed=seed,
                          schedule=schedule, tracer=catalog.tracer, baseline=baseline,
-                         progress=progress)
+                         progress=progress, tracers=tracers)
     seconds = time.perf_counter() - started
     summary = result.summary()
     if plot is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ChronoSplit", "parse_split"]
+import numpy as np
+
+__all__ = ["ChronoSplit", "parse_split", "train_rows"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,16 @@ def parse_split(text: str) -> ChronoSplit:
         raise ValueError(f"--split chrono:FRACTION needs a number between 0 and 1, got "
                          f"{value!r}") from None
     return ChronoSplit(fraction)
+
+
+def train_rows(split: ChronoSplit, learner: np.ndarray) -> np.ndarray:
+    """Boolean mask of the training answers of a log whose rows are chronological within each
+    learner (``learner``: each row's learner code): per learner, the first ``split.cut(n)`` of
+    its ``n`` answers."""
+    learner = np.asarray(learner, dtype=np.int64)
+    counts = np.bincount(learner)
+    order = np.argsort(learner, kind="stable")
+    rank = np.empty(len(learner), dtype=np.int64)
+    rank[order] = np.arange(len(learner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    cuts = np.array([split.cut(int(n)) for n in counts], dtype=np.int64)
+    return rank < cuts[learner]

@@ -44,6 +44,7 @@ class SelectionBatch:
     course: str | None = None
     at: datetime | None = None
     target_success: float | None = None
+    retention: float | None = None
 
     def __post_init__(self) -> None:
         n = len(self.learners)

@@ -41,7 +41,7 @@ def context_of(batch: SelectionBatch, i: int, catalog: Catalog) -> SelectionCont
         recent_items=tuple(item_ids[j] for j in batch.recent_items[i][known].tolist()),
         recent_correct=tuple(bool(c) for c in batch.recent_correct[i][known]),
         course=batch.course, target_success=batch.target_success, seed=int(batch.seeds[i]),
-        learner=batch.learners[i], at=batch.at)
+        learner=batch.learners[i], at=batch.at, retention=batch.retention)
 
 
 def choose_many(policy: Policy, tracer: Tracer[Any], states: Any, catalog: Catalog,

@@ -60,7 +60,8 @@ class SelectionContext:
     how many choices to return; ``seed`` overrides the policy's tie-break seed; ``learner`` makes
     tie-breaks differ between learners (so equally good items are spread over a class) while
     staying fixed for one learner; ``at`` is the moment of the choice, which time-aware tracers
-    predict for (None: right after the last answer).
+    predict for (None: right after the last answer); ``retention`` overrides a spacing policy's
+    target retention (a review is due when predicted recall falls to it).
     """
 
     recent_items: tuple[str, ...] = ()
@@ -71,8 +72,12 @@ class SelectionContext:
     seed: int | None = None
     learner: str = ""
     at: datetime | None = None
+    retention: float | None = None
 
     def __post_init__(self) -> None:
+        if self.retention is not None and not 0.0 < self.retention < 1.0:
+            raise ValueError(f"retention must be strictly between 0 and 1, got "
+                             f"{self.retention!r}")
         if not isinstance(self.recent_items, tuple):
             object.__setattr__(self, "recent_items", tuple(self.recent_items))
         if not isinstance(self.recent_correct, tuple):

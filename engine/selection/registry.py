@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.selection.baselines import FixedCurriculumPolicy, LowestMasteryPolicy, RandomPolicy
 from engine.selection.policy import Policy, TargetSuccessPolicy
+from engine.selection.spaced import SpacedPolicy
 
 __all__ = ["POLICIES", "PolicySpec", "make_policy", "parse_policy"]
 
@@ -35,6 +36,9 @@ POLICIES: dict[str, PolicySpec] = {
     "random": PolicySpec(RandomPolicy, "any item of the course, uniformly"),
     "lowest-mastery": PolicySpec(LowestMasteryPolicy, "the open skill with the lowest "
                                  "mastery, then an item of it (OATutor)"),
+    "spaced": PolicySpec(SpacedPolicy, "selection v2: due reviews (recall below a target "
+                         "retention, 0.9) interleaved with new material at the target success; "
+                         "runs with the bkt-memory tracer"),
 }
 
 

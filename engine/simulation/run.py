@@ -4,10 +4,14 @@ One run (:func:`run_policy`) is a population (one learner-model family, a seed) 
 a course in sessions separated by time (a :class:`Schedule`: one session a day of
 ``per_session`` exercises, ``spacing`` seconds apart). Before every exercise the policy chooses
 from the engine's tracer state, exactly as the API would (the same context: the last
-:data:`RECENT` items and their outcomes, the learner's answer count as tie-break seed, the
-moment of the choice); the simulated learner answers with its true P(correct); the tracer is
-updated with the answer (through the :class:`~engine.tracing.base.Tracer` contract only) and the
-population learns. :func:`compare` runs every policy on every family with the same seed, so
+:data:`RECENT` items and their outcomes, the learner's answer count and id as tie-break seed,
+the moment of the choice, which is the learner's previous answer, as when the API returns the
+``next`` exercise with an answer's response); the simulated learner answers with its true
+P(correct); the tracer is updated with the answer (through the
+:class:`~engine.tracing.base.Tracer` contract only) and the population learns. Whoever chooses
+and traces is a :class:`Tutor`: the engine in this process (:class:`EngineTutor`), or a running
+server, driven over HTTP by :mod:`training.simulate_http` through the very same loop
+(:func:`run_tutor`), which gets the same numbers for the same seed. :func:`compare` runs every policy on every family with the same seed, so
 each policy meets the same learners (paired), and summarizes with :mod:`engine.simulation.metrics`.
 
 Outcomes per learner: exercises until every course skill is truly mastered (ground truth;
@@ -27,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,8 +45,8 @@ from engine.simulation.base import DAY, NO_ITEM, make_population
 from engine.simulation.metrics import learner_auc, mean_ci, paired_ci, share_ci
 from engine.tracing.base import Tracer
 
-__all__ = ["METRICS", "RECENT", "Comparison", "PolicyRun", "Schedule", "compare",
-           "run_policy"]
+__all__ = ["METRICS", "RECENT", "REPORTED_DECIMALS", "Comparison", "EngineTutor", "PolicyRun",
+           "Schedule", "Tutor", "compare", "learner_ids", "run_policy", "run_tutor"]
 
 #: recent items passed to policies (the API keeps as many)
 RECENT = 10
@@ -125,64 +129,159 @@ class Comparison:
         return out
 
 
-def _learner_ids(n: int, seed: int) -> tuple[str, ...]:
+#: decimals of the mastery the API reports: the in-process diagnostic reads its tracer at this
+#: precision too, so that a served run (which can only read what the API reports) scores the
+#: same numbers (``tests/simulation/test_http.py``)
+REPORTED_DECIMALS = 6
+
+
+class Tutor(Protocol):
+    """Who chooses the learners' exercises and traces what they know: the engine in this
+    process (:class:`EngineTutor`), or a running server over HTTP
+    (:mod:`training.simulate_http`). :func:`run_tutor` drives either through the same
+    simulated learners, so a served run can be held equal to the in-process one."""
+
+    def choose(self, at: datetime) -> np.ndarray:
+        """Per learner, the item (index in catalog order) to answer next, or ``NO_ITEM``;
+        ``at`` is the moment of the choice: the learner's previous answer (the API chooses
+        ``next`` when an answer arrives), or the start for the first exercise."""
+        ...
+
+    def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
+        """Learner ``i`` answered ``items[i]`` at ``at``, right when ``correct[i]`` (learners
+        with ``NO_ITEM`` did not answer)."""
+        ...
+
+    def mastery(self, at: datetime) -> np.ndarray:
+        """P(mastered) of the course's skills (catalog order) that the tracer believes at
+        ``at``, rounded to :data:`REPORTED_DECIMALS`; shape (n, course skills)."""
+        ...
+
+
+class EngineTutor:
+    """The engine in this process: ``policy`` chooses from ``tracer``'s states with the
+    context the API builds (the last :data:`RECENT` items and their outcomes, the learner's
+    answer count as tie-break seed, the learner's id, the moment of the choice).
+
+    ``lockstep`` (the default) makes one batched call per exercise for the whole population
+    (``choose_many``, ``update_many``); without it every learner gets the one-learner calls
+    (the reference the tests hold the batched path equal to).
+    """
+
+    def __init__(self, catalog: Catalog, course: str | None, policy: Policy,
+                 tracer: Tracer[Any], learners: Sequence[str], *, lockstep: bool = True) -> None:
+        self.catalog, self.course, self.policy, self.tracer = catalog, course, policy, tracer
+        self.learners = tuple(learners)
+        self.lockstep = lockstep
+        n = len(self.learners)
+        self.prepared = prepare(catalog)
+        self.course_skills = scope(self.prepared, course)[1]
+        self.states = tracer.new_states(n) if lockstep else [tracer.new_state()
+                                                             for _ in range(n)]
+        self.recent = np.full((n, RECENT), NO_ITEM, dtype=np.int64)
+        self.recent_correct = np.zeros((n, RECENT), dtype=bool)
+        self.answered = np.zeros(n, dtype=np.int64)
+
+    def choose(self, at: datetime) -> np.ndarray:
+        batch = SelectionBatch(self.learners, self.recent, self.recent_correct,
+                               self.answered.copy(), course=self.course, at=at)
+        if self.lockstep:
+            return choose_many(self.policy, self.tracer, self.states, self.catalog, batch)
+        chosen = np.full(len(batch), NO_ITEM, dtype=np.int64)
+        for i, state in enumerate(self.states):
+            choices = self.policy.choose(self.tracer, state, self.catalog,
+                                         context_of(batch, i, self.catalog))
+            if choices:
+                chosen[i] = self.prepared.item_index[choices[0].item]
+        return chosen
+
+    def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
+        index = self.prepared.index
+        if self.lockstep:
+            self.states = self.tracer.update_many(self.states, index, items, correct, at=at)
+        else:
+            for i in np.flatnonzero(items != NO_ITEM).tolist():
+                j = int(items[i])
+                self.states[i] = self.tracer.update(self.states[i], AnswerEvent(
+                    self.learners[i], index.item_ids[j], index.item_skills[j],
+                    bool(correct[i]), timestamp=at))
+        active = items != NO_ITEM
+        self.recent[active, :-1] = self.recent[active, 1:]
+        self.recent[active, -1] = items[active]
+        self.recent_correct[active, :-1] = self.recent_correct[active, 1:]
+        self.recent_correct[active, -1] = correct[active]
+        self.answered += active
+
+    def mastery(self, at: datetime) -> np.ndarray:
+        index = self.prepared.index
+        believed = self.tracer.mastery_of_many(self.states, index, at=at) if self.lockstep \
+            else np.array([self.tracer.mastery_of(s, index, at=at) for s in self.states])
+        return np.round(believed[:, self.course_skills], REPORTED_DECIMALS)
+
+
+def learner_ids(n: int, seed: int) -> tuple[str, ...]:
+    """The default ids of a population's learners (tie-breaks depend on them)."""
     return tuple(f"sim{seed}-{i}" for i in range(n))
 
 
 def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy, *, n: int,
                seed: int, schedule: Schedule, tracer: Tracer[Any], label: str = "",
-               lockstep: bool = True, progress: Progress | None = None) -> PolicyRun:
-    """``policy`` on ``n`` learners of ``family`` (seed ``seed``), ``tracer`` tracing them."""
+               lockstep: bool = True, learners: Sequence[str] | None = None,
+               epoch: datetime = EPOCH, progress: Progress | None = None) -> PolicyRun:
+    """``policy`` on ``n`` learners of ``family`` (seed ``seed``), ``tracer`` tracing them in
+    this process (:class:`EngineTutor`); ``learners`` are their ids (default
+    :func:`learner_ids`), ``epoch`` the moment simulated time 0 stands for."""
+    learners = learner_ids(n, seed) if learners is None else tuple(learners)
+    if len(learners) != n:
+        raise ValueError(f"give one id per learner: {len(learners)} ids for {n} learners")
+    tutor = EngineTutor(catalog, course, policy, tracer, learners, lockstep=lockstep)
+    return run_tutor(family, catalog, course, tutor, n=n, seed=seed, schedule=schedule,
+                     label=label or repr(policy), epoch=epoch, progress=progress)
+
+
+def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *, n: int,
+              seed: int, schedule: Schedule, label: str, epoch: datetime = EPOCH,
+              progress: Progress | None = None) -> PolicyRun:
+    """``n`` learners of ``family`` (seed ``seed``) work through ``course`` on ``schedule``,
+    answering whatever ``tutor`` chooses; their outcomes under the name ``label``.
+
+    Each answer is drawn from the learner's true P(correct) with the run's own random stream,
+    one draw per learner and exercise whoever chooses, so the same seed gives the same
+    learners the same luck under every tutor. The next exercise is chosen at the time of the
+    learner's previous answer, as the API chooses the ``next`` of an answer's response.
+    """
     prepared = prepare(catalog)
-    index = prepared.index
     course_items, course_skills, _ = scope(prepared, course)
     test_items = np.flatnonzero(course_items)
     if not len(test_items):
         raise ValueError(f"course {course!r} has no items to practise or test")
     population = make_population(family, catalog, n, seed)
     answers_rng = np.random.default_rng([seed, 0x5EED])
-    learners = _learner_ids(n, seed)
-    states = tracer.new_states(n) if lockstep else [tracer.new_state() for _ in range(n)]
-    recent = np.full((n, RECENT), NO_ITEM, dtype=np.int64)
-    recent_correct = np.zeros((n, RECENT), dtype=bool)
     answered = np.zeros(n, dtype=np.int64)
     reached = np.where(population.mastery(0.0)[:, course_skills].all(axis=1), 0, -1)
     mastery_curve = np.zeros(schedule.days)
     believed, truth = [], []
+    chosen_at = epoch  # the first exercise is chosen at the start
     for day in range(schedule.days):
         for k in range(schedule.per_session):
             t = day * DAY + k * schedule.spacing
-            at = EPOCH + timedelta(seconds=t)
-            batch = SelectionBatch(learners, recent, recent_correct, answered.copy(),
-                                   course=course, at=at)
-            if lockstep:
-                chosen = choose_many(policy, tracer, states, catalog, batch)
-            else:
-                chosen = _choose_one_by_one(policy, tracer, states, catalog, batch)
+            at = epoch + timedelta(seconds=t)
+            chosen = tutor.choose(chosen_at)
             active = chosen != NO_ITEM
             correct = (answers_rng.random(n) < population.p_correct(chosen, t)) & active
             population.practise(chosen, correct, t)
-            if lockstep:
-                states = tracer.update_many(states, index, chosen, correct, at=at)
-            else:
-                _update_one_by_one(tracer, states, index, learners, chosen, correct, at)
-            recent[active, :-1] = recent[active, 1:]
-            recent[active, -1] = chosen[active]
-            recent_correct[active, :-1] = recent_correct[active, 1:]
-            recent_correct[active, -1] = correct[active]
+            tutor.record(chosen, correct, at)
+            chosen_at = at
             answered += active
             now_mastered = population.mastery(t)[:, course_skills].all(axis=1)
             reached = np.where((reached < 0) & now_mastered, answered, reached)
         t_day = day * DAY + schedule.per_session * schedule.spacing
         true_now = population.mastery(t_day)[:, course_skills]
         mastery_curve[day] = true_now.mean()
-        at_day = EPOCH + timedelta(seconds=t_day)
-        tracer_now = tracer.mastery_of_many(states, index, at=at_day) if lockstep else \
-            np.array([tracer.mastery_of(s, index, at=at_day) for s in states])
-        believed.append(tracer_now[:, course_skills])
+        believed.append(tutor.mastery(epoch + timedelta(seconds=t_day)))
         truth.append(true_now)
         if progress is not None:
-            progress(day + 1, schedule.days, f"{family}: {label or repr(policy)}",
+            progress(day + 1, schedule.days, f"{family}: {label}",
                      {"mastered": float(true_now.mean())})
     end = schedule.end
     scores = {d: population.test_score(test_items, end + d * DAY) for d in RETENTION_DAYS}
@@ -194,40 +293,20 @@ def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy
         "diagnostic_auc": learner_auc(np.concatenate(believed, axis=1),
                                       np.concatenate(truth, axis=1)),
     }
-    return PolicyRun(family, label or repr(policy), outcomes, reached >= 0, mastery_curve,
+    return PolicyRun(family, label, outcomes, reached >= 0, mastery_curve,
                      np.array([scores[d].mean() for d in RETENTION_DAYS]))
-
-
-def _choose_one_by_one(policy: Policy, tracer: Tracer[Any], states: list[Any],
-                       catalog: Catalog, batch: SelectionBatch) -> np.ndarray:
-    """The one-learner path: ``policy.choose`` per learner with its own context."""
-    item_index = prepare(catalog).item_index
-    chosen = np.full(len(batch), NO_ITEM, dtype=np.int64)
-    for i, state in enumerate(states):
-        choices = policy.choose(tracer, state, catalog, context_of(batch, i, catalog))
-        if choices:
-            chosen[i] = item_index[choices[0].item]
-    return chosen
-
-
-def _update_one_by_one(tracer: Tracer[Any], states: list[Any], index: Any,
-                       learners: Sequence[str], chosen: np.ndarray, correct: np.ndarray,
-                       at: datetime) -> None:
-    """The one-learner path: ``tracer.update`` per learner with its answer event."""
-    for i in np.flatnonzero(chosen != NO_ITEM).tolist():
-        j = int(chosen[i])
-        states[i] = tracer.update(states[i], AnswerEvent(
-            learners[i], index.item_ids[j], index.item_skills[j], bool(correct[i]),
-            timestamp=at))
 
 
 def compare(families: Sequence[str], catalog: Catalog, course: str | None,
             policies: Mapping[str, Policy], *, n: int, seed: int, schedule: Schedule,
             tracer: Callable[[], Tracer[Any]], baseline: str | None = None,
-            progress: Progress | None = None) -> Comparison:
+            progress: Progress | None = None,
+            tracers: Mapping[str, Callable[[], Tracer[Any]]] | None = None) -> Comparison:
     """Every policy (label -> policy) on every family, each family's learners the same for
-    every policy (seed ``seed``); ``tracer()`` gives the tracer of each run; ``baseline``
-    (default: the first policy) is what paired differences are taken against."""
+    every policy (seed ``seed``); ``tracer()`` gives the tracer of each run, ``tracers`` another
+    one for the policies (by label) that run with their own (a spacing policy needs a tracer
+    with memory); ``baseline`` (default: the first policy) is what paired differences are
+    taken against."""
     if not policies:
         raise ValueError("give at least one policy")
     if baseline is not None and baseline not in policies:
@@ -237,7 +316,8 @@ def compare(families: Sequence[str], catalog: Catalog, course: str | None,
     for family in families:
         result.runs[family] = {
             label: run_policy(family, catalog, course, policy, n=n, seed=seed,
-                              schedule=schedule, tracer=tracer(), label=label,
+                              schedule=schedule, tracer=(tracers or {}).get(label, tracer)(),
+                              label=label,
                               progress=progress)
             for label, policy in policies.items()}
     return result

@@ -41,6 +41,9 @@ MODELS: dict[str, ModelSpec] = {
     "bkt": ModelSpec("engine.tracing.bkt:BKT", "Bayesian Knowledge Tracing (EM)"),
     "bkt-forgets": ModelSpec("engine.tracing.bkt:BKT", "BKT with a forget probability",
                              {"forgets": True}),
+    "bkt-memory": ModelSpec("engine.tracing.bkt_memory:BKTMemory",
+                            "BKT whose knowledge fades on FSRS-6's forgetting curve, one "
+                            "memory per learner and skill (for spaced selection)"),
     "dkt": ModelSpec("engine.tracing.dkt:DKT", "Deep Knowledge Tracing (LSTM, PyTorch)"),
     "timed": ModelSpec("engine.tracing.timed:TimedLR",
                        "time-aware logistic model: decaying practice counts per skill, item and "

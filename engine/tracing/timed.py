@@ -74,6 +74,7 @@ from engine.tracing.timed_features import (
     learner_summaries,
     read_entry,
     scales_with_count,
+    seconds,
 )
 
 SKILL_FAMILIES = ("skill", "pfa", "skill-counts", "skill-decay")
@@ -349,7 +350,7 @@ class TimedLR(Tracer[TimedState]):
         params = self._fitted()
         for skill in event.skills:
             self._index_of(skill)
-        at = state.time if event.timestamp is None else event.timestamp.timestamp()
+        at = state.time if event.timestamp is None else seconds(event.timestamp)
         y = 1.0 if event.correct else 0.0
         scales = self._scale_list
         with state.skills.mutate() as skills:
@@ -389,7 +390,7 @@ class TimedLR(Tracer[TimedState]):
         """P(correct) of the view's items at ``at``: the same columns as :meth:`predict_log`'s,
         read from the state's counters."""
         params = self._fitted()
-        when = state.time if at is None else at.timestamp()
+        when = state.time if at is None else seconds(at)
         scales = self._scale_list
         n_items, n_scales = len(view.item_code), len(scales)
         skill_a = np.zeros((len(view.skill_ids), n_scales))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import numba
 import numpy as np
@@ -156,16 +157,30 @@ def _fill_times(learner: np.ndarray, order: np.ndarray, t: np.ndarray, known: np
 
 
 def answer_times(learner: np.ndarray, timestamp_ns: np.ndarray, missing: int) -> np.ndarray:
-    """Each answer's time in seconds since the epoch; an answer without one (``missing``) takes
-    its learner's previous answer's time (0 for a first answer), as the online side does."""
+    """Each answer's time in seconds since the epoch, in whole microseconds (what a ``datetime``
+    holds, so that both sides compute with the same numbers: :func:`seconds`); an answer
+    without one (``missing``) takes its learner's previous answer's time (0 for a first
+    answer), as the online side does."""
     known = timestamp_ns != missing
-    t = np.where(known, timestamp_ns, 0).astype(np.float64) / 1e9
+    t = (np.where(known, timestamp_ns, 0) + 500) // 1000 / 1e6
     if not np.all(known):
         _fill_times(learner.astype(np.int64), np.argsort(learner, kind="stable"), t, known)
     return t
 
 
 # ================================================================== online side
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def seconds(when: datetime) -> float:
+    """``when`` in seconds since the epoch, computed like :func:`answer_times` (whole
+    microseconds over 1e6), so that online and batch times are the same floats."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // _MICROSECOND / 1e6
+
+
 #: an entry of decayed counters: (time of the last update, attempts per scale..., wins per
 #: scale...)
 Entry = tuple[float, ...]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from content.packs import bundled_packs, load_pack
 from engine.events import AnswerLog
 from engine.placement import ItemBank, probability, read_bank, write_bank
 from training.readers import write_csv
@@ -108,3 +109,29 @@ def test_calibrate_refuses_a_missing_log(tmp_path: Path) -> None:
                                  str(tmp_path / "none.csv"), "--out", str(tmp_path / "b.tsv")])
     assert result.exit_code == 2
     assert "answer log not found" in result.output
+
+
+def test_calibrate_keeps_a_packs_values_for_items_with_too_few_answers(tmp_path: Path) -> None:
+    """Five math-pack items answered by 300 learners are fitted; one answered by 5 keeps the
+    pack's values, as do the pack's items the log never saw."""
+    pack_path = bundled_packs()["math-basics"]
+    pack = load_pack(pack_path)
+    used = pack.items[:6]
+    g = np.random.default_rng(2)
+    theta = g.normal(size=300)
+    rows = [(f"u{n}", item, bool(g.random() < 1 / (1 + np.exp(-(theta[n] - item.difficulty)))))
+            for n in range(300) for k, item in enumerate(used) if k < 5 or n < 5]
+    log = AnswerLog.from_columns([r[0] for r in rows], [r[1].id for r in rows],
+                                 [r[1].skills for r in rows], [r[2] for r in rows])
+    write_csv(log, tmp_path / "log.csv")
+    out = tmp_path / "bank.tsv"
+    result = runner.invoke(app, ["calibrate", "--format", "csv", "--train",
+                                 str(tmp_path / "log.csv"), "--pack", str(pack_path),
+                                 "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["fitted"], summary["kept"], summary["dropped"]) == (5, len(pack.items) - 5,
+                                                                        [])
+    bank = read_bank(out)
+    sixth = bank.ids.index(used[5].id)
+    assert (bank.b[sixth], bank.a[sixth]) == (used[5].difficulty, used[5].discrimination)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -138,6 +139,9 @@ def test_a_session_resumes_from_its_answers_exactly() -> None:
         part = placement.resume(11, answers[:k])
         assert part.next_item() == answers[k][0]
     assert full.to_dict() == {"seed": 11, "answers": [[i, c] for i, c in answers]}
+    # what a server keeps, back from storage, resumes where it stopped
+    stored = json.loads(json.dumps(placement.resume(11, answers[:5]).to_dict()))
+    assert placement.resume(**stored).next_item() == answers[5][0]
     assert full.estimate() == placement.resume(11, answers).estimate()
     with pytest.raises(ValueError, match="gives item"):
         placement.resume(12, answers)  # another seed gives other items

@@ -5,8 +5,11 @@ percent-encoding is not UTF-8 is refused like such a path; reads never create a 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from urllib.parse import quote
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -126,4 +129,39 @@ def test_reads_create_no_learner_but_choosing_a_course_does(sqlite_backend: Back
         assert first.status_code == 200, first.text
         assert first.json()["seq"] == 1 and first.json()["course"] == "mini.course.c"
         assert first.json()["next"]["skills"] == ["mini.c"]
+    app.state.service.engine.dispose()
+
+
+def test_a_slow_key_lookup_does_not_hold_up_requests_with_known_keys(
+        pg_backend: Backend) -> None:
+    """Unknown keys are looked up together (bench/key_flood.py's flood: ten look-ups a second
+    per worker); that look-up used to run on the event loop, so every request of the worker,
+    valid keys' too, waited for the database's answer. Here the look-up is held up by a lock
+    on ``api_keys`` (as a slow or busy database would): a request with a cached key is served
+    meanwhile, and the unknown key is refused once the lock goes."""
+    t = make_tenant_on(pg_backend.engine)
+    app = create_app(pg_backend.settings())
+    hold_s = 1.5
+
+    async def meanwhile() -> tuple[float, httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tutor") as http:
+            assert (await http.get("/v1/content/courses", headers=t.headers)).status_code == 200
+            with pg_backend.engine.connect() as locker:  # until the block ends
+                locker.exec_driver_sql("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+                unknown = asyncio.ensure_future(http.get(
+                    "/v1/content/courses", headers={"Authorization": "Bearer tk_unknown"}))
+                await asyncio.sleep(0.3)  # the look-up is waiting for the lock now
+                began = time.perf_counter()
+                known = await http.get("/v1/content/courses", headers=t.headers)
+                took = time.perf_counter() - began
+                await asyncio.sleep(hold_s - 0.3)
+                locker.rollback()
+            return took, known, await unknown
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        took, known, unknown = client.portal.call(meanwhile)
+    assert known.status_code == 200, known.text
+    assert took < 0.5, f"a cached key waited {took:.2f} s for another key's look-up"
+    error_of(unknown, 401, "unauthorized")
     app.state.service.engine.dispose()

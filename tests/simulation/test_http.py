@@ -1,0 +1,151 @@
+"""The served path is the evaluated path: simulated learners driving the API over HTTP get
+exactly the numbers of the in-process run with the same seeds, on both backends.
+
+The server is the app in process (the serving tests' fixtures: a TestClient per app, SQLite or
+PostgreSQL with Redis); the tenant holds a generated course as a pack, and the in-process run
+uses the same catalog, the tenant's tracer (the content's BKT) and its policy
+(target-success with the tenant's target).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import engine.simulation  # noqa: F401  (registers the families)
+from content.packs import Pack, catalog_from_packs, parse_pack
+from engine.catalog import Catalog
+from engine.selection import make_policy
+from engine.simulation.base import FAMILIES
+from engine.simulation.courses import GENERATED_COURSE, generated_catalog
+from engine.simulation.run import METRICS, PolicyRun, Schedule, run_policy
+from serving.conftest import (  # noqa: F401  (fixtures this module uses)
+    TenantKey,
+    backend,
+    make_client,
+    make_tenant_on,
+    pg_backend,
+    postgres_url,
+    redis_url,
+    sqlite_backend,
+)
+from training.simulate_http import ServerError, past_epoch, run_served
+
+SCHEDULE = Schedule(days=3, per_session=10)
+TARGET = 0.7  # the tenant's target success (not the policy's default 0.75)
+
+
+def _course_pack() -> dict[str, Any]:
+    """A generated course of 4 skills (a prerequisite chain, a multi-skill item) as a pack."""
+    generated = generated_catalog(4, seed=5, items_per_skill=3)
+    return Pack("sim-course", "Simulated course", tuple(generated.skills.values()),
+                tuple(generated.items.values()), tuple(generated.courses.values())
+                ).to_document()
+
+
+PACK = _course_pack()
+#: the catalog the server builds from the pack, built here the same way
+CATALOG: Catalog = catalog_from_packs([parse_pack(PACK)])
+
+
+def _served_client(make_client: Callable[..., TestClient], tenant: TenantKey) -> TestClient:
+    client = make_client()
+    client.headers.update(tenant.headers)
+    return client
+
+
+def _in_process(family: str, n: int, seed: int, learners: list[str],
+                epoch: datetime) -> PolicyRun:
+    return run_policy(family, CATALOG, GENERATED_COURSE,
+                      make_policy("target-success", target_success=TARGET), n=n, seed=seed,
+                      schedule=SCHEDULE, tracer=CATALOG.tracer(), learners=learners,
+                      epoch=epoch)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_served_run_equals_the_in_process_run(family: str, backend: Any,
+                                              make_client: Callable[..., TestClient]) -> None:
+    tenant = make_tenant_on(backend.engine, [PACK], target_success=TARGET)
+    client = _served_client(make_client, tenant)
+    n, seed = 20, 11
+    learners = [f"http-{family}-{i}" for i in range(n)]
+    epoch = past_epoch(SCHEDULE)
+    served = run_served(client, family, CATALOG, GENERATED_COURSE, n=n, seed=seed,
+                        schedule=SCHEDULE, learners=learners, epoch=epoch, connections=4)
+    local = _in_process(family, n, seed, learners, epoch)
+    for metric in METRICS:
+        np.testing.assert_array_equal(served.outcomes[metric], local.outcomes[metric],
+                                      err_msg=metric)
+    np.testing.assert_array_equal(served.mastered, local.mastered)
+    np.testing.assert_array_equal(served.mastery_curve, local.mastery_curve)
+    np.testing.assert_array_equal(served.retention_curve, local.retention_curve)
+    # the run says something: learners learned, and the diagnostic is defined for some
+    assert local.mastery_curve[-1] > local.mastery_curve[0]
+    assert np.isfinite(local.outcomes["diagnostic_auc"]).any()
+    # and the server logged every answer the simulation made, at the simulated times
+    history = client.get(f"/v1/learners/{learners[0]}/history", params={"limit": 100}).json()
+    assert len(history["events"]) == SCHEDULE.budget
+    assert history["events"][0]["answered_at"].startswith(epoch.isoformat()[:16])
+
+
+def test_another_tenant_target_changes_what_is_served(
+        backend: Any, make_client: Callable[..., TestClient]) -> None:
+    """The equality above is not luck: the same learners served with the default target
+    (0.75) take other exercises, so the in-process run with the target 0.7 differs (here in
+    the tracer's diagnostic: the learning these learners do is the same either way)."""
+    tenant = make_tenant_on(backend.engine, [PACK], target_success=0.75)
+    client = _served_client(make_client, tenant)
+    learners = [f"target-{i}" for i in range(20)]
+    epoch = past_epoch(SCHEDULE)
+    served = run_served(client, "prereq-forget", CATALOG, GENERATED_COURSE, n=20, seed=11,
+                        schedule=SCHEDULE, learners=learners, epoch=epoch)
+    other = _in_process("prereq-forget", 20, 11, learners, epoch)
+    assert any(not np.array_equal(served.outcomes[m], other.outcomes[m]) for m in METRICS)
+
+
+def test_learner_ids_already_used_on_the_server_are_refused(
+        backend: Any, make_client: Callable[..., TestClient]) -> None:
+    tenant = make_tenant_on(backend.engine, [PACK], target_success=TARGET)
+    client = _served_client(make_client, tenant)
+    short = Schedule(days=1, per_session=2)
+    epoch = past_epoch(short)
+
+    def run(day_0: datetime) -> None:
+        run_served(client, "prereq-forget", CATALOG, GENERATED_COURSE, n=2, seed=0,
+                   schedule=short, learners=["again-0", "again-1"], epoch=day_0)
+
+    run(epoch)
+    with pytest.raises(ServerError, match="'again-0' already has answers on this server "
+                                          r"\(2 answers\).*--learner-prefix"):
+        run(epoch)
+
+
+def test_a_server_without_the_course_or_key_says_what_is_wrong(
+        backend: Any, make_client: Callable[..., TestClient]) -> None:
+    tenant = make_tenant_on(backend.engine, ["mini"])
+    client = _served_client(make_client, tenant)
+    short = Schedule(days=1, per_session=1)
+    with pytest.raises(ServerError, match="404 not_found.*course 'generated'"):
+        run_served(client, "prereq-forget", CATALOG, GENERATED_COURSE, n=1, seed=0,
+                   schedule=short, learners=["x"])
+    client.headers["Authorization"] = "Bearer tk_wrong"
+    with pytest.raises(ServerError, match="HTTP 401"):
+        run_served(client, "prereq-forget", CATALOG, GENERATED_COURSE, n=1, seed=0,
+                   schedule=short, learners=["y"])
+
+
+def test_a_run_that_would_end_in_the_future_is_refused(
+        backend: Any, make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    with pytest.raises(ValueError, match="end after now"):
+        run_served(client, "prereq-forget", CATALOG, GENERATED_COURSE, n=1, seed=0,
+                   schedule=SCHEDULE, learners=["z"],
+                   epoch=datetime.now(UTC) - timedelta(days=1))
+    with pytest.raises(ValueError, match="one id per learner"):
+        run_served(client, "prereq-forget", CATALOG, GENERATED_COURSE, n=2, seed=0,
+                   schedule=SCHEDULE, learners=["z"])
