@@ -227,8 +227,9 @@ class TutorService:
         that appends it chains), ``served`` who chooses the next item (recorded in the row),
         ``state`` the decoded ``cached.state`` when the caller has it."""
         seq = cached.version + 1
+        answered_at = answer.answered_at or now
         event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
-                            timestamp=answer.answered_at or now,
+                            timestamp=answered_at,
                             response_ms=answer.response_ms, event_id=answer.event_id)
         if state is None:
             state = rt.tracer.state_from_bytes(cached.state)
@@ -240,7 +241,7 @@ class TutorService:
         # get what the in-process simulation chooses
         choices, why_none = self._choose(
             rt, tenant, learner_id, state, recent, seq, answer.target_success, scope, n=1,
-            at=event.timestamp, served=served,
+            at=answered_at, served=served,
             recent_correct=(*served.recent_correct, answer.correct))
         response: Recorded = {
             "learner_id": learner_id,
@@ -249,7 +250,7 @@ class TutorService:
             "correct": answer.correct,
             "mastery": {s: round(p, 6)
                         for s, p in rt.tracer.mastery(state, item.skills,
-                                                      at=event.timestamp).items()},
+                                                      at=answered_at).items()},
             "course": scope,
             "next": choices[0] if choices else None,
         }
@@ -510,10 +511,12 @@ class TutorService:
         self._courses[key] = course
 
     @retry_if_disconnected
-    def progress(self, tenant: Tenant, learner_id: str, course: str | None) -> ProgressResponse:
+    def progress(self, tenant: Tenant, learner_id: str, course: str | None,
+                 at: datetime | None = None) -> ProgressResponse:
         """The learner's progress in ``course`` (default: the learner's current course, else
         the whole content): skills mastered, by the policy's threshold, of the course's
-        skills. A learner never seen starts from the priors, like :meth:`next_items`."""
+        skills, at ``at`` (default: now). A learner never seen starts from the priors, like
+        :meth:`next_items`."""
         rt = self.runtimes.get(tenant)
         _check_course(rt, course)
         with self.engine.connect() as conn:
@@ -526,7 +529,7 @@ class TutorService:
                     rt, learner.log_digest)
                 course = course or _scope(rt, learner.course)
         skills = rt.catalog.courses[course].skills if course else tuple(rt.catalog.skills)
-        mastery = rt.tracer.mastery(state, skills, at=datetime.now(UTC))
+        mastery = rt.tracer.mastery(state, skills, at=at or datetime.now(UTC))
         threshold = self.policy.mastery_threshold
         per_skill: list[SkillProgress] = [
             {"skill_id": s, "name": rt.catalog.skills[s].name, "mastery": round(mastery[s], 6),

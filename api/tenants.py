@@ -119,8 +119,14 @@ class KeyCache:
         if known is not None:
             if now - known[0] < self._ttl:
                 return known[1]
-            # a key seen valid: looked up again at once (it may have been revoked)
-            return self._found({digest}, now).get(digest)
+            # a key seen valid: looked up again at once (it may have been revoked); requests
+            # that come during the look-up take the tenant as it was (one look-up, not one each)
+            self._known[digest] = (now, known[1])
+            try:
+                return (await self._found({digest}, now)).get(digest)
+            except BaseException:
+                self._known[digest] = known  # not looked up: the next request tries again
+                raise
         missed = self._unknown.get(digest)
         if missed is not None and now - missed < self._ttl:
             return None
@@ -140,7 +146,7 @@ class KeyCache:
             self._batch = None  # keys that come from now on wait for the next batch
             now = time.monotonic()
             self._next_batch = now + self.unknown_interval
-            batch.done.set_result(self._found(batch.digests, now))
+            batch.done.set_result(await self._found(batch.digests, now))
         except BaseException as exc:  # also cancellation: no waiter may hang
             if self._batch is batch:
                 self._batch = None
@@ -149,10 +155,12 @@ class KeyCache:
             if not isinstance(exc, Exception):
                 raise
 
-    def _found(self, digests: set[str], now: float) -> dict[str, Tenant]:
+    async def _found(self, digests: set[str], now: float) -> dict[str, Tenant]:
         """Look up the keys of hash ``digests``, remember what was found (and what was not);
-        the tenants found by hash."""
-        found = self._lookup(sorted(digests))
+        the tenants found by hash. The look-up runs in a thread (asyncio's own pool, not the
+        routes' few): on the event loop, every request of the worker waited for the database
+        meanwhile, ten times a second under a flood of unknown keys."""
+        found = await asyncio.to_thread(self._lookup, sorted(digests))
         for digest in digests:
             tenant = found.get(digest)
             if tenant is None:

@@ -208,7 +208,9 @@ def parse_args() -> argparse.Namespace:
                         help="legitimate answers per second (open loop)")
     parser.add_argument("--flood-rate", type=float, default=1000.0,
                         help="requests with random keys per second")
-    parser.add_argument("--flood-connections", type=int, default=64)
+    parser.add_argument("--flood-connections", type=int, default=256,
+                        help="connections of the flood (each refused key waits up to 0.1 s "
+                             "for its worker's next look-up: 1,000/s needs over 100)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--repeat", type=int, default=2, help="pairs of phases")
     parser.add_argument("--warmup", type=float, default=5.0)

@@ -38,11 +38,13 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HOUR, DAY = 3600.0, 86400.0
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TIMED_MODELS = ("timed", "das3h", "best-lr", "pfa")
+EVERY_FAMILY = ["item", "skill", "pfa", "skill-counts", "skill-decay", "total-counts",
+                "total-decay", "item-decay", "lags", "recent", "ability"]
 
 
 def with_times(log: AnswerLog, seed: int) -> AnswerLog:
-    """``log`` with timestamps in milliseconds: gaps of minutes within a session, days between
-    sessions."""
+    """``log`` with timestamps in milliseconds (gaps of minutes within a session, days between
+    sessions) and response times."""
     rng = np.random.default_rng(seed)
     gaps = np.round(np.where(rng.random(len(log)) < 0.8, rng.exponential(300, len(log)),
                              rng.exponential(6 * DAY, len(log))), 3)
@@ -50,8 +52,11 @@ def with_times(log: AnswerLog, seed: int) -> AnswerLog:
     for learner in range(log.n_learners):
         rows = np.flatnonzero(log.learner == learner)
         ns[rows] = int(START.timestamp() * 1e9) + np.cumsum(gaps[rows] * 1e9).astype(np.int64)
+    response_ms = np.round(rng.lognormal(9, 0.6, len(log)))
+    response_ms[rng.random(len(log)) < 0.1] = np.nan  # some answers without a response time
     return AnswerLog(log.learner_ids, log.item_ids, log.skill_ids, log.learner, log.item,
-                     log.correct, log.skill_ptr, log.skill_codes, timestamp_ns=ns)
+                     log.correct, log.skill_ptr, log.skill_codes, timestamp_ns=ns,
+                     response_ms=response_ms)
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +118,13 @@ def test_answers_without_time_take_the_previous_answers_time() -> None:
 
 
 # ================================================================== online = batch, time
-@pytest.mark.parametrize("name", TIMED_MODELS)
+@pytest.mark.parametrize("name", [*TIMED_MODELS, "every family"])
 def test_online_updates_reproduce_batch_predictions_in_time(name: str,
                                                             timed_log: AnswerLog) -> None:
     """Each answer predicted online at its own time (``at``), before the update, equals the
     batch prediction: gaps of minutes and of days, decaying counters and all."""
-    model = make_tracer(name).fit(timed_log)
+    model = (make_tracer("timed", features=EVERY_FAMILY) if name == "every family"
+             else make_tracer(name)).fit(timed_log)
     batch = model.predict_log(timed_log)
     states: dict[str, Any] = {}
     online = []
@@ -178,7 +184,7 @@ def test_weights_recovered_from_answers_drawn_with_known_weights() -> None:
 # ================================================================== bad input
 @pytest.mark.parametrize(("options", "message"), [
     ({"features": "dash"}, "unknown feature preset 'dash'"),
-    ({"features": ["item", "speed"]}, "unknown feature families"),
+    ({"features": ["item", "tempo"]}, "unknown feature families"),
     ({"c": 0}, "c must be positive"),
     ({"time_scales": [-1.0]}, "time_scales must be positive"),
     ({"recent_rates": [1.5]}, "recent_rates must lie in"),

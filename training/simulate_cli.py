@@ -5,6 +5,8 @@ sessions; the engine's tracer (the course's own BKT) follows each learner and th
 from it, as the API does. Reported per family and policy: exercises to course mastery, post-test,
 7- and 30-day retention and the tracer's diagnostic AUC, each with a 95% interval over learners
 and the paired difference against a baseline policy (:mod:`engine.simulation.run`).
+With ``--server`` the same learners drive a running server over HTTP instead
+(:mod:`training.simulate_http`): what the API serves is measured as the engine is.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from engine.catalog import Catalog
 from tutor.console import fail, out, progress_bar, use_threads, writable
+
+if TYPE_CHECKING:  # imported when a command runs: ``tutor --help`` stays quick
+    from engine.simulation.run import Comparison, Progress, Schedule
 
 _DEFAULT_POLICIES = ("fixed-curriculum", "random", "lowest-mastery", "target-success")
 _GENERATED = "generated:"
@@ -91,12 +96,25 @@ def simulate(
     plot: Annotated[Path | None, typer.Option(
         help="Write learning and retention curves to this picture (.png, .svg, .pdf).")] = None,
     threads: Annotated[int | None, typer.Option(help="Threads for numerical work.")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="Drive a running server instead (its URL, e.g. http://127.0.0.1:8000): the "
+             "learners answer whatever it serves the tenant (its policy and target), in "
+             "simulated time ending a day ago. Its tenant must hold the course.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        envvar="TUTOR_API_KEY", help="The tenant's API key, for --server.")] = None,
+    learner_prefix: Annotated[str | None, typer.Option(
+        help="With --server: learner ids PREFIX-MODEL-I (default sim<seed>); ids that "
+             "already have answers on the server are refused.")] = None,
+    connections: Annotated[int, typer.Option(
+        help="With --server: requests at once (each for another learner).")] = 8,
 ) -> None:
     """Compare selection policies on simulated learners (paired, with 95% intervals).
 
     Each cell of the table is the mean over learners with its 95% interval, and below it the
     paired difference against the baseline policy. Exercises to mastery count the whole budget
-    (days x per-session) for learners who never master the course.
+    (days x per-session) for learners who never master the course. With --server the same
+    learners (same seed, same draws) drive a running server over HTTP instead, under the
+    policy it serves (reported as "served").
     """
     import engine.simulation  # noqa: F401  (registers the learner-model families)
     from engine.selection.registry import make_policy, parse_policy
@@ -110,6 +128,16 @@ def simulate(
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             raise fail(f"--plot must end in .png, .svg or .pdf, got {plot.name!r}")
         writable(plot, "--plot")
+    if server is None and (api_key, learner_prefix) != (None, None):
+        raise fail("--api-key and --learner-prefix go with --server URL")
+    if server is not None:
+        if policy or baseline:
+            raise fail("--policy and --baseline choose in-process policies; a --server serves "
+                       "its own (its tenant's target-success policy, or an experiment's arm)")
+        if not api_key:
+            raise fail("--server needs the tenant's key: --api-key KEY (or TUTOR_API_KEY)")
+        if connections < 1:
+            raise fail(f"--connections must be at least 1, got {connections}")
     families = list(learner_model or sorted(FAMILIES))
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
@@ -119,7 +147,7 @@ def simulate(
         schedule = Schedule(days=days, per_session=per_session)
         catalog, course_id = load_course(course)
         policies = {}
-        for spec in policy or _DEFAULT_POLICIES:
+        for spec in () if server else policy or _DEFAULT_POLICIES:
             name, options = parse_policy(spec)
             policies[spec] = make_policy(name, **options)
         if baseline is not None and baseline not in policies:
@@ -129,20 +157,27 @@ def simulate(
         raise fail(str(exc)) from None
 
     # a policy that names its tracer (``spaced``: bkt-memory) runs with it, on the same content
-    tracers = {label: functools.partial(catalog.tracer, p.tracer_model)
-               for label, p in policies.items() if getattr(p, "tracer_model", None)}
+    models = {label: getattr(p, "tracer_model", None) for label, p in policies.items()}
+    tracers = {label: functools.partial(catalog.tracer, model)
+               for label, model in models.items() if model}
     started = time.perf_counter()
     with progress_bar() as report:
-        total = len(families) * len(policies) * days
+        total = len(families) * max(len(policies), 1) * days
         done = [0]
 
         def progress(day: int, _days: int, what: str, metrics: Any) -> None:
             done[0] += 1
             report(done[0], total, what, metrics)
 
-        result = compare(families, catalog, course_id, policies, n=learners, seed=seed,
-                         schedule=schedule, tracer=catalog.tracer, baseline=baseline,
-                         progress=progress, tracers=tracers)
+        if server is not None:
+            assert api_key is not None
+            result = _served(server, api_key, families, catalog, course_id, learners=learners,
+                             seed=seed, schedule=schedule, connections=connections,
+                             prefix=learner_prefix or f"sim{seed}", progress=progress)
+        else:
+            result = compare(families, catalog, course_id, policies, n=learners, seed=seed,
+                             schedule=schedule, tracer=catalog.tracer, baseline=baseline,
+                             progress=progress, tracers=tracers)
     seconds = time.perf_counter() - started
     summary = result.summary()
     if plot is not None:
@@ -161,7 +196,9 @@ def simulate(
         print(json.dumps({"course": course, "learners": learners, "days": days,
                           "per_session": per_session, "seed": seed,
                           "baseline": result.baseline, "learner_models": families,
-                          "policies": list(policies), "seconds": round(seconds, 2),
+                          "policies": list(summary[families[0]]),
+                          **({"server": server} if server else {}),
+                          "seconds": round(seconds, 2),
                           "results": summary, "curves": curves}))
         return
     for family, per_policy in summary.items():
@@ -178,8 +215,24 @@ def simulate(
                           _cell(m["retention_7d"], 3), _cell(m["retention_30d"], 3),
                           _cell(m["diagnostic_auc"], 3))
         out.print(table)
-    out.print(f"{len(families)} learner models x {len(policies)} policies in {seconds:.1f} s"
+    out.print(f"{len(families)} learner models x {len(summary[families[0]])} policies in "
+              f"{seconds:.1f} s"
               + (f"; curves written to {plot}" if plot else ""))
+
+
+def _served(url: str, api_key: str, families: list[str], catalog: Catalog, course: str, *,
+            learners: int, seed: int, schedule: Schedule, connections: int, prefix: str,
+            progress: Progress) -> Comparison:
+    """The served runs of ``--server`` (:func:`training.simulate_http.compare_served`); what
+    the server refuses becomes an error that says what to fix."""
+    from training.simulate_http import ServerError, compare_served
+
+    try:
+        return compare_served(url, api_key, families, catalog, course, n=learners, seed=seed,
+                              schedule=schedule, prefix=prefix, connections=connections,
+                              progress=progress)
+    except (ServerError, ValueError) as exc:
+        raise fail(f"--server {url}: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:

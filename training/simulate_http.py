@@ -6,15 +6,17 @@
 answer whatever the API returns as ``next`` (the first exercise from ``GET
 /v1/learners/{id}/next?course=``, every later one from the response to the previous answer,
 ``POST /v1/learners/{id}/answers`` with the simulated time in ``answered_at``), and the tracer's
-beliefs for the diagnostic are read from ``GET /v1/learners/{id}/progress``. So the policy is
-whatever the server serves the tenant (its target-success policy with the tenant's target, or an
-experiment's arm), and a run against a server holding the same course and tracer gets the same
-numbers as the in-process run (``tests/simulation/test_http.py``).
+beliefs for the diagnostic are read from ``GET /v1/learners/{id}/progress?at=`` at the end of
+each simulated day. So the policy is whatever the server serves the tenant (its target-success
+policy with the tenant's target, or an experiment's arm), and a run against a server holding the
+same course and tracer gets the same numbers as the in-process run
+(``tests/simulation/test_http.py``).
 
 Simulated time must lie in the past (the server refuses answers more than its clock skew ahead):
-:func:`past_epoch` puts day 0 as many days before now as the run lasts. Event ids are fixed by
-(day 0, learner, exercise), so a learner id used by an earlier run is noticed (its first answer
-comes back as a duplicate, or with a later ``seq``) and refused rather than mixed in.
+:func:`past_epoch` puts day 0 as many days before now as the run lasts. A simulated learner
+starts from nothing, so learner ids that already have answers on the server are refused
+(:meth:`ServedTutor.check_new`) rather than mixed in. Event ids are fixed by (day 0, learner,
+exercise).
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ from engine.catalog import Catalog
 from engine.selection.batch import scope
 from engine.selection.prepared import prepare
 from engine.simulation.base import DAY, NO_ITEM
-from engine.simulation.run import Comparison, PolicyRun, Progress, Schedule, run_tutor
+from engine.simulation.run import (
+    Comparison,
+    PolicyRun,
+    Progress,
+    Schedule,
+    learner_ids,
+    run_tutor,
+)
 
-__all__ = ["SERVED", "ServerError", "ServedTutor", "compare_served", "past_epoch", "run_served"]
+__all__ = ["SERVED", "ServedTutor", "ServerError", "compare_served", "past_epoch", "run_served"]
 
 #: the policy name of a served run: whatever the server serves the tenant
 SERVED = "served"
@@ -62,8 +71,8 @@ class ServedTutor:
     the tenant's API key; ``learners`` are the ids the server knows the simulated learners by;
     ``catalog`` is the local copy of the course the population lives in (items the server
     chooses are looked up in it by id); ``epoch`` is the run's day 0 (event ids are fixed by
-    run, learner and exercise, so a retried request counts once). ``connections`` requests run at once, each for another
-    learner (one learner's requests stay in order).
+    run, learner and exercise). ``connections`` requests run at once, each for another learner
+    (one learner's requests stay in order).
     """
 
     def __init__(self, client: httpx.Client, catalog: Catalog, course: str,
@@ -115,12 +124,11 @@ class ServedTutor:
         self._each(one, np.flatnonzero(items != NO_ITEM).tolist())
 
     def mastery(self, at: datetime) -> np.ndarray:
-        """Each learner's mastery of the course's skills, from ``GET /progress?course=``
-        (reported at the server's clock: for the tracers that do not forget with time, the
-        mastery at ``at``)."""
+        """Each learner's mastery of the course's skills at ``at``, from ``GET
+        /progress?course=&at=``."""
         def one(i: int) -> list[float]:
             body = self._call("GET", f"{self._path(i)}/progress",
-                              params={"course": self.course})
+                              params={"course": self.course, "at": at.isoformat()})
             reported = {s["skill_id"]: s["mastery"] for s in body["skills"]}
             missing = [s for s in self.course_skills if s not in reported]
             if missing:
@@ -135,9 +143,10 @@ class ServedTutor:
         """:class:`ServerError` if a learner already has answers on the server: a simulated
         learner starts from nothing, and its answers must not mix with another run's."""
         def one(i: int) -> None:
-            response = self.client.get(f"{self._path(i)}/state")
+            path = f"{self._path(i)}/state"
+            response = self._request("GET", path)
             if response.status_code != 404:  # 404: never answered
-                answers = self._checked(response, "GET", f"{self._path(i)}/state")["answers"]
+                answers = self._checked(response, "GET", path)["answers"]
                 if answers:
                     raise self._used(i, f"{answers} answers")
 
@@ -162,11 +171,14 @@ class ServedTutor:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON body of a successful request; :class:`ServerError` with the API's own
         message otherwise."""
+        return self._checked(self._request(method, path, **kwargs), method, path)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The response; :class:`ServerError` when there is none (no server, a timeout)."""
         try:
-            response = self.client.request(method, path, **kwargs)
+            return self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ServerError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        return self._checked(response, method, path)
 
     @staticmethod
     def _checked(response: httpx.Response, method: str, path: str) -> Any:
@@ -209,14 +221,15 @@ def run_served(client: httpx.Client, family: str, catalog: Catalog, course: str,
 def compare_served(url: str, api_key: str, families: Sequence[str], catalog: Catalog,
                    course: str, *, n: int, seed: int, schedule: Schedule, prefix: str,
                    connections: int = 8, progress: Progress | None = None) -> Comparison:
-    """Every family's learners (ids ``PREFIX-FAMILY-I``) through the server at ``url``, with
-    the tenant's ``api_key``: one run per family under the policy name ``served``, as
-    :func:`engine.simulation.run.compare` reports in-process policies."""
+    """Every family's learners (:func:`~engine.simulation.run.learner_ids` with ``prefix``)
+    through the server at ``url``, with the tenant's ``api_key``: one run per family under the
+    policy name ``served``, as :func:`engine.simulation.run.compare` reports in-process
+    policies."""
     result = Comparison(baseline=SERVED)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"},
                       timeout=60.0) as client:
         for family in families:
-            learners = [f"{prefix}-{family}-{i}" for i in range(n)]
+            learners = learner_ids(prefix, family, n)
             result.runs[family] = {SERVED: run_served(
                 client, family, catalog, course, n=n, seed=seed, schedule=schedule,
                 learners=learners, connections=connections, progress=progress)}

@@ -18,7 +18,7 @@ from api.responses import (
     StateResponse,
 )
 from api.routes.deps import Auth, service
-from api.schemas import AnswerIn, LearnerId
+from api.schemas import AnswerIn, LearnerId, Moment
 from api.service import Answer
 
 router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_class=JSON)
@@ -72,11 +72,16 @@ def get_progress(request: Request, learner_id: LearnerId, t: Auth,
                  course: Annotated[str | None, Query(
                      min_length=1, max_length=128, examples=["es.course.first-steps"],
                      description="A course's id (omitted: the learner's current course; "
-                                 "none: the whole content).")] = None) -> Any:
+                                 "none: the whole content).")] = None,
+                 at: Annotated[Moment | None, Query(
+                     examples=["2026-11-23T09:30:00Z"],
+                     description="The moment the mastery is for (default: now): with a model "
+                                 "that forgets with time, what the learner knows then.")] = None,
+                 ) -> Any:
     """A learner's progress in a course: how many of its skills are mastered (mastery at
     least the threshold selection uses), and `complete` once all are. A learner never seen
     starts from the priors."""
-    return service(request).progress(t, learner_id, course)
+    return service(request).progress(t, learner_id, course, at)
 
 
 @router.get("/{learner_id}/state", responses=documented(

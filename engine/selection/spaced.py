@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numba
 import numpy as np
 
 from engine.catalog import Catalog
@@ -46,7 +47,6 @@ from engine.tracing.recall import RecallTracer, SkillMemory
 
 __all__ = ["CourseStatus", "DueReview", "SpacedPolicy", "course_status", "reviews"]
 
-_TIE_DECIMALS = 9
 #: P(known right after the last practice) at which a skill counts as learned: 0.9 measured a
 #: little better than the target-success policy's 0.95 on every simulated family (fewer
 #: exercises to mastery, higher retention; 200 learners, generated:20, seed 1)
@@ -143,7 +143,9 @@ class SpacedPolicy:
             np.array([0 if context.seed is None else context.seed]), course=context.course,
             at=context.at, target_success=context.target_success, retention=context.retention)
         ranked = self._rank(tracer, _one(tracer, state), prepared, batch)
-        candidates = np.flatnonzero(ranked.group[0] < _NONE)
+        # the first choice as choose_many finds it (cheap on large catalogs), the rest ranked
+        candidates = np.flatnonzero(ranked.best[0]) if context.n == 1 \
+            else np.flatnonzero(ranked.group[0] < _NONE)
         if not len(candidates):
             return []
         seed = self.seed if context.seed is None else context.seed
@@ -172,13 +174,8 @@ class SpacedPolicy:
         """The first choice of every learner of ``batch``: :meth:`choose`'s ranking (group,
         then recall, then distance to the target, then the seeded tie-break) on arrays."""
         prepared = prepare(catalog)
-        ranked = self._rank(tracer, states, prepared, batch)
-        best = ranked.group == ranked.group.min(axis=1, keepdims=True)
-        best &= ranked.group < _NONE
-        for key in (ranked.recall_key, ranked.distance):
-            masked = np.where(best, key, np.inf)
-            best &= masked == masked.min(axis=1, keepdims=True)
-        return b.first_by_tie_key(prepared, best, batch)
+        return b.first_by_tie_key(prepared, self._rank(tracer, states, prepared, batch).best,
+                                  batch)
 
     # ------------------------------------------------------------------ ranking
     def _rank(self, tracer: Tracer[Any], states: Any, prepared: PreparedCatalog,
@@ -188,52 +185,28 @@ class SpacedPolicy:
         target = self.target_success if batch.target_success is None else batch.target_success
         in_scope, _, _ = b.scope(prepared, batch.course)
         memory = _memory(tracer, states, prepared.index, batch.at, retention)
-        pair = prepared.pair_skill
-        learned = memory.learned >= self.mastery_threshold
-        blocked = b.blocked_many(prepared, learned)
-        open_ = in_scope & b.all_per_item_many(prepared, ~blocked[:, pair])
-        all_learned = b.all_per_item_many(prepared, learned[:, pair])
-        due = learned & (memory.recall <= retention)
-        has_due = ~b.all_per_item_many(prepared, ~due[:, pair])
-        fresh = open_ & ~b.recent_mask(prepared, batch, self.avoid_recent)
-        candidates = np.where(fresh.any(axis=1)[:, None], fresh, open_)
-        new = candidates & ~all_learned
-        review = candidates & all_learned & has_due
-        ahead = candidates & all_learned & ~has_due
-
-        # answers of this session that went to learned material (the cap, and the alternation)
         now = (np.nanmax(np.where(np.isnan(memory.last), -np.inf, memory.last), axis=1,
                          initial=-np.inf) if batch.at is None
                else np.full(len(batch), batch.at.timestamp()))
-        with np.errstate(invalid="ignore"):
-            recent_pair = memory.last[:, pair] >= (now - self.session_hours * 3600.0)[:, None]
-        practice = all_learned & b.all_per_item_many(prepared, recent_pair)
-        recent = batch.recent_items
-        was_practice = np.where(recent >= 0, np.take_along_axis(
-            practice, np.maximum(recent, 0), axis=1), False)
-        in_session = np.where(recent >= 0, np.take_along_axis(
-            b.all_per_item_many(prepared, recent_pair), np.maximum(recent, 0), axis=1), False)
-        reviewed = (was_practice & in_session).sum(axis=1)
-        last_review = was_practice[:, -1] if recent.shape[1] else np.zeros(len(batch), bool)
-        any_new = new.any(axis=1)
-        review_turn = review.any(axis=1) & (~any_new | ((reviewed < self.max_reviews)
-                                                         & ~last_review))
-        group = np.full(new.shape, _NONE, dtype=np.int64)
-        group[ahead] = _AHEAD
-        turn = np.broadcast_to(review_turn[:, None], new.shape)
-        group[new] = np.where(turn, _NEW, _REVIEW)[new]
-        group[review] = np.where(turn, _REVIEW, _NEW)[review]
-
-        recall_pair = memory.recall[:, pair]
-        due_recall = np.where(due[:, pair], recall_pair, np.inf)
-        review_key = np.minimum.reduceat(due_recall, prepared.pair_ptr[:-1], axis=1)
-        ahead_key = np.minimum.reduceat(recall_pair, prepared.pair_ptr[:-1], axis=1)
-        recall_key = np.round(np.where(review, review_key, np.where(ahead, ahead_key, 0.0)),
-                              _TIE_DECIMALS)
-        p = tracer.predict_items_many(states, prepared.index, at=batch.at)
-        distance = np.round(np.abs(p - target), _TIE_DECIMALS)
+        p = np.ascontiguousarray(tracer.predict_items_many(states, prepared.index, at=batch.at))
+        n, n_items = p.shape
+        group = np.empty((n, n_items), dtype=np.int64)
+        recall_key = np.empty((n, n_items))
+        distance = np.empty((n, n_items))
+        learned = np.empty(memory.learned.shape, dtype=np.bool_)
+        due = np.empty(memory.learned.shape, dtype=np.bool_)
+        review_turn = np.empty(n, dtype=np.bool_)
+        best = np.empty((n, n_items), dtype=np.bool_)
+        _rank_kernel(np.ascontiguousarray(memory.learned, dtype=np.float64),
+                     np.ascontiguousarray(memory.recall, dtype=np.float64),
+                     np.ascontiguousarray(memory.last, dtype=np.float64), p,
+                     now - self.session_hours * 3600.0, in_scope, prepared.pair_ptr,
+                     prepared.pair_skill, prepared.edge_skill, prepared.edge_req,
+                     np.ascontiguousarray(batch.recent_items, dtype=np.int64),
+                     self.avoid_recent, self.max_reviews, self.mastery_threshold, retention,
+                     target, group, recall_key, distance, learned, due, review_turn, best)
         return _Ranked(group, recall_key, distance, p, memory, learned, due, review_turn,
-                       retention, target, now)
+                       retention, target, now, best)
 
     # ------------------------------------------------------------------ reasons
     def _reason(self, prepared: PreparedCatalog, ranked: _Ranked, item: int) -> str:
@@ -246,7 +219,7 @@ class SpacedPolicy:
         kind = group if ranked.review_turn[0] else {_NEW: _REVIEW, _REVIEW: _NEW}.get(group,
                                                                                        group)
         success = f"predicted success {p:.2f} (target {ranked.target:.2f})"
-        if kind == _REVIEW or kind == _AHEAD:
+        if kind in (_REVIEW, _AHEAD):
             due = [k for k in skills if ranked.due[0, k]]
             k = min(due or skills, key=lambda s: memory.recall[0, s])
             recall = float(memory.recall[0, k])
@@ -266,6 +239,105 @@ class SpacedPolicy:
         return f"new: practises {names}; {prereq}; {success} is the closest{why}"
 
 
+@numba.njit(cache=True, nogil=True)
+def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p: np.ndarray,
+                 session_start: np.ndarray, in_scope: np.ndarray, pair_ptr: np.ndarray,
+                 pair_skill: np.ndarray, edge_skill: np.ndarray, edge_req: np.ndarray,
+                 recent: np.ndarray, avoid_recent: int, max_reviews: int, threshold: float,
+                 retention: float, target: float, group: np.ndarray, key: np.ndarray,
+                 distance: np.ndarray, learned: np.ndarray, due: np.ndarray,
+                 review_turn: np.ndarray, best: np.ndarray) -> None:
+    """Per learner and item: the group (review, new, ahead, in the order of this learner's
+    turn; :data:`_NONE` for items not open), the recall key (the lowest recall of the due
+    skills for a review, of all skills ahead; 0 for new material) and the distance of
+    predicted success to the target; with per skill ``learned`` and ``due``, whether a
+    review is the learner's turn, and ``best``: the items ranked first (best group, then
+    lowest key, then closest to the target) before the seeded tie-break. A few passes over the
+    items, for one learner or a batch."""
+    n, n_items = p.shape
+    n_skills = learned_p.shape[1]
+    n_recent = recent.shape[1]
+    blocked = np.zeros(n_skills, dtype=np.bool_)
+    is_recent = np.zeros(n_items, dtype=np.bool_)
+    kind = np.zeros(n_items, dtype=np.int64)  # 0 not open, 1 new, 2 review, 3 ahead
+    for i in range(n):
+        for k in range(n_skills):
+            learned[i, k] = learned_p[i, k] >= threshold
+            due[i, k] = learned[i, k] and recall[i, k] <= retention
+            blocked[k] = False
+        for e in range(len(edge_skill)):
+            if not learned[i, edge_req[e]]:
+                blocked[edge_skill[e]] = True
+        for r in range(max(n_recent - avoid_recent, 0), n_recent):
+            if recent[i, r] >= 0:
+                is_recent[recent[i, r]] = True
+        any_fresh = False
+        for j in range(n_items):
+            kind[j] = 0
+            if not in_scope[j]:
+                continue
+            is_open, all_learned, has_due = True, True, False
+            low_due, low_all = np.inf, np.inf
+            for q in range(pair_ptr[j], pair_ptr[j + 1]):
+                k = pair_skill[q]
+                is_open = is_open and not blocked[k]
+                all_learned = all_learned and learned[i, k]
+                if due[i, k]:
+                    has_due = True
+                    low_due = min(low_due, recall[i, k])
+                low_all = min(low_all, recall[i, k])
+            if not is_open:
+                continue
+            kind[j] = 1 if not all_learned else (2 if has_due else 3)
+            key[i, j] = 0.0 if kind[j] == 1 else (low_due if kind[j] == 2 else low_all)
+            distance[i, j] = abs(p[i, j] - target)
+            any_fresh = any_fresh or not is_recent[j]
+        any_new = any_review = False
+        for j in range(n_items):
+            if kind[j] and any_fresh and is_recent[j]:
+                kind[j] = 0  # skip the last items while others are open
+            any_new = any_new or kind[j] == 1
+            any_review = any_review or kind[j] == 2
+        # answers of this session (all skills practised since its start) to learned material
+        reviewed, last_review = 0, False
+        for r in range(n_recent):
+            j = recent[i, r]
+            if j < 0:
+                continue
+            practice = True
+            for q in range(pair_ptr[j], pair_ptr[j + 1]):
+                k = pair_skill[q]
+                practice = practice and learned[i, k] and last[i, k] >= session_start[i]
+            reviewed += practice
+            if r == n_recent - 1:
+                last_review = practice
+        turn = any_review and (not any_new or (reviewed < max_reviews and not last_review))
+        review_turn[i] = turn
+        for j in range(n_items):
+            if kind[j] == 1:
+                group[i, j] = _NEW if turn else _REVIEW
+            elif kind[j] == 2:
+                group[i, j] = _REVIEW if turn else _NEW
+            elif kind[j] == 3:
+                group[i, j] = _AHEAD
+            else:
+                group[i, j] = _NONE
+        top_group, top_key, top_distance = _NONE, np.inf, np.inf
+        for j in range(n_items):
+            g = group[i, j]
+            if g == _NONE:
+                continue
+            if g < top_group or (g == top_group and (key[i, j] < top_key or (
+                    key[i, j] == top_key and distance[i, j] < top_distance))):
+                top_group, top_key, top_distance = g, key[i, j], distance[i, j]
+        for j in range(n_items):
+            best[i, j] = (group[i, j] == top_group and top_group != _NONE
+                          and key[i, j] == top_key and distance[i, j] == top_distance)
+        for r in range(n_recent):
+            if recent[i, r] >= 0:
+                is_recent[recent[i, r]] = False
+
+
 @dataclass(frozen=True, eq=False)
 class _Ranked:
     group: np.ndarray
@@ -279,6 +351,7 @@ class _Ranked:
     retention: float
     target: float
     now: np.ndarray
+    best: np.ndarray
 
 
 def _one(tracer: Tracer[Any], state: Any) -> Any:

@@ -11,8 +11,9 @@ P(correct); the tracer is updated with the answer (through the
 :class:`~engine.tracing.base.Tracer` contract only) and the population learns. Whoever chooses
 and traces is a :class:`Tutor`: the engine in this process (:class:`EngineTutor`), or a running
 server, driven over HTTP by :mod:`training.simulate_http` through the very same loop
-(:func:`run_tutor`), which gets the same numbers for the same seed. :func:`compare` runs every policy on every family with the same seed, so
-each policy meets the same learners (paired), and summarizes with :mod:`engine.simulation.metrics`.
+(:func:`run_tutor`), which gets the same numbers for the same seed. :func:`compare` runs every
+policy on every family with the same seed, so each policy meets the same learners (paired), and
+summarizes with :mod:`engine.simulation.metrics`.
 
 Outcomes per learner: exercises until every course skill is truly mastered (ground truth;
 learners who never get there count as the whole budget, a lower bound, and the share who get
@@ -219,9 +220,11 @@ class EngineTutor:
         return np.round(believed[:, self.course_skills], REPORTED_DECIMALS)
 
 
-def learner_ids(n: int, seed: int) -> tuple[str, ...]:
-    """The default ids of a population's learners (tie-breaks depend on them)."""
-    return tuple(f"sim{seed}-{i}" for i in range(n))
+def learner_ids(prefix: str, family: str, n: int) -> tuple[str, ...]:
+    """The ids of a population's learners, ``PREFIX-FAMILY-I`` (tie-breaks depend on them;
+    the default prefix is ``sim<seed>``, in process and on a server alike, so that the two
+    runs of the same seed choose alike, and every family has learners of its own there)."""
+    return tuple(f"{prefix}-{family}-{i}" for i in range(n))
 
 
 def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy, *, n: int,
@@ -231,7 +234,7 @@ def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy
     """``policy`` on ``n`` learners of ``family`` (seed ``seed``), ``tracer`` tracing them in
     this process (:class:`EngineTutor`); ``learners`` are their ids (default
     :func:`learner_ids`), ``epoch`` the moment simulated time 0 stands for."""
-    learners = learner_ids(n, seed) if learners is None else tuple(learners)
+    learners = learner_ids(f"sim{seed}", family, n) if learners is None else tuple(learners)
     if len(learners) != n:
         raise ValueError(f"give one id per learner: {len(learners)} ids for {n} learners")
     tutor = EngineTutor(catalog, course, policy, tracer, learners, lockstep=lockstep)

@@ -135,14 +135,40 @@ def _forward(correct: np.ndarray, gs: np.ndarray, t: np.ndarray, seq_ptr: np.nda
             _step(state, 0, t[p], correct[p], guess[g], slip[g], learn[k], w, bounds)
 
 
+@numba.njit(cache=True, nogil=True)
+def _item_means(know: np.ndarray, pair_ptr: np.ndarray, pair_skill: np.ndarray,
+                guess: np.ndarray, slip: np.ndarray, out: np.ndarray) -> None:
+    """P(correct) of every item for every learner: the mean over the item's (item, skill)
+    pairs of BKT's emission with P(known) ``know[learner, skill]``."""
+    for i in range(know.shape[0]):
+        for j in range(len(pair_ptr) - 1):
+            total = 0.0
+            for p in range(pair_ptr[j], pair_ptr[j + 1]):
+                k = know[i, pair_skill[p]]
+                total += k * (1.0 - slip[p]) + (1.0 - k) * guess[p]
+            out[i, j] = total / (pair_ptr[j + 1] - pair_ptr[j])
+
+
+@numba.njit(cache=True, nogil=True)
+def _recall_rows(stability: np.ndarray, last: np.ndarray, t: np.ndarray, decay: float,
+                 factor: float, out: np.ndarray) -> None:
+    """:func:`_recall` of every (learner, skill): ``t`` holds each learner's time."""
+    for i in range(stability.shape[0]):
+        for k in range(stability.shape[1]):
+            out[i, k] = _recall(stability[i, k], last[i, k], t[i], decay, factor)
+
+
 def recall_at(stability: np.ndarray, last: np.ndarray, t: np.ndarray | float) -> np.ndarray:
-    """FSRS's recall of memories (``stability`` days, ``last`` practice in epoch seconds; NaN:
-    never practised, recall 1) at ``t`` (epoch seconds; NaN: no time, recall 1), whole days."""
-    with np.errstate(invalid="ignore"):
-        days = np.floor((np.asarray(t) - last) / DAY)
-        r = (1.0 + _FACTOR * np.maximum(days, 0.0) / stability) ** _DECAY
-    result: np.ndarray = np.where(np.isnan(r), 1.0, r)
-    return result
+    """FSRS's recall of memories (``stability`` days, ``last`` practice in epoch seconds, shape
+    (learners, skills); NaN: never practised, recall 1) at ``t`` (epoch seconds, one or one
+    per learner; NaN: no time, recall 1), whole days: :func:`_recall`, what the update uses."""
+    s2, l2 = np.atleast_2d(stability), np.atleast_2d(last)
+    times = np.broadcast_to(np.asarray(t, dtype=np.float64).reshape(-1), (len(s2),))
+    out = np.empty(s2.shape)
+    _recall_rows(np.ascontiguousarray(s2, dtype=np.float64),
+                 np.ascontiguousarray(l2, dtype=np.float64), np.ascontiguousarray(times),
+                 _DECAY, _FACTOR, out)
+    return out.reshape(np.shape(stability))
 
 
 def due_at(stability: np.ndarray, last: np.ndarray, retention: float) -> np.ndarray:
@@ -224,7 +250,8 @@ class BKTMemory(BKT):
         for skill in skills:
             k = self._index_of(skill)
             g = self._online_class(k, item)
-            know = state[LEARNED, k] * float(recall_at(state[STABILITY, k], state[LAST, k], t))
+            know = state[LEARNED, k] * _recall(state[STABILITY, k], state[LAST, k], t,
+                                               _DECAY, _FACTOR)
             total += know * (1.0 - params.slip[g]) + (1.0 - know) * params.guess[g]
         return float(total / len(skills))
 
@@ -235,7 +262,8 @@ class BKTMemory(BKT):
     def mastery(self, state: np.ndarray, skills: Sequence[str] | None = None, *,
                 at: datetime | None = None) -> dict[str, float]:
         params = self._fitted()
-        know = state[LEARNED] * recall_at(state[STABILITY], state[LAST], self._time(state, at))
+        know = state[LEARNED] * recall_at(state[STABILITY][None], state[LAST][None],
+                                          self._time(state, at))[0]
         names = params.skills if skills is None else skills
         return {s: float(know[self._index_of(s)]) for s in names}
 
@@ -269,13 +297,10 @@ class BKTMemory(BKT):
     def predict_items_many(self, states: np.ndarray, items: ItemIndex, *,
                            at: datetime | None = None) -> np.ndarray:
         view: _ItemView = self._views.get(items, self._view)
-        if not len(items):
-            return np.zeros((len(states), 0))
-        know = self._know(states, view.pair_skill, at)
-        per_pair = know * (1.0 - view.pair_slip) + (1.0 - know) * view.pair_guess
-        result: np.ndarray = np.add.reduceat(per_pair, items.pair_ptr[:-1], axis=1) \
-            / items.pair_count
-        return result
+        know = self._know(states, view.skill, at)  # per skill of items, then per pair
+        out = np.empty((len(states), len(items)))
+        _item_means(know, items.pair_ptr, items.pair_skill, view.pair_guess, view.pair_slip, out)
+        return out
 
     def mastery_of_many(self, states: np.ndarray, items: ItemIndex, *,
                         at: datetime | None = None) -> np.ndarray:
@@ -295,7 +320,7 @@ class BKTMemory(BKT):
         view: _ItemView = self._views.get(items, self._view)
         k = view.skill
         stability, last = states[:, STABILITY][:, k], states[:, LAST][:, k]
-        t = _latest_many(states)[:, None] if at is None else at
+        t = _latest_many(states) if at is None else at
         return SkillMemory(states[:, LEARNED][:, k], recall_at(stability, last, t), last,
                            due_at(stability, last, retention))
 
@@ -327,7 +352,7 @@ class BKTMemory(BKT):
     def _know(self, states: np.ndarray, skills: np.ndarray, at: datetime | None) -> np.ndarray:
         """P(known) at ``at`` of ``skills`` (model indices) for every learner: learned x
         recall; shape (learners, len(skills))."""
-        t = _latest_many(states)[:, None] if at is None else at.timestamp()
+        t = _latest_many(states) if at is None else at.timestamp()
         result: np.ndarray = states[:, LEARNED][:, skills] * recall_at(
             states[:, STABILITY][:, skills], states[:, LAST][:, skills], t)
         return result
@@ -336,7 +361,7 @@ class BKTMemory(BKT):
 def _latest(state: np.ndarray) -> float:
     """The learner's last answer (epoch seconds), NaN before any timed answer."""
     last = state[LAST]
-    return float(last.max()) if not np.isnan(last).all() else math.nan
+    return float(np.nanmax(last)) if not np.isnan(last).all() else math.nan
 
 
 def _latest_many(states: np.ndarray) -> np.ndarray:

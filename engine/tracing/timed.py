@@ -445,17 +445,21 @@ class TimedLR(Tracer[TimedState]):
         return self.predict_items(state, skill_items, at=at)
 
     def state_to_bytes(self, state: TimedState) -> bytes:
+        """Header, the floats (scalars, then one row per skill and item entry), the ids'
+        lengths, the ids (UTF-8)."""
         width = 1 + 2 * len(self._scales)
-        skills = list(state.skills.items())
-        items = list(state.items.items())
-        floats = np.array(
-            [state.time, *(state.total or (0.0,) * width), *state.recent, *state.ability,
-             *(v for _, entry in skills for v in entry), *(v for _, entry in items for v in entry)],
-            dtype="<f8")
-        keys = b"".join(struct.pack("<I", len(k)) + k
-                        for k in (s.encode() for s, _ in skills + items))
-        return (_STATE_MAGIC + struct.pack("<BII", state.total is not None, len(skills),
-                                           len(items)) + floats.tobytes() + keys)
+        keys = [*state.skills.keys(), *state.items.keys()]
+        entries = np.array([*state.skills.values(), *state.items.values()],
+                           dtype="<f8").reshape(-1, width)
+        scalars = np.array([state.time, *(state.total or (0.0,) * width), *state.recent,
+                            *state.ability], dtype="<f8")
+        encoded = [k.encode() for k in keys]
+        return b"".join((_STATE_MAGIC,
+                         struct.pack("<BII", state.total is not None, len(state.skills),
+                                     len(state.items)),
+                         scalars.tobytes(), entries.tobytes(),
+                         np.fromiter(map(len, encoded), dtype="<u4", count=len(keys)).tobytes(),
+                         *encoded))
 
     def state_from_bytes(self, data: bytes) -> TimedState:
         """The state in ``data``; ValueError for bytes that are not one of this model's states
@@ -467,30 +471,30 @@ class TimedLR(Tracer[TimedState]):
         has_total, n_skills, n_items = struct.unpack_from("<BII", data, len(_STATE_MAGIC))
         width = 1 + 2 * len(self._scales)
         r, e = 2 * len(self.recent_rates), len(self.elo_rates)
-        n_floats = 1 + width + r + e + width * (n_skills + n_items)
-        if has_total > 1 or len(data) < head + 8 * n_floats:
+        n_keys = n_skills + n_items
+        n_floats = 1 + width + r + e + width * n_keys
+        ids_at = head + 8 * n_floats + 4 * n_keys
+        if has_total > 1 or len(data) < ids_at:
             raise ValueError(f"a timed-model state of {n_skills:,} skills and {n_items:,} items "
                              f"needs more than the {len(data)} bytes given")
         floats = np.frombuffer(data, dtype="<f8", count=n_floats, offset=head)
-        keys, offset = [], head + 8 * n_floats
-        for _ in range(n_skills + n_items):
-            if offset + 4 > len(data):
-                raise ValueError("a timed-model state whose ids are cut short")
-            (size,) = struct.unpack_from("<I", data, offset)
-            if offset + 4 + size > len(data):
-                raise ValueError("a timed-model state whose ids are cut short")
-            keys.append(data[offset + 4:offset + 4 + size].decode())
-            offset += 4 + size
-        if offset != len(data):
-            raise ValueError(f"a timed-model state has {len(data) - offset} bytes too many")
+        ends = ids_at + np.cumsum(np.frombuffer(data, dtype="<u4", count=n_keys,
+                                                offset=head + 8 * n_floats), dtype=np.int64)
+        if (ends[-1] if n_keys else ids_at) != len(data):
+            raise ValueError(f"a timed-model state whose ids take {len(data) - ids_at} bytes, "
+                             "not what their lengths say")
+        try:
+            keys = [data[a:b].decode() for a, b in zip([ids_at, *ends[:-1].tolist()],
+                                                        ends.tolist(), strict=True)]
+        except UnicodeDecodeError:
+            raise ValueError("a timed-model state whose ids are not UTF-8") from None
         _check_state_values(floats, width, r, e, bool(has_total))
         unknown = [s for s in keys[:n_skills] if s not in self._skill_index]
         if unknown or len(set(keys[:n_skills])) < n_skills or len(set(keys[n_skills:])) < n_items:
             raise ValueError("a timed-model state with repeated ids or skills this model does "
                              f"not know ({', '.join(map(repr, unknown[:3]))}; it knows "
                              f"{len(params.skills)})")
-        entries = floats[1 + width + r + e:].reshape(-1, width)
-        as_entry = [tuple(row) for row in entries.tolist()]
+        as_entry = list(map(tuple, floats[1 + width + r + e:].reshape(-1, width).tolist()))
         return TimedState(
             float(floats[0]), tuple(floats[1:1 + width].tolist()) if has_total else None,
             tuple(floats[1 + width:1 + width + r].tolist()),

@@ -6,6 +6,7 @@ percent-encoding is not UTF-8 is refused like such a path; reads never create a 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from urllib.parse import quote
 
@@ -143,24 +144,37 @@ def test_a_slow_key_lookup_does_not_hold_up_requests_with_known_keys(
     app = create_app(pg_backend.settings())
     hold_s = 1.5
 
+    go, locked, done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        go.wait(hold_s)
+        with pg_backend.engine.connect() as locker:
+            locker.exec_driver_sql("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            done.wait(hold_s)
+            locker.rollback()
+
     async def meanwhile() -> tuple[float, httpx.Response, httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tutor") as http:
+            # the valid key looked up, and cached
             assert (await http.get("/v1/content/courses", headers=t.headers)).status_code == 200
-            with pg_backend.engine.connect() as locker:  # until the block ends
-                locker.exec_driver_sql("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
-                unknown = asyncio.ensure_future(http.get(
-                    "/v1/content/courses", headers={"Authorization": "Bearer tk_unknown"}))
-                await asyncio.sleep(0.3)  # the look-up is waiting for the lock now
-                began = time.perf_counter()
-                known = await http.get("/v1/content/courses", headers=t.headers)
-                took = time.perf_counter() - began
-                await asyncio.sleep(hold_s - 0.3)
-                locker.rollback()
+            go.set()
+            await asyncio.to_thread(locked.wait)
+            unknown = asyncio.ensure_future(http.get(
+                "/v1/content/courses", headers={"Authorization": "Bearer tk_unknown"}))
+            began = time.perf_counter()
+            await asyncio.sleep(0.3)  # the look-up is waiting for the lock now
+            known = await http.get("/v1/content/courses", headers=t.headers)
+            took = time.perf_counter() - began - 0.3
+            done.set()
             return took, known, await unknown
 
+    holder = threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
     with TestClient(app, raise_server_exceptions=False) as client:
         took, known, unknown = client.portal.call(meanwhile)
+    holder.join()
     assert known.status_code == 200, known.text
     assert took < 0.5, f"a cached key waited {took:.2f} s for another key's look-up"
     error_of(unknown, 401, "unauthorized")
