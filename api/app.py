@@ -17,9 +17,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.db import make_engine
-from api.middleware import BodyLimit, Observe, PathEncoding
+from api.middleware import BodyLimit, Observe, PathEncoding, UnknownKeys
 from api.openapi import TutorApi
-from api.routes import content, experiments, learners, operations, xapi
+from api.routes import content, experiments, learners, operations, placement, xapi
 from api.service import TutorService
 from api.settings import Settings
 from api.store import make_store
@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = TutorApi(
         # the routers' routes themselves, not the routers (app.include_router): FastAPI matches
         # an included router as one more layer, which cost ~15-20 us per request
-        routes=[route for routes in (learners, xapi, content, experiments, operations)
+        routes=[route for routes in (learners, placement, xapi, content, experiments,
+                                     operations)
                 for route in routes.router.routes],
         lifespan=lifespan,
         title="Adaptive tutoring engine",
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyCache(engine, ttl=settings.key_cache_seconds)
     app.add_middleware(BodyLimit, limit=lambda path: settings.max_pack_bytes
                        if path.startswith("/v1/content") else settings.max_body_bytes)
+    app.add_middleware(UnknownKeys, keys=app.state.keys)  # inside CORS: 401s get its headers
     app.add_middleware(PathEncoding)
     if settings.cors_origins:  # browser apps on these origins (TUTOR_CORS_ORIGINS; "*": any)
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

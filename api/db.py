@@ -106,6 +106,9 @@ learners = Table(
     Column("personalization", Boolean, nullable=False, server_default=true()),
     Column("experiment_consent", Boolean),
     Column("consent_updated_at", DateTime(timezone=True)),
+    # a placement test is running (migration 0007; api.placement): its answers take the
+    # locked path, which gives the test's next item
+    Column("placing", Boolean, nullable=False, server_default=false()),
 )
 
 events = Table(
@@ -161,6 +164,30 @@ experiment_assignments = Table(
                          ["learners.tenant_id", "learners.learner_id"], ondelete="CASCADE",
                          name="fk_assignments_learner"),
     Index("ix_assignments_learner", "tenant_id", "learner_id"),
+)
+
+#: each learner's placement test (api.placement): its configuration and seed while it runs
+#: (its answers are the learner's first ``answers`` events), its result once it has ended;
+#: erased with the learner (the foreign key cascades)
+placements = Table(
+    "placements", metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("learner_id", String(ID), primary_key=True),
+    Column("course", String(ID)),  # NULL: the whole content
+    Column("seed", BigInteger, nullable=False),
+    Column("max_length", Integer, nullable=False),
+    Column("se_target", Float),  # NULL: no standard-error stop
+    Column("status", String(16), nullable=False),  # running, finished, stopped
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("answers", Integer, nullable=False, server_default="0"),  # items used, once ended
+    Column("theta", Float),  # the result, once ended with at least one answer
+    Column("se", Float),
+    Column("mastery", JSON),  # starting P(mastered) per skill
+    Column("items", JSON),  # the ids of the items used, in order
+    ForeignKeyConstraint(["tenant_id", "learner_id"],
+                         ["learners.tenant_id", "learners.learner_id"], ondelete="CASCADE",
+                         name="fk_placements_learner"),
 )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from api import logs
+from api.placement import PlacementConflict, PlacementNotFound
 from api.render import JSON
 from api.service import Conflict, Invalid, NotFound
 from api.store import StoreUnavailable
@@ -31,6 +32,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
     Invalid: (422, "validation_error"),
+    PlacementNotFound: (404, "not_found"),
+    PlacementConflict: (409, "conflict"),
     ContentError: (422, "invalid_content"),
     StoreUnavailable: (503, "unavailable"),
 }

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import CTE, Engine, Select, bindparam, cast, insert, select, true, update
+from sqlalchemy import CTE, Engine, Select, bindparam, cast, false, insert, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
@@ -72,7 +72,9 @@ def statement() -> Select[tuple[int]]:
                      learners.c.course.is_not_distinct_from(bindparam("course_was")),
                      # a learner who opted out of personalization is served the fixed
                      # curriculum, which the locked path chooses (api.experiments)
-                     learners.c.personalization.is_(true()))
+                     learners.c.personalization.is_(true()),
+                     # a placement test's answers are checked against its item (api.placement)
+                     learners.c.placing.is_(false()))
               .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"),
                       course=bindparam("k_course"), log_digest=bindparam("d_now"))
               .returning(learners.c.last_seq).cte("bumped"))

@@ -151,6 +151,37 @@ class Assignment(TypedDict):
     assigned_at: datetime
 
 
+class PlacementResponse(TypedDict):
+    """A learner's placement test (api.placement): while it runs, the ability estimate so far
+    and the item to give now; once it has ended, its result, the learner's starting state."""
+
+    learner_id: str
+    course: Annotated[str | None, Field(description="The course placed in (null: the whole "
+                                                    "content).")]
+    status: Annotated[str, Field(description="`running`, `finished` (its stopping rule "
+                                             "ended it) or `stopped` (stopped early).")]
+    theta: Annotated[float | None, Field(
+        description="The ability estimate (EAP; before any answer, the prior's mean; null: "
+                    "the test was stopped before any answer).")]
+    se: Annotated[float | None, Field(ge=0, description="The ability estimate's standard "
+                                                        "error (null as `theta`).")]
+    items_used: Annotated[int, Field(ge=0, description="Items answered in the test.")]
+    items: Annotated[list[str], Field(description="The ids of the items answered, in order.")]
+    max_length: Annotated[int, Field(description="The test ends after this many items.")]
+    se_target: Annotated[float | None, Field(
+        description="The test ends once the standard error is at most this (null: only at "
+                    "`max_length`).")]
+    mastery: Annotated[dict[str, float] | None, Field(
+        description="Once ended: each skill's starting P(mastered), the state the learner's "
+                    "practice starts from (null while running, and for a test stopped before "
+                    "any answer: the learner starts from the prior).")]
+    next: Annotated[Exercise | None, Field(
+        description="While running: the item to give now (answer it with `POST /answers`); "
+                    "null once ended.")]
+    started_at: datetime
+    ended_at: datetime | None
+
+
 class ExportResponse(TypedDict):
     """Everything held about a learner."""
 
@@ -162,6 +193,7 @@ class ExportResponse(TypedDict):
     experiments: list[Assignment]
     state: list[SkillState]
     events: list[ExportedEvent]
+    placement: PlacementResponse | None  # the learner's placement test (null: none taken)
 
 
 class StatementsResponse(TypedDict):

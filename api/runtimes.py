@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from api.models import tenant_tracer
-from api.responses import ItemContent
+from api.responses import Exercise, ItemContent
 from api.tenants import Tenant, load_catalog
 from engine.catalog import Catalog, Item
+from engine.selection import Choice
 from engine.tracing import Tracer
 
 
@@ -29,6 +30,12 @@ class Runtime:
     def __post_init__(self) -> None:
         object.__setattr__(self, "content", {i.id: item_content(i)
                                              for i in self.catalog.items.values()})
+
+    def exercise(self, choice: Choice) -> Exercise:
+        """A chosen item as the API shows it: its content from the pack, and why it was
+        chosen."""
+        return {"item": choice.item, **self.content[choice.item], "skills": list(choice.skills),
+                "p_correct": round(choice.p_correct, 6), "reason": choice.reason}
 
 
 def item_content(item: Item) -> ItemContent:

@@ -134,3 +134,20 @@ class PackIn(BaseModel):
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class PlacementIn(BaseModel):
+    """A placement test to start (api.placement): where, and when it ends."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "course": "math.course.whole-numbers", "max_length": 12, "se_target": 0.3}]})
+
+    course: Id | None = Field(None, description=(
+        "The course to place the learner in: its items with IRT parameters (`difficulty`) are "
+        "the test's; it becomes the learner's current course. Omitted: the learner's current "
+        "course (none: the whole content)."))
+    max_length: int = Field(12, ge=1, le=100, description="The test ends after this many "
+                                                          "items.")
+    se_target: float | None = Field(0.3, gt=0, le=2, description=(
+        "The test ends earlier, after at least 3 items, once the ability estimate's standard "
+        "error is at most this (null: only at `max_length`)."))

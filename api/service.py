@@ -36,6 +36,7 @@ from api.answer_log import AnswerLog, EventRow, LearnerRow, LoggedAnswer
 from api.db import retry_if_disconnected
 from api.experiments import ExperimentServing, Served, learner_record
 from api.one_statement import OneStatement
+from api.placement import Placements
 from api.responses import (
     AnswerResponse,
     Event,
@@ -53,7 +54,7 @@ from api.store import CachedState, DamagedEntry, StateStore, chain, damaged, lin
 from api.tenants import Tenant
 from engine.catalog import Item
 from engine.events import AnswerEvent
-from engine.selection import Choice, SelectionContext, TargetSuccessPolicy
+from engine.selection import SelectionContext, TargetSuccessPolicy
 
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
 MAX_COURSES_NOTED = 500_000  # learners' current courses held per process (see _remember_course)
@@ -116,6 +117,8 @@ class TutorService:
         self._courses: dict[tuple[int, str], str] = {}
         self.log = AnswerLog(engine)
         self.runtimes = Runtimes(engine)
+        #: learners' placement tests (api.placement): their answers come here too
+        self.placements = Placements(engine, self.log, self.runtimes)
         #: PostgreSQL runs an answer whose cached state is current as one statement in one
         #: round trip (answer_async); SQLite, in process, has no round trips to save
         self.one_statement = OneStatement(engine) if self.log.postgres else None
@@ -166,8 +169,16 @@ class TutorService:
             served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
                                              last_seq=seq - 1)
             assert served is not None  # (enrol=True)
+            placed = None
+            placing = self.placements.running(conn, tenant.id, learner_id)
+            # a retry (its event id logged) is answered below with its stored response
+            if placing is not None and not self.log.find_all(conn, tenant.id,
+                                                             [answer.event_id]):
+                advanced = self.placements.advance(conn, rt, placing, learner_id, item.id,
+                                                   answer.correct, seq, now)
+                served, placed = advanced.served or served, advanced.mastery
             step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
-                              link=drawn, state=state, served=served)
+                              link=drawn, state=state, served=served, placed=placed)
             if not self.log.append(conn, step.row):  # a retry: the event id is in the log
                 stored = self.log.find(conn, tenant.id, answer.event_id)
                 transaction.rollback()
@@ -220,12 +231,14 @@ class TutorService:
 
     def _step(self, rt: Runtime, tenant: Tenant, learner_id: str, item: Item, answer: Answer,
               now: datetime, cached: CachedState, course: str | None, *, link: int,
-              served: Served, state: Any = None) -> _Step:
+              served: Served, state: Any = None,
+              placed: dict[str, float] | None = None) -> _Step:
         """What answering ``item`` after ``cached`` gives: the new state, response and row;
         the next item is chosen within ``course``, the learner's current course. ``link`` is
         the answer's link in the log digest (:func:`api.store.link`, the one the statement
         that appends it chains), ``served`` who chooses the next item (recorded in the row),
-        ``state`` the decoded ``cached.state`` when the caller has it."""
+        ``state`` the decoded ``cached.state`` when the caller has it, ``placed`` the starting
+        masteries of a placement test that this answer ends (:mod:`api.placement`)."""
         seq = cached.version + 1
         answered_at = answer.answered_at or now
         event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
@@ -234,6 +247,8 @@ class TutorService:
         if state is None:
             state = rt.tracer.state_from_bytes(cached.state)
         state = rt.tracer.update(state, event)
+        if placed is not None:
+            state = rt.tracer.with_mastery(state, placed)
         recent = (*cached.recent, item.id)[-RECENT:]
         scope = _scope(rt, course)
         # chosen, and mastery given, at the answer's own time: an app that sends answers late
@@ -370,6 +385,10 @@ class TutorService:
                 drawn = link()
                 seq, created_at, course, digest = self.log.next_seq(
                     conn, tenant.id, learner_id, now, answers[i][1].course, drawn)
+                if self.placements.running(conn, tenant.id, learner_id) is not None:
+                    with _naming(what, i, answers[i][1].event_id):
+                        raise Conflict(f"learner {learner_id!r} is taking a placement test: "
+                                       "send its answers one at a time")
                 cached = states.get(learner_id) or self._state(
                     conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt,
                     unchain(digest, drawn))
@@ -416,7 +435,7 @@ class TutorService:
         """The learner's state folded from the log up to ``last_seq``, cached over whatever
         entry there is (a rebuild always wins: :meth:`api.store.StateStore.put`)."""
         answers = self.log.answers(conn, tenant_id, learner_id, last_seq)
-        state = rt.tracer.fold(answers)
+        state = self.placements.fold(conn, rt, tenant_id, learner_id, answers)
         rebuilt = CachedState(epoch, rt.content_version, last_seq,
                               rt.tracer.state_to_bytes(state),
                               tuple(a.item for a in answers[-RECENT:]), digest)
@@ -455,7 +474,7 @@ class TutorService:
             n=n, seed=seq, learner=learner_id, at=at)
         choices = served.policy.choose(rt.tracer, state, rt.catalog, context)
         if choices:
-            return [_exercise(rt, c) for c in choices], None
+            return [rt.exercise(c) for c in choices], None
         return [], served.policy.explain_empty(rt.tracer, state, rt.catalog, context)
 
     @retry_if_disconnected
@@ -578,6 +597,8 @@ class TutorService:
         with self.engine.connect() as conn:
             rows = self.log.events(conn, tenant.id, learner_id)
             consent, assigned, experiments = learner_record(conn, tenant.id, learner_id)
+            placement = self.placements.export(conn, self.runtimes.get(tenant), tenant.id,
+                                               learner_id)
         return {"learner_id": learner_id, "tenant": tenant.name,
                 "exported_at": datetime.now(UTC),
                 "profile": {"created_at": state["created_at"], "last_seen": state["last_seen"],
@@ -587,7 +608,8 @@ class TutorService:
                 "state": state["skills"],
                 "events": [{**_event(r), "response": json.loads(r.response),
                             "policy": r.policy, "experiment": experiments.get(r.experiment_id),
-                            "arm": r.arm} for r in rows]}
+                            "arm": r.arm} for r in rows],
+                "placement": placement}
 
     @retry_if_disconnected
     def erase(self, tenant: Tenant, learner_id: str) -> None:
@@ -630,7 +652,8 @@ class TutorService:
                 else:
                     kind = "missing" if cached is None else ""
                 answers = self.log.answers(conn, tenant.id, learner_id, last_seq)
-                state = rt.tracer.state_to_bytes(rt.tracer.fold(answers))
+                state = rt.tracer.state_to_bytes(
+                    self.placements.fold(conn, rt, tenant.id, learner_id, answers))
                 rebuilt = CachedState(epoch, rt.content_version, last_seq, state,
                                       tuple(a.item for a in answers[-RECENT:]), digest)
                 if cached is not None:
@@ -683,12 +706,6 @@ def _scope(rt: Runtime, course: str | None) -> str | None:
     """The course to choose within: the learner's current course, if the content still has
     it (a pack replaced since may have removed it), else None: the whole catalog."""
     return course if course is not None and course in rt.catalog.courses else None
-
-
-def _exercise(rt: Runtime, choice: Choice) -> Exercise:
-    """A chosen item as the API shows it: its content from the pack, and why it was chosen."""
-    return {"item": choice.item, **rt.content[choice.item], "skills": list(choice.skills),
-            "p_correct": round(choice.p_correct, 6), "reason": choice.reason}
 
 
 def _epoch(created_at: datetime) -> int:

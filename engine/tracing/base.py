@@ -137,13 +137,24 @@ class Tracer(ABC, Generic[State]):
     def update(self, state: State, event: AnswerEvent) -> State:
         """The state after ``event``; ``state`` itself is left unchanged."""
 
-    def fold(self, events: Iterable[AnswerEvent]) -> State:
-        """``update`` folded over ``events`` from :meth:`new_state`: a learner's state.
+    def with_mastery(self, state: State, mastery: Mapping[str, float]) -> State:
+        """``state`` with each skill of ``mastery`` set to that P(mastered) (a placement
+        test's result: the learner starts from what the test found rather than the prior);
+        skills the model does not know are skipped, ``state`` is left unchanged.
+
+        The default refuses (NotImplementedError): a model whose state is not a probability
+        per skill (DKT's hidden state) has nothing that a mastery could be written into."""
+        raise NotImplementedError(f"the {self.name} model cannot start a learner from given "
+                                  "masteries (a placement's result)")
+
+    def fold(self, events: Iterable[AnswerEvent], start: State | None = None) -> State:
+        """``update`` folded over ``events`` from ``start`` (default :meth:`new_state`): a
+        learner's state.
 
         Skills the model does not know are dropped from each event (and an event left with
         none is skipped): their evidence has no parameters to use.
         """
-        state = self.new_state()
+        state = self.new_state() if start is None else start
         known = set(self.skills)
         for event in events:
             kept = tuple(s for s in event.skills if s in known)

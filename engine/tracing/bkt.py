@@ -16,7 +16,7 @@ next answer (the complement keeps its precision as mastery approaches 1).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -274,6 +274,18 @@ class BKT(Tracer[np.ndarray]):
     def new_state(self) -> np.ndarray:
         return 1.0 - self._fitted().prior
 
+    def with_mastery(self, state: np.ndarray, mastery: Mapping[str, float]) -> np.ndarray:
+        known = set(self._fitted().skills)
+        new = np.array(state, dtype=np.float64)  # a copy: states may be read-only views
+        for skill, p in mastery.items():
+            if skill in known:
+                self._write_mastery(new, self._index_of(skill), _checked_mastery(skill, p))
+        return new
+
+    def _write_mastery(self, state: np.ndarray, k: int, p: float) -> None:
+        """Set skill ``k``'s P(mastered) to ``p`` in ``state`` (its P(not mastered))."""
+        state[k] = 1.0 - p
+
     def update(self, state: np.ndarray, event: AnswerEvent) -> np.ndarray:
         params = self._fitted()
         new = state.copy()
@@ -471,6 +483,13 @@ class BKT(Tracer[np.ndarray]):
             return table[inverse]
 
         return class_of
+
+
+def _checked_mastery(skill: str, p: float) -> float:
+    """``p`` if it is a probability; ValueError naming ``skill`` if not."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"the mastery of {skill!r} must be in [0, 1], got {p}")
+    return float(p)
 
 
 @dataclass(frozen=True, eq=False)

@@ -227,6 +227,11 @@ class BKTMemory(BKT):
         state[LEARNED] = params.prior
         return state
 
+    def _write_mastery(self, state: np.ndarray, k: int, p: float) -> None:
+        """Set skill ``k``'s P(learned) to ``p`` (its memory stays as it is: none yet, for a
+        placement's new learner)."""
+        state[LEARNED, k] = p
+
     def update(self, state: np.ndarray, event: AnswerEvent) -> np.ndarray:
         params = self._fitted()
         new = state.copy()

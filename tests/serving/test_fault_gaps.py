@@ -179,3 +179,27 @@ def test_a_slow_key_lookup_does_not_hold_up_requests_with_known_keys(
     assert took < 0.5, f"a cached key waited {took:.2f} s for another key's look-up"
     error_of(unknown, 401, "unauthorized")
     app.state.service.engine.dispose()
+
+
+def test_an_unknown_key_is_refused_before_the_body_is_read(sqlite_backend: Backend) -> None:
+    """A request with an unknown key used to be routed and its body parsed and validated
+    before its key was checked (422 for a bad body): CPU that a flood of random keys took
+    from valid clients. The key is checked first; a valid key's bad body is still a 422, and
+    a request without a key is still told how to send one."""
+    t = make_tenant_on(sqlite_backend.engine)
+    app = create_app(sqlite_backend.settings())
+    bad_body = b'{"item_id": "mini.a.mid", "correct": tru'
+    json_headers = {"Content-Type": "application/json"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in ("/v1/learners/ada/answers", "/v1/xapi/statements"):
+            r = client.post(path, content=bad_body,
+                            headers={**json_headers, "Authorization": "Bearer tk_unknown"})
+            assert error_of(r, 401, "unauthorized")["message"] == "unknown API key"
+            error_of(client.post(path, content=bad_body, headers={**json_headers, **t.headers}),
+                     422, "validation_error")
+            err = error_of(client.post(path, json={}, headers=json_headers), 401,
+                           "unauthorized")
+            assert "Bearer" in err["message"]
+        assert client.get("/v1/content/courses", headers=t.headers).status_code == 200
+        assert client.get("/healthz", headers={"Authorization": "Bearer tk_x"}).status_code == 200
+    app.state.service.engine.dispose()

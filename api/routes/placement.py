@@ -1,0 +1,49 @@
+"""A learner's placement test: start it, see it (and the item to give now), stop it early.
+Its answers are ordinary answers (`POST /v1/learners/{id}/answers`): see :mod:`api.placement`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from api.openapi import documented
+from api.render import JSON
+from api.responses import PlacementResponse
+from api.routes.deps import Auth, service
+from api.schemas import LearnerId, PlacementIn
+
+router = APIRouter(prefix="/v1/learners", tags=["placement"], default_response_class=JSON)
+
+
+@router.post("/{learner_id}/placement", status_code=201, responses=documented(
+    PlacementResponse, "The placement test has started; `next` is its first item.", 404, 409,
+    status=201))
+def start_placement(request: Request, learner_id: LearnerId, body: PlacementIn,
+                    t: Auth) -> Any:
+    """Start a placement test for a new learner (one without answers; 409 otherwise, or if the
+    learner has one already): an adaptive test over the course's calibrated items that ends at
+    `max_length` items or once the ability is known to `se_target`. Give its `next` item,
+    send the answer to `POST /answers` (whose `next` is the test's next item, until the test
+    ends: then the learner's practice starts from the mastery the test found)."""
+    return JSON(service(request).placements.start(t, learner_id, body.course, body.max_length,
+                                                  body.se_target), status_code=201)
+
+
+@router.get("/{learner_id}/placement", responses=documented(
+    PlacementResponse, "The learner's placement test: status, estimate, items used, and the "
+                       "item to give now while it runs (its result once it has ended).", 404,
+    409))
+def get_placement(request: Request, learner_id: LearnerId, t: Auth) -> Any:
+    """The learner's placement test: status, ability estimate and its standard error, items
+    used, and while it runs the item to give now; once it has ended, each skill's starting
+    mastery."""
+    return service(request).placements.show(t, learner_id)
+
+
+@router.post("/{learner_id}/placement/stop", responses=documented(
+    PlacementResponse, "The placement test has ended, with the answers it has.", 404, 409))
+def stop_placement(request: Request, learner_id: LearnerId, t: Auth) -> Any:
+    """End the learner's running placement test now, with the answers it has (none: the
+    learner starts from the prior); 409 if it has ended already."""
+    return service(request).placements.stop(t, learner_id)

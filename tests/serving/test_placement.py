@@ -1,0 +1,251 @@
+"""Placement tests over HTTP, on both backends: a full test on the math pack's calibrated
+items, resumed by another app instance, idempotent answers, the placed state reproduced by a
+rebuild from the log, export and erasure, and a learner who skips placement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from engine.events import AnswerEvent
+
+from .conftest import (
+    Backend,
+    TenantKey,
+    assert_same_mastery,
+    error_of,
+    full_history,
+    new_event_id,
+    pack_document,
+    state_mastery,
+    tracer_for,
+)
+
+COURSE = "math.course.whole-numbers"
+#: the simulated learner answers right exactly the items easier than this
+ABILITY = -0.7
+DIFFICULTY = {i["id"]: i["difficulty"] for i in pack_document("math")["items"]}
+
+
+def start(client: TestClient, t: TenantKey, learner: str, **body: Any) -> dict[str, Any]:
+    r = client.post(f"/v1/learners/{learner}/placement", headers=t.headers,
+                    json={"course": COURSE, **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def answer(client: TestClient, t: TenantKey, learner: str, item: str,
+           event_id: str | None = None) -> dict[str, Any]:
+    r = client.post(f"/v1/learners/{learner}/answers", headers=t.headers,
+                    json={"item_id": item, "correct": DIFFICULTY[item] < ABILITY,
+                          "event_id": event_id or new_event_id()})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def take(client: TestClient, t: TenantKey, learner: str, item: str,
+         limit: int = 100) -> dict[str, Any]:
+    """Answer from ``item`` on until the test has ended; the last answer's response."""
+    for _ in range(limit):
+        response = answer(client, t, learner, item)
+        placement = client.get(f"/v1/learners/{learner}/placement", headers=t.headers).json()
+        if placement["status"] != "running":
+            return response
+        assert response["next"] == placement["next"]  # the answer gives the test's item
+        item = response["next"]["item"]
+    raise AssertionError("the placement does not end")
+
+
+def placed_mastery(t: TenantKey, learner: str, client: TestClient) -> dict[str, float]:
+    """The learner's state computed here from its history and placement, by the rule of
+    api.placement: the placement answers folded, the placement's masteries set, the later
+    answers folded on."""
+    placement = client.get(f"/v1/learners/{learner}/placement", headers=t.headers).json()
+    tracer = tracer_for(t.packs)
+    events = [AnswerEvent(learner, e["item_id"], tuple(e["skills"]), e["correct"])
+              for e in full_history(client, learner, t.headers)]
+    n = placement["items_used"]
+    state = tracer.with_mastery(tracer.fold(events[:n]), placement["mastery"])
+    return dict(tracer.mastery(tracer.fold(events[n:], start=state)))
+
+
+def test_a_full_placement_sets_the_starting_state(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    first = start(client, t, "ada", max_length=10, se_target=None)
+    assert first["status"] == "running" and first["items_used"] == 0
+    assert first["course"] == COURSE and first["mastery"] is None
+    assert first["next"]["reason"].startswith("placement test, item 1 of at most 10")
+    assert set(first["next"]) >= {"item", "kind", "prompt", "answer", "skills", "p_correct"}
+
+    last = take(client, t, "ada", first["next"]["item"])
+    done = client.get("/v1/learners/ada/placement", headers=t.headers).json()
+    assert done["status"] == "finished" and done["items_used"] == 10 == len(done["items"])
+    assert len(set(done["items"])) == 10 and done["next"] is None and done["ended_at"]
+    # a learner who knows the items below -0.7: the estimate near it, easy skills mastered,
+    # the hardest not
+    assert -1.5 < done["theta"] < 0.1 and 0 < done["se"] < 1
+    mastery = done["mastery"]
+    assert set(mastery) <= set(pack_document("math")["courses"][0]["skills"])
+    assert mastery["math.counting"] > 0.6 > 0.4 > mastery["math.negative-numbers"]
+    assert (mastery["math.counting"] > mastery["math.add-within-100"]
+            > mastery["math.negative-numbers"])
+    # the answer that ended the test shows the placed state and practice's next exercise
+    for skill, p in last["mastery"].items():
+        assert p == pytest.approx(mastery[skill], abs=1e-6)
+    assert last["next"] is not None, last.get("reason")
+    assert not last["next"]["reason"].startswith("placement")
+    # practice goes on from the placed state
+    answer(client, t, "ada", last["next"]["item"])
+    state = client.get("/v1/learners/ada/state", headers=t.headers).json()
+    assert_same_mastery(state_mastery(state), placed_mastery(t, "ada", client))
+
+
+def test_a_placement_resumes_in_another_app_after_a_restart(make_client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    a = make_client()
+    item = start(a, t, "bo")["next"]["item"]
+    for _ in range(2):
+        item = answer(a, t, "bo", item)["next"]["item"]
+    b = make_client()  # another worker, or the server restarted: nothing held in memory
+    resumed = b.get("/v1/learners/bo/placement", headers=t.headers).json()
+    assert resumed["status"] == "running" and resumed["items_used"] == 2
+    assert resumed["next"]["item"] == item
+    take(b, t, "bo", item)
+    assert a.get("/v1/learners/bo/placement", headers=t.headers).json()["status"] == "finished"
+
+
+def test_placement_answers_are_idempotent_and_checked(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    item = start(client, t, "cy")["next"]["item"]
+    event = new_event_id()
+    once = answer(client, t, "cy", item, event)
+    again = answer(client, t, "cy", item, event)
+    assert again == {**once, "duplicate": True}
+    assert len(full_history(client, "cy", t.headers)) == 1
+    placement = client.get("/v1/learners/cy/placement", headers=t.headers).json()
+    assert placement["items_used"] == 1 and placement["next"]["item"] == once["next"]["item"]
+    # an answer to another item than the test's: refused, nothing logged
+    other = next(i for i in DIFFICULTY if i != once["next"]["item"])
+    r = client.post("/v1/learners/cy/answers", headers=t.headers,
+                    json={"item_id": other, "correct": True, "event_id": new_event_id()})
+    assert "placement" in error_of(r, 409, "conflict")["message"]
+    assert len(full_history(client, "cy", t.headers)) == 1
+
+
+def test_a_rebuild_from_the_log_reproduces_the_placed_state(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    last = take(client, t, "di", start(client, t, "di", max_length=6)["next"]["item"])
+    nxt = answer(client, t, "di", last["next"]["item"])["next"]["item"]
+    answer(client, t, "di", nxt)
+    cached = state_mastery(client.get("/v1/learners/di/state", headers=t.headers).json())
+    service = client.app.state.service  # type: ignore[attr-defined]
+    # the cached state is exactly the one folded from the log and the placement row
+    assert service.rebuild_all(t.tenant) == {"current": 1}
+    service.store.drop(t.tenant.id, "di")  # the cache lost: rebuilt on the next read
+    rebuilt = state_mastery(client.get("/v1/learners/di/state", headers=t.headers).json())
+    assert rebuilt == cached
+    assert_same_mastery(rebuilt, placed_mastery(t, "di", client))
+    # the placement answers are not counted twice: folding all the answers onto the placed
+    # state is another state
+    tracer = tracer_for(t.packs)
+    placement = client.get("/v1/learners/di/placement", headers=t.headers).json()
+    events = [AnswerEvent("di", e["item_id"], tuple(e["skills"]), e["correct"])
+              for e in full_history(client, "di", t.headers)]
+    twice = dict(tracer.mastery(tracer.fold(
+        events, start=tracer.with_mastery(tracer.new_state(), placement["mastery"]))))
+    assert any(abs(twice[s] - rebuilt[s]) > 1e-3 for s in placement["mastery"])
+
+
+def test_stopping_early_ends_the_test_with_what_it_has(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    item = start(client, t, "ed")["next"]["item"]
+    answer(client, t, "ed", item)
+    before = state_mastery(client.get("/v1/learners/ed/state", headers=t.headers).json())
+    r = client.post("/v1/learners/ed/placement/stop", headers=t.headers)
+    assert r.status_code == 200, r.text
+    stopped = r.json()
+    assert stopped["status"] == "stopped" and stopped["items_used"] == 1
+    assert stopped["mastery"] and stopped["next"] is None
+    # the state read now is the placed one, not the one cached before the stop
+    after = state_mastery(client.get("/v1/learners/ed/state", headers=t.headers).json())
+    assert after != before
+    assert_same_mastery(after, placed_mastery(t, "ed", client))
+    error_of(client.post("/v1/learners/ed/placement/stop", headers=t.headers), 409, "conflict")
+    # the learner now practises freely
+    free = next(i for i in DIFFICULTY if i.startswith("math.counting"))
+    answer(client, t, "ed", free)
+
+
+def test_stopped_before_any_answer_the_learner_starts_from_the_prior(client,
+                                                                     make_tenant) -> None:
+    t = make_tenant(["math"])
+    start(client, t, "fa")
+    stopped = client.post("/v1/learners/fa/placement/stop", headers=t.headers).json()
+    assert stopped["status"] == "stopped" and stopped["mastery"] is None
+    assert stopped["theta"] is None and stopped["items_used"] == 0
+    item = next(iter(DIFFICULTY))
+    response = answer(client, t, "fa", item)
+    tracer = tracer_for(t.packs)
+    skills = pack_document("math")["items"][0]["skills"]
+    want = tracer.mastery(tracer.update(tracer.new_state(), AnswerEvent(
+        "fa", item, tuple(skills), DIFFICULTY[item] < ABILITY)), skills)
+    assert_same_mastery(response["mastery"], want)
+
+
+def test_skipping_placement_starts_from_the_prior(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    item = next(iter(DIFFICULTY))
+    answer(client, t, "gu", item)
+    error_of(client.get("/v1/learners/gu/placement", headers=t.headers), 404, "not_found")
+    export = client.get("/v1/learners/gu/export", headers=t.headers).json()
+    assert export["placement"] is None
+    tracer = tracer_for(t.packs)
+    events = [AnswerEvent("gu", e["item_id"], tuple(e["skills"]), e["correct"])
+              for e in full_history(client, "gu", t.headers)]
+    state = client.get("/v1/learners/gu/state", headers=t.headers).json()
+    assert_same_mastery(state_mastery(state), dict(tracer.mastery(tracer.fold(events))))
+    # and, having answered, can no longer take one
+    r = client.post("/v1/learners/gu/placement", headers=t.headers, json={"course": COURSE})
+    assert "new learner" in error_of(r, 409, "conflict")["message"]
+
+
+def test_export_lists_the_placement_and_erasure_removes_it(client, make_tenant,
+                                                           backend: Backend) -> None:
+    t = make_tenant(["math"])
+    take(client, t, "hu", start(client, t, "hu", max_length=4)["next"]["item"])
+    placement = client.get("/v1/learners/hu/placement", headers=t.headers).json()
+    export = client.get("/v1/learners/hu/export", headers=t.headers).json()
+    assert export["placement"] == placement
+    assert [e["policy"] for e in export["events"]] == ["placement"] * 3 + [
+        export["events"][-1]["policy"]]
+    assert client.delete("/v1/learners/hu", headers=t.headers).status_code == 204
+    error_of(client.get("/v1/learners/hu/placement", headers=t.headers), 404, "not_found")
+    with backend.engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT count(*) FROM placements WHERE tenant_id = :t "
+                                    "AND learner_id = 'hu'"), {"t": t.tenant.id}).scalar_one()
+    assert left == 0
+    # erased, the learner is new again: it may take a placement
+    start(client, t, "hu")
+
+
+def test_placement_refusals(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    r = client.post("/v1/learners/io/placement", headers=t.headers,
+                    json={"course": "no.such.course"})
+    error_of(r, 404, "not_found")
+    start(client, t, "io")
+    r = client.post("/v1/learners/io/placement", headers=t.headers, json={"course": COURSE})
+    assert "already" in error_of(r, 409, "conflict")["message"]
+    error_of(client.post("/v1/learners/nobody/placement/stop", headers=t.headers), 404)
+    r = client.post("/v1/learners/io/placement", headers=t.headers,
+                    json={"course": COURSE, "max_length": 0})
+    error_of(r, 422)
+    # a batch of answers is refused for a learner in a placement (one at a time)
+    item = client.get("/v1/learners/io/placement", headers=t.headers).json()["next"]["item"]
+    mini = make_tenant()  # a content without calibrated items cannot place
+    r = client.post("/v1/learners/jo/placement", headers=mini.headers, json={})
+    assert "calibrated" in error_of(r, 409, "conflict")["message"]
+    assert item in DIFFICULTY
