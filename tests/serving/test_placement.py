@@ -23,6 +23,7 @@ from .conftest import (
     state_mastery,
     tracer_for,
 )
+from .test_bad_input import statement
 
 COURSE = "math.course.whole-numbers"
 #: the simulated learner answers right exactly the items easier than this
@@ -243,9 +244,13 @@ def test_placement_refusals(client, make_tenant) -> None:
     r = client.post("/v1/learners/io/placement", headers=t.headers,
                     json={"course": COURSE, "max_length": 0})
     error_of(r, 422)
-    # a batch of answers is refused for a learner in a placement (one at a time)
+    # a batch of answers is refused for a learner in a placement (one at a time), whole
     item = client.get("/v1/learners/io/placement", headers=t.headers).json()["next"]["item"]
+    batch = [statement(learner, object={"id": f"https://example.org/items/{item}"})
+             for learner in ("jo", "io")]
+    r = client.post("/v1/xapi/statements", headers=t.headers, json=batch)
+    assert "placement" in error_of(r, 409, "conflict")["message"]
+    error_of(client.get("/v1/learners/jo/state", headers=t.headers), 404)
     mini = make_tenant()  # a content without calibrated items cannot place
     r = client.post("/v1/learners/jo/placement", headers=mini.headers, json={})
     assert "calibrated" in error_of(r, 409, "conflict")["message"]
-    assert item in DIFFICULTY
