@@ -226,7 +226,7 @@ def remove_pack(engine: Engine, tenant_id: int, name: str) -> Pack:
 
 # ---------------------------------------------------------------------- erasure
 #: the tables that hold learners' data (every other table holds the tenants' own)
-LEARNER_TABLES = ("events", "learners", "experiment_assignments")
+LEARNER_TABLES = ("events", "learners", "experiment_assignments", "placements")
 
 
 def purge_erased(engine: Engine) -> list[str]:

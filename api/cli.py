@@ -110,8 +110,8 @@ def db_purge_erased(as_json: AsJson = False, database_url: DbUrl = None) -> None
 
     PostgreSQL: a DELETE (learner erasure) leaves the rows' bytes in the table and index
     files until they are rewritten; a plain VACUUM only marks the space reusable. This runs
-    VACUUM FULL on the learner tables (events, learners, experiment_assignments) and the
-    planner's statistics: they are written anew, compactly, and the old files deleted. The
+    VACUUM FULL on the learner tables (events, learners, experiment_assignments, placements)
+    and the planner's statistics: they are written anew, compactly, and the old files deleted. The
     trade-off: each table is locked while it is rewritten, so answers and reads wait (about
     seconds per GB), and it needs free disk space for a copy of the tables. Run it at a quiet
     hour after erasures (daily, say). WAL segments and backups keep old data until they are

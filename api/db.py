@@ -108,7 +108,7 @@ learners = Table(
     Column("consent_updated_at", DateTime(timezone=True)),
     # a placement test is running (migration 0007; api.placement): its answers take the
     # locked path, which gives the test's next item
-    Column("placing", Boolean, nullable=False, server_default=false()),
+    Column("in_placement", Boolean, nullable=False, server_default=false()),
 )
 
 events = Table(

@@ -74,7 +74,7 @@ def statement() -> Select[tuple[int]]:
                      # curriculum, which the locked path chooses (api.experiments)
                      learners.c.personalization.is_(true()),
                      # a placement test's answers are checked against its item (api.placement)
-                     learners.c.placing.is_(false()))
+                     learners.c.in_placement.is_(false()))
               .values(last_seq=learners.c.last_seq + 1, last_seen=bindparam("v_received_at"),
                       course=bindparam("k_course"), log_digest=bindparam("d_now"))
               .returning(learners.c.last_seq).cte("bumped"))

@@ -5,7 +5,7 @@ calibrated items that sets a new learner's starting state.
 once it has ended its result) and the learner's first answers in the answer log: nothing lives
 only in memory. The engine's session is a function of its seed and its answers
 (:meth:`engine.placement.Placement.resume`), so any worker, after any restart, replays it from
-the log and gives the same next item. While a test runs, the learner's row has ``placing``
+the log and gives the same next item. While a test runs, the learner's row has ``in_placement``
 set, so the one-statement answer (:mod:`api.one_statement`) leaves its answers to the locked
 path, which checks each one against the test's item and gives the next one.
 
@@ -60,7 +60,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api.answer_log import AnswerLog
 from api.db import learners, placements, retry_if_disconnected
 from api.experiments import Served
-from api.responses import PlacementResponse
+from api.responses import NextResponse, PlacementResponse
 from api.runtimes import Runtime, Runtimes
 from api.store import DIGEST_MODULUS, link
 from api.tenants import Tenant
@@ -108,7 +108,7 @@ class Advanced:
 
 
 @dataclass(frozen=True, slots=True)
-class TestItem:
+class PlacementItem:
     """The selection policy of an answer given during a placement: the test's next item."""
 
     choice: Choice
@@ -133,10 +133,10 @@ class Placements:
         # a learner starts a placement: created if new (without answers), flagged, locked
         enrol = insert_(learners).values(
             tenant_id=bindparam("t"), learner_id=bindparam("l"), created_at=bindparam("now"),
-            last_seen=bindparam("now"), last_seq=0, course=bindparam("course"), placing=True)
+            last_seen=bindparam("now"), last_seq=0, course=bindparam("course"), in_placement=True)
         self._enrol = enrol.on_conflict_do_update(
             index_elements=["tenant_id", "learner_id"],
-            set_={"placing": true(),
+            set_={"in_placement": true(),
                   "course": func.coalesce(enrol.excluded.course, learners.c.course)},
         ).returning(learners.c.last_seq, learners.c.course)
         self._tests: dict[tuple[Any, ...], tuple[Catalog, Placement]] = {}
@@ -234,6 +234,20 @@ class Placements:
                 "items": [item for item, _ in session.answers],
                 "next": None if choice is None else rt.exercise(choice)}
 
+    def next_items(self, conn: Connection, rt: Runtime, tenant_id: int,
+                   learner_id: str) -> NextResponse | None:
+        """``GET /next`` of a learner taking a placement test: the test's item (one: a test
+        gives one at a time, in its own course); None when no test runs."""
+        row = self.running(conn, tenant_id, learner_id)
+        if row is None:
+            return None
+        learner = self.log.learner(conn, tenant_id, learner_id)
+        assert learner is not None  # (the placement's foreign key)
+        choice = _choice(rt, self._session(conn, rt, row, tenant_id, learner_id,
+                                           learner.last_seq))
+        assert choice is not None  # a test with no item to give has ended
+        return {"learner_id": learner_id, "course": row.course, "next": [rt.exercise(choice)]}
+
     def export(self, conn: Connection, rt: Runtime, tenant_id: int,
                learner_id: str) -> PlacementResponse | None:
         """:meth:`view`, None when the learner took no placement."""
@@ -259,7 +273,8 @@ class Placements:
               course: str | None, max_length: int, se_target: float | None,
               now: datetime) -> None:
         """Start the learner's placement in ``course`` (None: the learner's current course,
-        else the whole content). Call it in a transaction: a refusal rolls it back."""
+        else the whole content). Call it in a transaction: a refusal rolls it back. The same
+        start again (a retry) finds the test it started, and leaves it as it is."""
         if course is not None and course not in rt.catalog.courses:
             raise PlacementNotFound(f"course {course!r} is not in this tenant's content")
         try:
@@ -273,11 +288,15 @@ class Placements:
             raise PlacementConflict(
                 f"learner {learner_id!r} has {last_seq} answer(s) already: a placement places "
                 "a new learner, before any practice")
+        course = current if current in rt.catalog.courses else None
         previous = self.row(conn, tenant_id, learner_id)
         if previous is not None:
+            if previous.status == "running" and (
+                    previous.course, previous.max_length, previous.se_target) == (
+                    course, max_length, se_target):
+                return
             raise PlacementConflict(f"learner {learner_id!r} has a placement already "
-                                    f"({previous.status})")
-        course = current if current in rt.catalog.courses else None
+                                    f"({previous.status}), another one than this")
         self.test(rt, course, max_length, se_target)  # refuses a course without calibration
         conn.execute(insert(placements).values(
             tenant_id=tenant_id, learner_id=learner_id, course=course,
@@ -298,7 +317,7 @@ class Placements:
         session.answer(item_id, correct)
         choice = _choice(rt, session)
         if choice is not None:
-            return Advanced(Served(TestItem(choice), "placement"), None)
+            return Advanced(Served(PlacementItem(choice), "placement"), None)
         return Advanced(None, self._end(conn, rt, row, session, "finished", now))
 
     def end_early(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
@@ -308,8 +327,8 @@ class Placements:
         moved = conn.execute(
             update(learners).where(learners.c.tenant_id == tenant_id,
                                    learners.c.learner_id == learner_id,
-                                   learners.c.placing.is_(true()))
-            .values(placing=False, log_digest=(learners.c.log_digest * 2 + link())
+                                   learners.c.in_placement.is_(true()))
+            .values(in_placement=False, log_digest=(learners.c.log_digest * 2 + link())
                     % literal_column(str(DIGEST_MODULUS)))
             .returning(learners.c.last_seq)).first()
         row = self.row(conn, tenant_id, learner_id)
@@ -318,29 +337,41 @@ class Placements:
         if moved is None or row.status != "running":
             raise PlacementConflict(f"learner {learner_id!r}'s placement has ended already "
                                     f"({row.status})")
-        session = self._session(conn, rt, row, tenant_id, learner_id, moved.last_seq)
+        try:
+            session = self._session(conn, rt, row, tenant_id, learner_id, moved.last_seq)
+        except PlacementConflict:
+            # the content changed under the test: its answers no longer replay, so it ends
+            # without a result, and the learner's state is what its answers told the tracer
+            answered = self.log.answers(conn, tenant_id, learner_id, moved.last_seq)
+            self._record(conn, row, "stopped", now, [a.item for a in answered])
+            return
         self._end(conn, rt, row, session, "stopped", now)
 
     def _end(self, conn: Connection, rt: Runtime, row: Row[Any], session: PlacementSession,
              status: str, now: datetime) -> dict[str, float] | None:
         """Record the test's result and clear the learner's flag; the starting masteries
         (None: no answer, no result)."""
-        mastery = None
-        values: dict[str, Any] = {}
-        if session.length:
-            estimate = session.estimate()
-            mastery = placed_mastery(rt.catalog, session)
-            values = {"theta": float(estimate.theta), "se": float(estimate.se),
-                      "mastery": mastery}
+        if not session.length:
+            self._record(conn, row, status, now, [])
+            return None
+        estimate = session.estimate()
+        mastery = placed_mastery(rt.catalog, session)
+        self._record(conn, row, status, now, [item for item, _ in session.answers],
+                     theta=float(estimate.theta), se=float(estimate.se), mastery=mastery)
+        return mastery
+
+    @staticmethod
+    def _record(conn: Connection, row: Row[Any], status: str, now: datetime,
+                items: list[str], **result: Any) -> None:
+        """Write the ended test's row (``result``: theta, se, mastery; none: no result) and
+        clear the learner's flag."""
         conn.execute(update(placements).where(
             placements.c.tenant_id == row.tenant_id,
             placements.c.learner_id == row.learner_id).values(
-            status=status, ended_at=now, answers=session.length,
-            items=[item for item, _ in session.answers], **values))
+            status=status, ended_at=now, answers=len(items), items=items, **result))
         conn.execute(update(learners).where(
             learners.c.tenant_id == row.tenant_id, learners.c.learner_id == row.learner_id,
-            learners.c.placing.is_(true())).values(placing=false()))
-        return mastery
+            learners.c.in_placement.is_(true())).values(in_placement=false()))
 
 
 
@@ -364,6 +395,8 @@ def item_bank(catalog: Catalog, course: str | None) -> ItemBank:
     """The calibrated items (with a ``difficulty``) of ``course`` (None: of the catalog) whose
     skills are all the course's; discrimination 1 and guessing 0 where the pack gives none.
     Content group: the item's first skill."""
+    if course is not None and course not in catalog.courses:
+        raise PlacementConflict(f"course {course!r} is no longer in the tenant's content")
     skills = set(catalog.courses[course].skills) if course else set(catalog.skills)
     items = [i for i in catalog.items.values()
              if i.difficulty is not None and set(i.skills) <= skills]

@@ -482,7 +482,8 @@ class TutorService:
                    target: float | None) -> NextResponse:
         """Recommendations for a learner (a learner never seen starts from the priors), within
         ``course``, which becomes the learner's current course (a new learner is created for
-        it, without answers), or else within the learner's current course."""
+        it, without answers), or else within the learner's current course; the placement
+        test's item while the learner takes one."""
         rt = self.runtimes.get(tenant)
         _check_course(rt, course)
         cached: CachedState | None = None
@@ -490,6 +491,11 @@ class TutorService:
         with self.engine.connect() as conn:
             learner = self.log.learner(conn, tenant.id, learner_id)
             current = None if learner is None else learner.course
+            # a learner taking a placement test is given the test's item (api.placement)
+            placing = None if learner is None else self.placements.next_items(
+                conn, rt, tenant.id, learner_id)
+            if placing is not None:
+                return placing
             if learner is not None and course in (None, current):
                 cached = self._state(conn, tenant.id, learner_id, _epoch(learner.created_at),
                                      learner.last_seq, rt, learner.log_digest)

@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_tracer_contract import fitted, log  # noqa: F401 (fixtures: every model, fitted)
 
 from engine.events import AnswerLog
 from engine.tracing import Tracer
-
-from .test_tracer_contract import fitted, log  # noqa: F401 (fixtures: every model, fitted)
 
 #: the models whose state holds a P(mastered) per skill, which must take a placement's
 SETS_MASTERY = {"bkt", "bkt-forgets", "bkt-memory"}

@@ -26,8 +26,8 @@ family                    columns (weights per skill for the first four, shared 
 
 Presets: ``pfa`` (skill, pfa), ``best-lr`` (item, skill, skill-counts, total-counts), ``das3h``
 (item, skill, skill-decay) and ``timed``, the recommended model (every family but ``pfa`` and
-the plain counts, which the decaying ones contain); the benchmark (``bench/timed_bench.py``)
-measures each family's worth. An item practising several skills adds up its skills' terms
+the plain counts, which the decaying ones contain); ``bench/README.md`` gives what each family
+was measured to be worth. An item practising several skills adds up its skills' terms
 (DAS3H's sum).
 
 Fitting is one L2-regularized logistic regression (scikit-learn's lbfgs) on a sparse design

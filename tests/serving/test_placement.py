@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from engine.events import AnswerEvent
 
 from .conftest import (
@@ -18,12 +19,14 @@ from .conftest import (
     assert_same_mastery,
     error_of,
     full_history,
+    make_tenant_on,
     new_event_id,
     pack_document,
     state_mastery,
     tracer_for,
 )
 from .test_bad_input import statement
+from .test_erasure_on_disk import distinctive_id, sqlite_db, sqlite_files, traces  # noqa: F401
 
 COURSE = "math.course.whole-numbers"
 #: the simulated learner answers right exactly the items easier than this
@@ -114,6 +117,10 @@ def test_a_placement_resumes_in_another_app_after_a_restart(make_client, make_te
     resumed = b.get("/v1/learners/bo/placement", headers=t.headers).json()
     assert resumed["status"] == "running" and resumed["items_used"] == 2
     assert resumed["next"]["item"] == item
+    # GET /next gives the test's item too, whatever the course asked
+    nxt = b.get("/v1/learners/bo/next", params={"course": "math.course.fractions", "n": 3},
+                headers=t.headers).json()
+    assert nxt == {"learner_id": "bo", "course": COURSE, "next": [resumed["next"]]}
     take(b, t, "bo", item)
     assert a.get("/v1/learners/bo/placement", headers=t.headers).json()["status"] == "finished"
 
@@ -237,8 +244,10 @@ def test_placement_refusals(client, make_tenant) -> None:
     r = client.post("/v1/learners/io/placement", headers=t.headers,
                     json={"course": "no.such.course"})
     error_of(r, 404, "not_found")
-    start(client, t, "io")
-    r = client.post("/v1/learners/io/placement", headers=t.headers, json={"course": COURSE})
+    first = start(client, t, "io")
+    assert start(client, t, "io") == first  # the same start again (a retry): the same test
+    r = client.post("/v1/learners/io/placement", headers=t.headers,
+                    json={"course": COURSE, "max_length": 5})
     assert "already" in error_of(r, 409, "conflict")["message"]
     error_of(client.post("/v1/learners/nobody/placement/stop", headers=t.headers), 404)
     r = client.post("/v1/learners/io/placement", headers=t.headers,
@@ -254,3 +263,37 @@ def test_placement_refusals(client, make_tenant) -> None:
     mini = make_tenant()  # a content without calibrated items cannot place
     r = client.post("/v1/learners/jo/placement", headers=mini.headers, json={})
     assert "calibrated" in error_of(r, 409, "conflict")["message"]
+
+
+def test_a_test_whose_content_changed_is_stopped_without_a_result(client,
+                                                                  make_tenant) -> None:
+    t = make_tenant(["math"])
+    item = start(client, t, "ky")["next"]["item"]
+    answer(client, t, "ky", answer(client, t, "ky", item)["next"]["item"])
+    document = pack_document("math")
+    document["courses"] = [c for c in document["courses"] if c["id"] != COURSE]
+    r = client.post("/v1/content/packs", headers=t.headers, json=document)
+    assert r.status_code == 200, r.text
+    r = client.get("/v1/learners/ky/placement", headers=t.headers)
+    assert "stop it" in error_of(r, 409, "conflict")["message"]
+    stopped = client.post("/v1/learners/ky/placement/stop", headers=t.headers).json()
+    assert stopped["status"] == "stopped" and stopped["mastery"] is None
+    assert stopped["items_used"] == 2
+    # no result: the state is what the answers told the tracer
+    tracer = tracer_for(t.packs)
+    events = [AnswerEvent("ky", e["item_id"], tuple(e["skills"]), e["correct"])
+              for e in full_history(client, "ky", t.headers)]
+    state = client.get("/v1/learners/ky/state", headers=t.headers).json()
+    assert_same_mastery(state_mastery(state), dict(tracer.mastery(tracer.fold(events))))
+
+
+def test_an_erased_placement_leaves_no_trace_in_sqlites_files(
+        sqlite_db: Backend) -> None:  # noqa: F811
+    t = make_tenant_on(sqlite_db.engine, ["math"])
+    learner = distinctive_id()
+    with TestClient(create_app(sqlite_db.settings())) as client:
+        take(client, t, learner, start(client, t, learner, max_length=4)["next"]["item"])
+        assert traces(sqlite_files(sqlite_db), learner), "the learner is not on disk"
+        assert client.delete(f"/v1/learners/{learner}", headers=t.headers).status_code == 204
+        assert traces(sqlite_files(sqlite_db), learner) == {}
+        client.app.state.service.engine.dispose()  # type: ignore[attr-defined]

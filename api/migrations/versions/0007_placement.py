@@ -20,7 +20,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("learners") as batch:
-        batch.add_column(sa.Column("placing", sa.Boolean, nullable=False,
+        batch.add_column(sa.Column("in_placement", sa.Boolean, nullable=False,
                                    server_default=sa.false()))
     op.create_table(
         "placements",
@@ -47,4 +47,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("placements")
     with op.batch_alter_table("learners") as batch:
-        batch.drop_column("placing")
+        batch.drop_column("in_placement")
