@@ -62,11 +62,11 @@ class UnknownKeys:
 
     A flood of random keys costs no database transaction per key (:class:`api.tenants.KeyCache`
     looks unknown keys up together, ten times a second), but each request still cost the
-    routing, the body's parsing and the dependencies before the key was checked: about 0.35 ms
-    of a worker's CPU, taken from the valid clients (bench/key_flood.py). Here the key is
-    checked first. A request without a bearer key, or whose look-up fails (the database
-    unreachable), goes on to the app, whose dependency answers it as always (401, 503); a
-    known key's look-up is then served from the cache.
+    routing, the body's parsing and the dependencies before the key was checked: 0.3 to 0.4 ms
+    of a worker's CPU, taken from the valid clients; about 0.2 ms now (bench/key_flood.py,
+    bench/README.md). Here the key is checked first. A request without a bearer key, or whose
+    look-up fails (the database unreachable), goes on to the app, whose dependency answers it
+    as always (401, 503); a known key's look-up is then served from the cache.
     """
 
     def __init__(self, app: ASGIApp, keys: KeyCache) -> None:

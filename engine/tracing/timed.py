@@ -25,9 +25,9 @@ family                    columns (weights per skill for the first four, shared 
 ========================  ====================================================================
 
 Presets: ``pfa`` (skill, pfa), ``best-lr`` (item, skill, skill-counts, total-counts), ``das3h``
-(item, skill, skill-decay) and ``timed``, the recommended model (every family but ``pfa`` and
-the plain counts, which the decaying ones contain); ``bench/README.md`` gives what each family
-was measured to be worth. An item practising several skills adds up its skills' terms
+(item, skill, skill-decay) and ``timed``, the recommended model (every family but ``pfa``, the
+plain counts, which the decaying ones contain, and ``lags``, which was measured to lower the
+AUC); ``bench/README.md`` gives what each family was measured to be worth. An item practising several skills adds up its skills' terms
 (DAS3H's sum).
 
 Fitting is one L2-regularized logistic regression (scikit-learn's lbfgs) on a sparse design
@@ -84,8 +84,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "pfa": ("skill", "pfa"),
     "best-lr": ("item", "skill", "skill-counts", "total-counts"),
     "das3h": ("item", "skill", "skill-decay"),
-    "timed": ("item", "skill", "skill-decay", "total-decay", "item-decay", "lags", "recent",
-              "ability"),
+    "timed": ("item", "skill", "skill-decay", "total-decay", "item-decay", "recent", "ability"),
 }
 FILE_FORMAT = "tutor-timed"
 FILE_VERSION = 1
