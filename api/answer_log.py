@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -44,6 +44,24 @@ _EVENTS_OF_LEARNER = (_TENANT, events.c.learner_id == bindparam("l"))
 _LEARNER = (learners.c.tenant_id == bindparam("t"), learners.c.learner_id == bindparam("l"))
 
 
+class NextSeq(NamedTuple):
+    """What an answer reads of its learner's row, as :meth:`AnswerLog.next_seq` leaves it."""
+
+    seq: int
+    created_at: datetime
+    course: str | None
+    digest: int
+    personalization: bool
+    experiment_consent: bool | None
+    in_placement: bool
+
+    @property
+    def consent(self) -> tuple[bool, bool | None]:
+        """(personalization, experiment_consent), as :meth:`api.experiments.
+        ExperimentServing.served` takes them."""
+        return self.personalization, self.experiment_consent
+
+
 class AnswerLog:
     """The log's statements for ``engine``'s dialect."""
 
@@ -71,7 +89,8 @@ class AnswerLog:
                   "log_digest": (learners.c.log_digest * 2 + upsert.excluded.log_digest)
                   % literal_column(str(DIGEST_MODULUS))},
         ).returning(learners.c.last_seq, learners.c.created_at, learners.c.course,
-                    learners.c.log_digest)
+                    learners.c.log_digest, learners.c.personalization,
+                    learners.c.experiment_consent, learners.c.in_placement)
         # GET /next?course=: the learner's current course, set (a new learner is created,
         # without answers); returns last_seq and created_at
         enrol = dialect_insert(learners).values(
@@ -115,16 +134,14 @@ class AnswerLog:
 
     # ------------------------------------------------------------------ writing
     def next_seq(self, conn: Connection, tenant_id: int, learner_id: str, now: datetime,
-                 course: str | None = None, link: int = 0,
-                 ) -> tuple[int, datetime, str | None, int]:
+                 course: str | None = None, link: int = 0) -> NextSeq:
         """The learner's next seq, creation time, current course (``course``, when given,
-        becomes it) and log digest with ``link`` chained in (:func:`api.store.chain`);
-        creates the learner (at ``now``) if new, and locks its row until the transaction
-        ends."""
-        seq, created_at, current, digest = conn.execute(
-            self._next_seq, {"t": tenant_id, "l": learner_id, "now": now,
-                             "course": course, "link": link}).one()
-        return seq, created_at, current, digest
+        becomes it), log digest with ``link`` chained in (:func:`api.store.chain`), consent and
+        placement flags; creates the learner (at ``now``) if new, and locks its row until the
+        transaction ends. (One statement reads all an answer needs of the learner's row.)"""
+        row = conn.execute(self._next_seq, {"t": tenant_id, "l": learner_id, "now": now,
+                                            "course": course, "link": link}).one()
+        return NextSeq(*row)
 
     def set_course(self, conn: Connection, tenant_id: int, learner_id: str, course: str,
                    now: datetime) -> tuple[int, datetime, int]:

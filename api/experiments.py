@@ -126,7 +126,6 @@ class Served:
 
 
 #: a learner's consent as the serving path reads it: personalization, experiment_consent
-_Consent = Row[bool, bool | None]
 
 
 class ExperimentServing:
@@ -197,20 +196,24 @@ class ExperimentServing:
         return not any(e.running(at) for e in found)
 
     def served(self, conn: Connection, tenant_id: int, learner_id: str, at: datetime, *,
-               enrol: bool, last_seq: int | None = None) -> Served | None:
+               enrol: bool, last_seq: int | None = None,
+               consent: tuple[bool, bool | None] | None = None) -> Served | None:
         """Who serves the learner at ``at``, read on ``conn``. A learner to enrol now is
         enrolled when ``enrol`` (``conn`` in a write transaction: the learner's row is created
         if it has none), else None is returned: call again with ``enrol``. ``last_seq``: the
-        learner's answers to take the fixed curriculum's recent outcomes from (None: all)."""
-        consent: _Consent | None = conn.execute(
-            self._consent, {"t": tenant_id, "l": learner_id}).first()
-        if consent is not None and not consent.personalization:
+        learner's answers to take the fixed curriculum's recent outcomes from (None: all).
+        ``consent``: the learner's (personalization, experiment_consent), when the caller read
+        them with the learner's row (None: read here; no row, no learner yet)."""
+        if consent is None:
+            row = conn.execute(self._consent, {"t": tenant_id, "l": learner_id}).first()
+            consent = None if row is None else (row.personalization, row.experiment_consent)
+        if consent is not None and not consent[0]:
             return Served(self.opted_out, OPTED_OUT_POLICY,
                           recent_correct=self._recent_correct(conn, tenant_id, learner_id,
                                                               last_seq))
         experiment = self.running(tenant_id, at)
-        refused = consent is not None and consent.experiment_consent is False
-        unasked = consent is None or consent.experiment_consent is None
+        refused = consent is not None and consent[1] is False
+        unasked = consent is None or consent[1] is None
         if experiment is None or refused or (experiment.require_consent and unasked):
             return self.default
         arm = conn.execute(self._assigned, {"x": experiment.id, "l": learner_id}).scalar()

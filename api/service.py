@@ -162,15 +162,16 @@ class TutorService:
         item = self._checked_item(rt, answer, now)
         drawn = link()
         with self.log.writer, self.engine.connect() as conn, conn.begin() as transaction:
-            seq, created_at, course, digest = self.log.next_seq(
-                conn, tenant.id, learner_id, now, answer.course, drawn)
+            learner = self.log.next_seq(conn, tenant.id, learner_id, now, answer.course, drawn)
+            seq, created_at, course, digest = learner[:4]
             cached, state = self._state_value(conn, tenant.id, learner_id, _epoch(created_at),
                                               seq - 1, rt, unchain(digest, drawn))
             served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
-                                             last_seq=seq - 1)
+                                             last_seq=seq - 1, consent=learner.consent)
             assert served is not None  # (enrol=True)
             placed = None
-            placing = self.placements.running(conn, tenant.id, learner_id)
+            placing = self.placements.running(conn, tenant.id, learner_id) \
+                if learner.in_placement else None
             # a retry (its event id logged) is answered below with its stored response
             if placing is not None and not self.log.find_all(conn, tenant.id,
                                                              [answer.event_id]):
@@ -383,9 +384,10 @@ class TutorService:
                          if event_id not in logged for learner_id in (answers[i][0],))
             for learner_id, i in new:
                 drawn = link()
-                seq, created_at, course, digest = self.log.next_seq(
-                    conn, tenant.id, learner_id, now, answers[i][1].course, drawn)
-                if self.placements.running(conn, tenant.id, learner_id) is not None:
+                learner = self.log.next_seq(conn, tenant.id, learner_id, now,
+                                            answers[i][1].course, drawn)
+                seq, created_at, course, digest = learner[:4]
+                if learner.in_placement:
                     with _naming(what, i, answers[i][1].event_id):
                         raise Conflict(f"learner {learner_id!r} is taking a placement test: "
                                        "send its answers one at a time")
