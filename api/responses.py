@@ -296,6 +296,31 @@ class ProgressResponse(TypedDict):
     skills: list[SkillProgress]
 
 
+class DueReview(TypedDict):
+    """A learned skill's review: when its predicted recall falls to the retention asked for."""
+
+    skill_id: str
+    name: str
+    due_at: Annotated[datetime, Field(description="When the predicted recall reaches the "
+                                                  "retention (in the past: overdue).")]
+    recall: Annotated[float, Field(description="Predicted recall at `at`, 0 to 1.")]
+    last_practised_at: datetime
+    due_now: Annotated[bool, Field(description="Recall at `at` is at or below the retention.")]
+
+
+class ReviewsResponse(TypedDict):
+    """A learner's due and upcoming reviews, due ones first, then by due time."""
+
+    learner_id: str
+    course: Annotated[str | None, Field(description="The course (null: the whole content).")]
+    at: Annotated[datetime, Field(description="The moment recall is predicted for.")]
+    retention: float
+    memory: Annotated[bool, Field(description="Whether the tenant's model has memory (knowledge "
+                                              "that fades between practices); without it no "
+                                              "review is ever due and the list is empty.")]
+    reviews: list[DueReview]
+
+
 class Health(TypedDict):
     """The process is up."""
 

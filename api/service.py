@@ -46,6 +46,7 @@ from api.responses import (
     NextResponse,
     ProgressResponse,
     Recorded,
+    ReviewsResponse,
     SkillProgress,
     StateResponse,
 )
@@ -55,6 +56,8 @@ from api.tenants import Tenant
 from engine.catalog import Item
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
+from engine.selection.spaced import reviews as due_reviews
+from engine.tracing.recall import RecallTracer
 
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
 MAX_COURSES_NOTED = 500_000  # learners' current courses held per process (see _remember_course)
@@ -544,17 +547,7 @@ class TutorService:
         the whole content): skills mastered, by the policy's threshold, of the course's
         skills, at ``at`` (default: now). A learner never seen starts from the priors, like
         :meth:`next_items`."""
-        rt = self.runtimes.get(tenant)
-        _check_course(rt, course)
-        with self.engine.connect() as conn:
-            learner = self.log.learner(conn, tenant.id, learner_id)
-            if learner is None:
-                state = rt.tracer.new_state()
-            else:
-                _, state = self._state_value(
-                    conn, tenant.id, learner_id, _epoch(learner.created_at), learner.last_seq,
-                    rt, learner.log_digest)
-                course = course or _scope(rt, learner.course)
+        rt, state, course = self._reading(tenant, learner_id, course)
         skills = rt.catalog.courses[course].skills if course else tuple(rt.catalog.skills)
         mastery = rt.tracer.mastery(state, skills, at=at or datetime.now(UTC))
         threshold = self.policy.mastery_threshold
@@ -565,6 +558,41 @@ class TutorService:
         return {"learner_id": learner_id, "course": course, "mastered": mastered,
                 "total": len(skills), "complete": mastered == len(skills),
                 "mastery_threshold": threshold, "skills": per_skill}
+
+    @retry_if_disconnected
+    def reviews(self, tenant: Tenant, learner_id: str, course: str | None, retention: float,
+                at: datetime | None = None) -> ReviewsResponse:
+        """The learner's reviews in ``course`` (default as :meth:`progress`) at ``at``
+        (default: now): every learned skill with the time its predicted recall falls to
+        ``retention``, due ones first (for app notifications). Only a model with memory (one
+        whose knowledge fades between practices) has any; with another the list is empty and
+        ``memory`` false says why."""
+        rt, state, course = self._reading(tenant, learner_id, course)
+        at = at or datetime.now(UTC)
+        due = due_reviews(rt.tracer, state, rt.catalog, at=at, retention=retention,
+                          mastery_threshold=self.policy.mastery_threshold, course=course)
+        return {"learner_id": learner_id, "course": course, "at": at, "retention": retention,
+                "memory": isinstance(rt.tracer, RecallTracer),
+                "reviews": [{"skill_id": r.skill, "name": rt.catalog.skills[r.skill].name,
+                             "due_at": r.due, "recall": round(r.recall, 6),
+                             "last_practised_at": r.last, "due_now": r.due_now}
+                            for r in due]}
+
+    def _reading(self, tenant: Tenant, learner_id: str, course: str | None,
+                 ) -> tuple[Runtime, Any, str | None]:
+        """For a read of a learner: the runtime, the learner's state (a learner never seen:
+        the prior) and the course to read (``course``, else the learner's current one, else
+        None: the whole content); :class:`NotFound` for a course the content lacks."""
+        rt = self.runtimes.get(tenant)
+        _check_course(rt, course)
+        with self.engine.connect() as conn:
+            learner = self.log.learner(conn, tenant.id, learner_id)
+            if learner is None:
+                return rt, rt.tracer.new_state(), course
+            _, state = self._state_value(
+                conn, tenant.id, learner_id, _epoch(learner.created_at), learner.last_seq,
+                rt, learner.log_digest)
+        return rt, state, course or _scope(rt, learner.course)
 
     @retry_if_disconnected
     def state(self, tenant: Tenant, learner_id: str) -> StateResponse:

@@ -15,6 +15,7 @@ from api.responses import (
     HistoryResponse,
     NextResponse,
     ProgressResponse,
+    ReviewsResponse,
     StateResponse,
 )
 from api.routes.deps import Auth, service
@@ -82,6 +83,26 @@ def get_progress(request: Request, learner_id: LearnerId, t: Auth,
     least the threshold selection uses), and `complete` once all are. A learner never seen
     starts from the priors."""
     return service(request).progress(t, learner_id, course, at)
+
+
+@router.get("/{learner_id}/reviews", responses=documented(
+    ReviewsResponse, "Every learned skill's review time, due ones first.", 404))
+def get_reviews(request: Request, learner_id: LearnerId, t: Auth,
+                course: Annotated[str | None, Query(
+                    min_length=1, max_length=128, examples=["es.course.first-steps"],
+                    description="A course's id (omitted: the learner's current course; "
+                                "none: the whole content).")] = None,
+                retention: Annotated[float, Query(
+                    gt=0, lt=1, examples=[0.9],
+                    description="The predicted recall below which a skill is due.")] = 0.9,
+                at: Annotated[Moment | None, Query(
+                    examples=["2026-11-23T09:30:00Z"],
+                    description="The moment recall is predicted for (default: now).")] = None,
+                ) -> Any:
+    """A learner's due and upcoming reviews (for app notifications): each learned skill with
+    the time its predicted recall falls to `retention`. Only a model with memory (`bkt-memory`)
+    schedules reviews; with another, `memory` is false and the list is empty."""
+    return service(request).reviews(t, learner_id, course, retention, at)
 
 
 @router.get("/{learner_id}/state", responses=documented(
