@@ -78,13 +78,22 @@ class UnknownKeys:
             key = _bearer_key(scope["headers"])
             if key is not None:
                 try:
-                    unknown = await self.keys.tenant_for(key) is None
+                    found = await self.keys.tenant_for(key)
                 except Exception:  # the app's dependency looks it up again, and reports it
-                    unknown = False
-                if unknown:
-                    await error(401, "unauthorized", "unknown API key")(scope, receive, send)
-                    return
+                    pass
+                else:
+                    if found is None:
+                        await error(401, "unauthorized", "unknown API key")(scope, receive,
+                                                                            send)
+                        return
+                    # the dependency takes it from here: a request's key is looked up once
+                    scope.setdefault("state", {})[TENANT_STATE] = found
         await self.app(scope, receive, send)
+
+
+#: where :class:`UnknownKeys` leaves the caller's tenant for :func:`api.routes.deps.tenant`
+#: (``request.state``: a copy per request)
+TENANT_STATE = "tutor_tenant"
 
 
 def _bearer_key(headers: list[tuple[bytes, bytes]]) -> str | None:

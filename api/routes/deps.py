@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.errors import ApiError
+from api.middleware import TENANT_STATE
 from api.service import TutorService
 from api.tenants import KeyCache, Tenant
 
@@ -29,7 +30,11 @@ def keys(request: Request) -> KeyCache:
 # request in FastAPI's dependency solving; the scheme is documented in OpenAPI by
 # api.openapi.TutorApi
 async def tenant(request: Request) -> Tenant:
-    """The caller's tenant, from its API key (``Authorization: Bearer <api key>``)."""
+    """The caller's tenant, from its API key (``Authorization: Bearer <api key>``), as
+    :class:`api.middleware.UnknownKeys` found it (else looked up here)."""
+    found: Tenant | None = request.scope.get("state", {}).get(TENANT_STATE)
+    if found is not None:
+        return found
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
