@@ -34,7 +34,7 @@ ALLOWED = {
     "tutor": {"engine", "content", "api", "training", "tutor"},
 }
 #: concrete model classes, and where they may be named
-MODEL_CLASSES = {"BKT", "DKT"}
+MODEL_CLASSES = {"BKT", "DKT", "TimedLR"}
 MAY_NAME_MODELS = ("engine/tracing/", "engine/catalog.py")
 
 

@@ -142,7 +142,7 @@ def chrono_replay(model: str, log: AnswerLog, split: ChronoSplit, *, options: di
     progress(2, 2, "done", {})
     return {"model": tracer.name, "split": str(split), **evaluate(test, p),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-            "answers_per_second": len(log) / max(predict_seconds, 1e-9),
+            "answers_per_second": len(test) / max(predict_seconds, 1e-9),
             "n_train": int(np.sum(train)), "n_test": len(test),
             "n_test_learners": len(np.unique(test.learner)),
             "n_test_unseen_skill": tracer.unseen_skills(test)}, p, test

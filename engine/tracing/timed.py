@@ -27,8 +27,8 @@ family                    columns (weights per skill for the first four, shared 
 Presets: ``pfa`` (skill, pfa), ``best-lr`` (item, skill, skill-counts, total-counts), ``das3h``
 (item, skill, skill-decay) and ``timed``, the recommended model (every family but ``pfa``, the
 plain counts, which the decaying ones contain, and ``lags``, which was measured to lower the
-AUC); ``bench/README.md`` gives what each family was measured to be worth. An item practising several skills adds up its skills' terms
-(DAS3H's sum).
+AUC); ``bench/README.md`` gives what each family was measured to be worth. An item practising
+several skills adds up its skills' terms (DAS3H's sum).
 
 Fitting is one L2-regularized logistic regression (scikit-learn's lbfgs) on a sparse design
 matrix, columns scaled to unit spread (the scales are folded into the weights afterwards). The
