@@ -31,6 +31,7 @@ concrete model.
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -260,6 +261,41 @@ class Tracer(ABC, Generic[State]):
     @abstractmethod
     def load(cls, path: str | Path) -> Self:
         """Read what :meth:`save` wrote."""
+
+
+class DocumentTracer(Tracer[State]):
+    """A tracer whose fitted parameters are one JSON document (BKT, the timed models): bytes,
+    files and their errors in one place. Subclasses say what the document is."""
+
+    @abstractmethod
+    def _document(self) -> dict[str, Any]:
+        """The fitted parameters and options as a JSON-ready, versioned document."""
+
+    @classmethod
+    @abstractmethod
+    def _from_document(cls, doc: Any, source: str) -> Self:
+        """The fitted model in ``doc``; ValueError naming ``source`` for a wrong document."""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self._document()).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Self:
+        try:
+            doc = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{source}: not a JSON file ({exc})") from None
+        return cls._from_document(doc, source)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self._document(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        try:
+            return cls.from_bytes(Path(path).read_bytes(), source=str(path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"model file not found: {path}") from None
 
 
 class Cached:

@@ -15,11 +15,9 @@ next answer (the complement keeps its precision as mastery approaches 1).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Self
 
 import numba
@@ -35,7 +33,7 @@ from engine.tracing._bkt_kernels import (
     sequence_hashes,
     step_pairs,
 )
-from engine.tracing.base import Cached, FitProgress, NotFittedError, Tracer
+from engine.tracing.base import Cached, DocumentTracer, FitProgress, NotFittedError
 from engine.tracing.bkt_params import DEFAULT_CLASS, BKTParams
 from engine.tracing.items import ItemIndex
 
@@ -112,7 +110,7 @@ def unique_sequences(lay: Layout) -> tuple[Layout, np.ndarray]:
     return unique, weight.astype(np.float64)
 
 
-class BKT(Tracer[np.ndarray]):
+class BKT(DocumentTracer[np.ndarray]):
     """Bayesian Knowledge Tracing; implements :class:`engine.tracing.base.Tracer`.
 
     Parameters mirror pyBKT's where they mean the same thing (``num_fits``, ``seed``, ``forgets``).
@@ -335,12 +333,7 @@ class BKT(Tracer[np.ndarray]):
                     correct: np.ndarray, *, at: datetime | None = None) -> np.ndarray:
         params = self._fitted()
         view: _ItemView = self._views.get(items, self._view)
-        rows = np.flatnonzero(chosen >= 0)
-        item = chosen[rows]
-        counts = items.pair_count[item]
-        ends = np.cumsum(counts)
-        pairs = np.repeat(items.pair_ptr[item] - ends + counts, counts) + np.arange(
-            ends[-1] if len(ends) else 0)
+        rows, counts, pairs = items.steps(chosen)
         new = np.array(states, dtype=float)  # a copy: the batch given is left unchanged
         step_pairs(new, np.repeat(rows, counts), view.pair_skill[pairs],
                    np.repeat(correct[rows], counts).astype(np.int64), view.pair_guess[pairs],
@@ -377,27 +370,6 @@ class BKT(Tracer[np.ndarray]):
         return state
 
     # ================================================================== persistence
-    def to_bytes(self) -> bytes:
-        return json.dumps(self._document()).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Self:
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{source}: not a JSON file ({exc})") from None
-        return cls._from_document(doc, source)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self._document(), indent=1))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        try:
-            return cls.from_bytes(Path(path).read_bytes(), source=str(path))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"model file not found: {path}") from None
-
     def _document(self) -> dict[str, Any]:
         return self._fitted().to_document(model=self.name, options=self.get_options())
 

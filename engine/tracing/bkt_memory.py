@@ -284,12 +284,7 @@ class BKTMemory(BKT):
                     correct: np.ndarray, *, at: datetime | None = None) -> np.ndarray:
         params = self._fitted()
         view: _ItemView = self._views.get(items, self._view)
-        rows = np.flatnonzero(chosen >= 0)
-        item = chosen[rows]
-        counts = items.pair_count[item]
-        ends = np.cumsum(counts)
-        pairs = np.repeat(items.pair_ptr[item] - ends + counts, counts) + np.arange(
-            ends[-1] if len(ends) else 0)
+        rows, counts, pairs = items.steps(chosen)
         new = np.array(states, dtype=float)  # a copy: the batch given is left unchanged
         t = _seconds(at)
         times = np.full(len(rows), t) if not math.isnan(t) else _latest_many(new[rows])

@@ -55,3 +55,16 @@ class ItemIndex:
         if not len(self.item_ids):
             return np.zeros(0)
         return np.add.reduceat(per_pair, self.pair_ptr[:-1]) / self.pair_count
+
+    def steps(self, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch's answers as (learner, skill) steps, for the tracers' ``update_many``:
+        ``chosen[i]`` is learner ``i``'s item index (negative: no answer). Returns the learners
+        who answered, the number of skills of each one's item, and the pair index (into
+        ``pair_skill``) of every step, learner by learner in item order."""
+        rows = np.flatnonzero(chosen >= 0)
+        item = chosen[rows]
+        counts = self.pair_count[item]
+        ends = np.cumsum(counts)
+        pairs = np.repeat(self.pair_ptr[item] - ends + counts, counts) + np.arange(
+            ends[-1] if len(ends) else 0)
+        return rows, counts, pairs

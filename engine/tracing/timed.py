@@ -46,13 +46,11 @@ not touch with the old state, which it leaves unchanged.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Self
 
 import immutables
@@ -61,7 +59,7 @@ from scipy import sparse
 from scipy.special import expit, logit
 
 from engine.events import NO_TIMESTAMP, AnswerEvent, AnswerLog
-from engine.tracing.base import Cached, FitProgress, NotFittedError, Tracer
+from engine.tracing.base import Cached, DocumentTracer, FitProgress, NotFittedError
 from engine.tracing.items import ItemIndex
 from engine.tracing.timed_features import (
     ELO_RATES,
@@ -196,7 +194,7 @@ def dense_columns(families: Sequence[str], h: _History) -> np.ndarray:
     return np.hstack(cols).astype(np.float64) if cols else np.zeros((n, 0))
 
 
-class TimedLR(Tracer[TimedState]):
+class TimedLR(DocumentTracer[TimedState]):
     """Logistic knowledge tracing on decaying practice counts; implements
     :class:`engine.tracing.base.Tracer` (see the module's docstring).
 
@@ -502,27 +500,6 @@ class TimedLR(Tracer[TimedState]):
             immutables.Map(zip(keys[n_skills:], as_entry[n_skills:], strict=True)))
 
     # ================================================================== persistence
-    def to_bytes(self) -> bytes:
-        return json.dumps(self._document()).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> Self:
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{source}: not a JSON file ({exc})") from None
-        return cls._from_document(doc, source)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self._document()))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        try:
-            return cls.from_bytes(Path(path).read_bytes(), source=str(path))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"model file not found: {path}") from None
-
     def _document(self) -> dict[str, Any]:
         p = self._fitted()
         options = {k: (list(v) if isinstance(v, tuple) else v)
