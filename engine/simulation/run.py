@@ -42,7 +42,7 @@ from engine.selection.batch import SelectionBatch, scope
 from engine.selection.lockstep import choose_many, context_of
 from engine.selection.policy import Policy
 from engine.selection.prepared import prepare
-from engine.simulation.base import DAY, NO_ITEM, make_population
+from engine.simulation.base import DAY, NO_ITEM, Population, make_population
 from engine.simulation.metrics import learner_auc, mean_ci, paired_ci, share_ci
 from engine.tracing.base import Tracer
 
@@ -244,7 +244,8 @@ def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy
 
 def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *, n: int,
               seed: int, schedule: Schedule, label: str, epoch: datetime = EPOCH,
-              progress: Progress | None = None) -> PolicyRun:
+              progress: Progress | None = None,
+              population: Population | None = None) -> PolicyRun:
     """``n`` learners of ``family`` (seed ``seed``) work through ``course`` on ``schedule``,
     answering whatever ``tutor`` chooses; their outcomes under the name ``label``.
 
@@ -252,13 +253,18 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
     one draw per learner and exercise whoever chooses, so the same seed gives the same
     learners the same luck under every tutor. The next exercise is chosen at the time of the
     learner's previous answer, as the API chooses the ``next`` of an answer's response.
+    ``population``: the learners, when a study prepares them itself (default: a new one of
+    ``family`` with ``n`` learners and ``seed``).
     """
     prepared = prepare(catalog)
     course_items, course_skills, _ = scope(prepared, course)
     test_items = np.flatnonzero(course_items)
     if not len(test_items):
         raise ValueError(f"course {course!r} has no items to practise or test")
-    population = make_population(family, catalog, n, seed)
+    if population is None:
+        population = make_population(family, catalog, n, seed)
+    elif population.n != n:
+        raise ValueError(f"the population has {population.n} learners, the run {n}")
     answers_rng = np.random.default_rng([seed, 0x5EED])
     answered = np.zeros(n, dtype=np.int64)
     reached = np.where(population.mastery(0.0)[:, course_skills].all(axis=1), 0, -1)
