@@ -229,8 +229,8 @@ class Placements:
         session = self._session(conn, rt, row, tenant_id, learner_id, learner.last_seq)
         estimate = session.estimate()
         choice = _choice(rt, session)
-        return {**_ended(learner_id, row), "theta": round(float(estimate.theta), 6),
-                "se": round(float(estimate.se), 6), "items_used": session.length,
+        return {**_ended(learner_id, row), "theta": _shown(estimate.theta),
+                "se": _shown(estimate.se), "items_used": session.length,
                 "items": [item for item, _ in session.answers],
                 "next": None if choice is None else rt.exercise(choice)}
 
@@ -423,11 +423,17 @@ def placed_mastery(catalog: Catalog, session: PlacementSession) -> dict[str, flo
     return {s: round(p, 6) for s, p in mastery.items()}
 
 
+def _shown(value: float) -> float:
+    """A number as the API shows it: 6 decimals, and never ``-0.0`` (a symmetric posterior's
+    mean comes out as -0.0 or 0.0 by rounding noise; JSON clients would print the sign)."""
+    return round(float(value), 6) + 0.0
+
+
 def _ended(learner_id: str, row: Row[Any]) -> PlacementResponse:
     """The placement as its row records it (an ended test's result)."""
     return {"learner_id": learner_id, "course": row.course, "status": row.status,
-            "theta": None if row.theta is None else round(row.theta, 6),
-            "se": None if row.se is None else round(row.se, 6),
+            "theta": None if row.theta is None else _shown(row.theta),
+            "se": None if row.se is None else _shown(row.se),
             "items_used": row.answers, "items": list(row.items or []),
             "max_length": row.max_length, "se_target": row.se_target,
             "mastery": None if row.mastery is None else dict(row.mastery), "next": None,

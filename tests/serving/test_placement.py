@@ -4,6 +4,7 @@ rebuild from the log, export and erasure, and a learner who skips placement."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -81,6 +82,8 @@ def test_a_full_placement_sets_the_starting_state(client, make_tenant) -> None:
     first = start(client, t, "ada", max_length=10, se_target=None)
     assert first["status"] == "running" and first["items_used"] == 0
     assert first["course"] == COURSE and first["mastery"] is None
+    # no answer yet: the prior's mean, shown as 0.0 (not the -0.0 rounding noise gave)
+    assert first["theta"] == 0.0 and math.copysign(1.0, first["theta"]) == 1.0
     assert first["next"]["reason"].startswith("placement test, item 1 of at most 10")
     assert set(first["next"]) >= {"item", "kind", "prompt", "answer", "skills", "p_correct"}
 
