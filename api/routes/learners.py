@@ -67,13 +67,17 @@ def get_next(request: Request, learner_id: LearnerId, t: Auth,
     return service(request).next_items(t, learner_id, n, course, target)
 
 
+#: the course a read is about (unlike `Course`, it does not change the learner's course)
+ReadCourse = Annotated[str | None, Query(
+    min_length=1, max_length=128, examples=["es.course.first-steps"],
+    description="A course's id (omitted: the learner's current course; none: the whole "
+                "content).")]
+
+
 @router.get("/{learner_id}/progress", responses=documented(
     ProgressResponse, "Skills mastered of the course's skills.", 404))
 def get_progress(request: Request, learner_id: LearnerId, t: Auth,
-                 course: Annotated[str | None, Query(
-                     min_length=1, max_length=128, examples=["es.course.first-steps"],
-                     description="A course's id (omitted: the learner's current course; "
-                                 "none: the whole content).")] = None,
+                 course: ReadCourse = None,
                  at: Annotated[Moment | None, Query(
                      examples=["2026-11-23T09:30:00Z"],
                      description="The moment the mastery is for (default: now): with a model "
@@ -88,10 +92,7 @@ def get_progress(request: Request, learner_id: LearnerId, t: Auth,
 @router.get("/{learner_id}/reviews", responses=documented(
     ReviewsResponse, "Every learned skill's review time, due ones first.", 404))
 def get_reviews(request: Request, learner_id: LearnerId, t: Auth,
-                course: Annotated[str | None, Query(
-                    min_length=1, max_length=128, examples=["es.course.first-steps"],
-                    description="A course's id (omitted: the learner's current course; "
-                                "none: the whole content).")] = None,
+                course: ReadCourse = None,
                 retention: Annotated[float, Query(
                     gt=0, lt=1, examples=[0.9],
                     description="The predicted recall below which a skill is due.")] = 0.9,
