@@ -26,7 +26,13 @@ import numpy as np
 from engine.catalog import Catalog
 from engine.selection import batch as b
 from engine.selection.batch import SelectionBatch
-from engine.selection.policy import Choice, SelectionContext
+from engine.selection.policy import (
+    Choice,
+    SelectionContext,
+    check_count,
+    check_seed,
+    check_threshold,
+)
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 
@@ -50,22 +56,12 @@ def _choice(prepared: PreparedCatalog, tracer: Tracer[Any], state: Any, item: in
     return [Choice(prepared.item_ids[item], prepared.item_skills[item], p, reason)]
 
 
-def _check_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-
-
-def _check_count(value: int, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 # ====================================================================== random
 class RandomPolicy:
     """Any item of the scope, drawn uniformly (the no-model, no-prerequisite baseline)."""
 
     def __init__(self, seed: int = 0) -> None:
-        _check_seed(seed)
+        check_seed(seed)
         self.seed = seed
 
     def __repr__(self) -> str:
@@ -108,10 +104,9 @@ class LowestMasteryPolicy:
 
     def __init__(self, mastery_threshold: float = 0.95, avoid_recent: int = 3,
                  seed: int = 0) -> None:
-        if not 0.0 < mastery_threshold <= 1.0:
-            raise ValueError(f"mastery_threshold must be in (0, 1], got {mastery_threshold!r}")
-        _check_count(avoid_recent, "avoid_recent", 0)
-        _check_seed(seed)
+        check_threshold(mastery_threshold)
+        check_count(avoid_recent, "avoid_recent", 0)
+        check_seed(seed)
         self.mastery_threshold = mastery_threshold
         self.avoid_recent = avoid_recent
         self.seed = seed
@@ -221,8 +216,8 @@ class FixedCurriculumPolicy:
     """
 
     def __init__(self, streak: int = STREAK, seed: int = 0) -> None:
-        _check_count(streak, "streak", 1)
-        _check_seed(seed)
+        check_count(streak, "streak", 1)
+        check_seed(seed)
         self.streak = streak
         self.seed = seed
 

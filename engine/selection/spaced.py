@@ -39,7 +39,14 @@ import numpy as np
 from engine.catalog import Catalog
 from engine.selection import batch as b
 from engine.selection.batch import SelectionBatch
-from engine.selection.policy import Choice, SelectionContext, _check_target
+from engine.selection.policy import (
+    Choice,
+    SelectionContext,
+    check_count,
+    check_seed,
+    check_target,
+    check_threshold,
+)
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 from engine.tracing.items import ItemIndex
@@ -101,17 +108,13 @@ class SpacedPolicy:
     def __init__(self, target_success: float = 0.75, mastery_threshold: float = MASTERY_THRESHOLD,
                  retention: float = 0.9, max_reviews: int = 5, session_hours: float = 2.0,
                  avoid_recent: int = 3, seed: int = 0) -> None:
-        _check_target(target_success)
-        if not 0.0 < mastery_threshold <= 1.0:
-            raise ValueError(f"mastery_threshold must be in (0, 1], got {mastery_threshold!r}")
+        check_target(target_success)
+        check_threshold(mastery_threshold)
         if not 0.0 < retention < 1.0:
             raise ValueError(f"retention must be strictly between 0 and 1, got {retention!r}")
-        for name, value in (("max_reviews", max_reviews), ("avoid_recent", avoid_recent),
-                            ("seed", seed)):
-            if isinstance(value, bool) or not isinstance(value, int) or (
-                    name != "seed" and value < 0):
-                raise ValueError(f"{name} must be an integer{' >= 0' if name != 'seed' else ''}"
-                                 f", got {value!r}")
+        check_count(max_reviews, "max_reviews", 0)
+        check_count(avoid_recent, "avoid_recent", 0)
+        check_seed(seed)
         if not session_hours > 0:
             raise ValueError(f"session_hours must be positive, got {session_hours!r}")
         self.target_success = target_success
