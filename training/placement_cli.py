@@ -18,6 +18,7 @@ from engine.placement import (
     CALIBRATION_MODELS,
     CRITERIA,
     ESTIMATORS,
+    PRIORS,
     Placement,
     StopRule,
     calibrate_log,
@@ -44,6 +45,11 @@ def calibrate(
     model: Annotated[str, typer.Option(
         parser=_one_of(CALIBRATION_MODELS), metavar="[2pl|3pl]",
         help="IRT model: 2pl, or 3pl (guessing with a Beta(5, 17) prior).")] = "2pl",
+    prior: Annotated[str, typer.Option(
+        parser=_one_of(PRIORS), metavar="[" + "|".join(PRIORS) + "]",
+        help="Priors of the slopes and difficulties: empirical (estimated from the bank, "
+             "each item borrowing strength from the others) or none (maximum likelihood).")]
+    = "empirical",
     pack: Annotated[Path | None, typer.Option(
         help="Content pack whose items' IRT values (difficulty, discrimination, guessing) "
              "are kept for items with too few answers.")] = None,
@@ -52,14 +58,15 @@ def calibrate(
     as_json: AsJson = False,
 ) -> None:
     """Fit 2PL or 3PL item parameters, with standard errors, to the learners' first answers to
-    each item (marginal maximum likelihood, EM on a quadrature grid)."""
+    each item (marginal maximum likelihood, EM on a quadrature grid, with empirical-Bayes
+    priors by default)."""
     writable(out_path, "--out")
     try:
         keep = _pack_values(pack) if pack is not None else None
         with progress_bar() as report:
             report(0, 1, f"reading {train.name}", {})
             log = read_log(train, format, mapping=_mapping(column))
-            result = calibrate_log(log, model, min_answers=min_answers, keep=keep,
+            result = calibrate_log(log, model, prior=prior, min_answers=min_answers, keep=keep,
                                    progress=lambda i, n, ll: report(i, n, "EM",
                                                                     {"log_lik": ll}))
     except (FileNotFoundError, ValueError, ContentError) as exc:
@@ -69,7 +76,8 @@ def calibrate(
         **{f"se_{name}": column for name, column in text.items()},
         "answers": [str(n) for n in result.answers], "source": list(result.source)})
     summary = {
-        "model": model, "items": len(result.bank), "fitted": result.source.count("fit"),
+        "model": model, "prior": prior, "items": len(result.bank),
+        "fitted": result.source.count("fit"),
         "kept": result.source.count("kept"), "dropped": list(result.dropped),
         "iterations": result.iterations, "converged": result.converged,
         "log_likelihood": result.log_likelihood, "out": str(out_path),

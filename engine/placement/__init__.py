@@ -7,12 +7,18 @@ starting state.
 * :mod:`.select`: selection criteria, exposure control, content balancing;
 * :mod:`.session`: a configured test and one examinee's resumable run of it;
 * :mod:`.simulate`: simulated examinees, and Sympson-Hetter parameters;
-* :mod:`.calibrate`: 2PL/3PL item parameters from answer logs (MML-EM);
+* :mod:`.calibrate`: 2PL/3PL item parameters from answer logs (MML-EM, empirical-Bayes priors);
 * :mod:`.mastery`: from θ to each skill's starting P(mastered).
 """
 
 from engine.placement.bank_file import BankFileError, read_bank, write_bank
-from engine.placement.calibrate import CALIBRATION_MODELS, Calibration, calibrate, calibrate_log
+from engine.placement.calibrate import (
+    CALIBRATION_MODELS,
+    PRIORS,
+    Calibration,
+    calibrate,
+    calibrate_log,
+)
 from engine.placement.estimate import ESTIMATORS, Estimate, Grid, estimate
 from engine.placement.irt import MODELS, ItemBank, information, probability
 from engine.placement.mastery import skill_threshold, starting_mastery
@@ -21,8 +27,9 @@ from engine.placement.session import Placement, PlacementSession, StopRule
 from engine.placement.simulate import SimulationResult, simulate, sympson_hetter
 
 __all__ = [
-    "CALIBRATION_MODELS", "CRITERIA", "ESTIMATORS", "MODELS", "BankFileError", "Calibration",
-    "Estimate", "Grid", "ItemBank", "Placement", "PlacementSession", "SimulationResult",
-    "StopRule", "calibrate", "calibrate_log", "estimate", "information", "probability", "read_bank",
-    "simulate", "skill_threshold", "starting_mastery", "sympson_hetter", "write_bank",
+    "CALIBRATION_MODELS", "CRITERIA", "ESTIMATORS", "MODELS", "PRIORS", "BankFileError",
+    "Calibration", "Estimate", "Grid", "ItemBank", "Placement", "PlacementSession",
+    "SimulationResult", "StopRule", "calibrate", "calibrate_log", "estimate", "information",
+    "probability", "read_bank", "simulate", "skill_threshold", "starting_mastery",
+    "sympson_hetter", "write_bank",
 ]
