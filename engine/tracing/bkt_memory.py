@@ -158,6 +158,37 @@ def _recall_rows(stability: np.ndarray, last: np.ndarray, t: np.ndarray, decay: 
             out[i, k] = _recall(stability[i, k], last[i, k], t[i], decay, factor)
 
 
+@numba.njit(cache=True, nogil=True)
+def _know_rows(states: np.ndarray, skills: np.ndarray, t: np.ndarray, decay: float,
+               factor: float, out: np.ndarray) -> None:
+    """P(known) = learned x recall of ``skills`` for every learner at ``t[learner]``, in one
+    pass over the states (what selection asks for every choice)."""
+    for i in range(states.shape[0]):
+        for j in range(len(skills)):
+            k = skills[j]
+            out[i, j] = states[i, LEARNED, k] * _recall(states[i, STABILITY, k],
+                                                        states[i, LAST, k], t[i], decay, factor)
+
+
+@numba.njit(cache=True, nogil=True)
+def _memory_rows(states: np.ndarray, skills: np.ndarray, t: np.ndarray, decay: float,
+                 factor: float, due_days: float, learned: np.ndarray, recall: np.ndarray,
+                 last: np.ndarray, due: np.ndarray) -> None:
+    """:class:`SkillMemory`'s four arrays in one pass: recall as :func:`recall_at` and due times
+    as :func:`due_at`, with ``due_days`` its ``(retention ** (1 / decay) - 1)``."""
+    for i in range(states.shape[0]):
+        for j in range(len(skills)):
+            k = skills[j]
+            s, seen = states[i, STABILITY, k], states[i, LAST, k]
+            learned[i, j] = states[i, LEARNED, k]
+            recall[i, j] = _recall(s, seen, t[i], decay, factor)
+            last[i, j] = seen
+            if math.isnan(s) or math.isnan(seen):
+                due[i, j] = math.nan  # never practised
+            else:
+                due[i, j] = seen + max(np.ceil(s / factor * due_days - 1e-9), 0.0) * DAY
+
+
 def recall_at(stability: np.ndarray, last: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     """FSRS's recall of memories (``stability`` days, ``last`` practice in epoch seconds, shape
     (learners, skills); NaN: never practised, recall 1) at ``t`` (epoch seconds, one or one
@@ -318,11 +349,13 @@ class BKTMemory(BKT):
         if not 0 < retention < 1:
             raise ValueError(f"target retention must be between 0 and 1, got {retention}")
         view: _ItemView = self._views.get(items, self._view)
-        k = view.skill
-        stability, last = states[:, STABILITY][:, k], states[:, LAST][:, k]
-        t = _latest_many(states) if at is None else at
-        return SkillMemory(states[:, LEARNED][:, k], recall_at(stability, last, t), last,
-                           due_at(stability, last, retention))
+        states = np.ascontiguousarray(states, dtype=np.float64)
+        t = _latest_many(states) if at is None else np.full(len(states), at)
+        learned, recall, last, due = (np.empty((len(states), len(view.skill)))
+                                      for _ in range(4))
+        _memory_rows(states, view.skill, t, _DECAY, _FACTOR, retention ** (1 / _DECAY) - 1,
+                     learned, recall, last, due)
+        return SkillMemory(learned, recall, last, due)
 
     # ================================================================== bytes
     def state_to_bytes(self, state: np.ndarray) -> bytes:
@@ -352,10 +385,11 @@ class BKTMemory(BKT):
     def _know(self, states: np.ndarray, skills: np.ndarray, at: datetime | None) -> np.ndarray:
         """P(known) at ``at`` of ``skills`` (model indices) for every learner: learned x
         recall; shape (learners, len(skills))."""
-        t = _latest_many(states) if at is None else at.timestamp()
-        result: np.ndarray = states[:, LEARNED][:, skills] * recall_at(
-            states[:, STABILITY][:, skills], states[:, LAST][:, skills], t)
-        return result
+        states = np.ascontiguousarray(states, dtype=np.float64)
+        t = _latest_many(states) if at is None else np.full(len(states), at.timestamp())
+        out = np.empty((len(states), len(skills)))
+        _know_rows(states, np.asarray(skills, dtype=np.int64), t, _DECAY, _FACTOR, out)
+        return out
 
 
 def _latest(state: np.ndarray) -> float:
