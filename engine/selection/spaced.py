@@ -50,7 +50,7 @@ from engine.selection.policy import (
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 from engine.tracing.items import ItemIndex
-from engine.tracing.recall import RecallTracer, SkillMemory
+from engine.tracing.recall import SkillMemory, has_memory
 
 __all__ = ["CourseStatus", "DueReview", "SpacedPolicy", "course_status", "reviews"]
 
@@ -94,7 +94,7 @@ def _memory(tracer: Tracer[Any], states: Any, index: ItemIndex, at: datetime | N
             retention: float) -> SkillMemory:
     """The batch's memory per skill; for a tracer without memory, mastery as ``learned`` and
     nothing ever forgotten or due."""
-    if isinstance(tracer, RecallTracer):
+    if has_memory(tracer):
         return tracer.memory_of_many(states, index, at=None if at is None else at.timestamp(),
                                      retention=retention)
     learned = tracer.mastery_of_many(states, index, at=at)
@@ -151,13 +151,15 @@ class SpacedPolicy:
             else np.flatnonzero(ranked.group[0] < _NONE)
         if not len(candidates):
             return []
-        seed = self.seed if context.seed is None else context.seed
-        ties = prepared.tie_keys(candidates, seed, context.learner)
-        order = np.lexsort((ties, ranked.distance[0, candidates], ranked.recall_key[0, candidates],
-                            ranked.group[0, candidates]))[:context.n]
+        if len(candidates) > 1:  # the seeded tie-break (the first choice's ties differ by it alone)
+            seed = self.seed if context.seed is None else context.seed
+            ties = prepared.tie_keys(candidates, seed, context.learner)
+            order = np.lexsort((ties, ranked.distance[0, candidates],
+                                ranked.recall_key[0, candidates], ranked.group[0, candidates]))
+            candidates = candidates[order[:context.n]]
         return [Choice(prepared.item_ids[i], prepared.item_skills[i], float(ranked.p[0, i]),
                        self._reason(prepared, ranked, i))
-                for i in candidates[order].tolist()]
+                for i in candidates.tolist()]
 
     def explain_empty(self, tracer: Tracer[Any], state: Any, catalog: Catalog,
                       context: SelectionContext) -> str | None:
@@ -255,14 +257,18 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
     skills for a review, of all skills ahead; 0 for new material) and the distance of
     predicted success to the target; with per skill ``learned`` and ``due``, whether a
     review is the learner's turn, and ``best``: the items ranked first (best group, then
-    lowest key, then closest to the target) before the seeded tie-break. A few passes over the
-    items, for one learner or a batch."""
+    lowest key, then closest to the target) before the seeded tie-break. Two passes over the
+    items per learner, for one learner or a batch."""
     n, n_items = p.shape
     n_skills = learned_p.shape[1]
     n_recent = recent.shape[1]
     blocked = np.zeros(n_skills, dtype=np.bool_)
+    skill_kind = np.zeros(n_skills, dtype=np.int8)  # an item of this skill alone: its kind
+    skill_key = np.zeros(n_skills)
     is_recent = np.zeros(n_items, dtype=np.bool_)
-    kind = np.zeros(n_items, dtype=np.int64)  # 0 not open, 1 new, 2 review, 3 ahead
+    kind = np.zeros(n_items, dtype=np.int8)  # 0 not open, 1 new, 2 review, 3 ahead
+    group_of = np.empty(4, dtype=np.int64)   # kind -> group, by whose turn it is
+    ties = np.empty(n_items, dtype=np.int64)
     for i in range(n):
         for k in range(n_skills):
             learned[i, k] = learned_p[i, k] >= threshold
@@ -271,36 +277,57 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
         for e in range(len(edge_skill)):
             if not learned[i, edge_req[e]]:
                 blocked[edge_skill[e]] = True
-        for r in range(max(n_recent - avoid_recent, 0), n_recent):
+        for k in range(n_skills):
+            skill_kind[k] = 0 if blocked[k] else (
+                1 if not learned[i, k] else (2 if due[i, k] else 3))
+            skill_key[k] = 0.0 if skill_kind[k] == 1 else recall[i, k]
+        window = max(n_recent - avoid_recent, 0)
+        for r in range(window, n_recent):
             if recent[i, r] >= 0:
                 is_recent[recent[i, r]] = True
+        # pass 1: each item's kind, key and distance; counts of new and review items, the last
+        # items (skipped while others are open) counted apart
         any_fresh = False
+        new_fresh = review_fresh = new_recent = review_recent = 0
         for j in range(n_items):
             kind[j] = 0
             if not in_scope[j]:
                 continue
-            is_open, all_learned, has_due = True, True, False
-            low_due, low_all = np.inf, np.inf
-            for q in range(pair_ptr[j], pair_ptr[j + 1]):
-                k = pair_skill[q]
-                is_open = is_open and not blocked[k]
-                all_learned = all_learned and learned[i, k]
-                if due[i, k]:
-                    has_due = True
-                    low_due = min(low_due, recall[i, k])
-                low_all = min(low_all, recall[i, k])
-            if not is_open:
+            lo, hi = pair_ptr[j], pair_ptr[j + 1]
+            if hi - lo == 1:  # one skill: its kind and key
+                c, item_key = skill_kind[pair_skill[lo]], skill_key[pair_skill[lo]]
+            else:
+                is_open, all_learned, has_due = True, True, False
+                low_due, low_all = np.inf, np.inf
+                for q in range(lo, hi):
+                    k = pair_skill[q]
+                    is_open = is_open and not blocked[k]
+                    all_learned = all_learned and learned[i, k]
+                    if due[i, k]:
+                        has_due = True
+                        low_due = min(low_due, recall[i, k])
+                    low_all = min(low_all, recall[i, k])
+                c = 0 if not is_open else (1 if not all_learned else (2 if has_due else 3))
+                item_key = 0.0 if c == 1 else (low_due if c == 2 else low_all)
+            if c == 0:
                 continue
-            kind[j] = 1 if not all_learned else (2 if has_due else 3)
-            key[i, j] = 0.0 if kind[j] == 1 else (low_due if kind[j] == 2 else low_all)
+            kind[j] = c
+            key[i, j] = item_key
             distance[i, j] = abs(p[i, j] - target)
-            any_fresh = any_fresh or not is_recent[j]
-        any_new = any_review = False
-        for j in range(n_items):
-            if kind[j] and any_fresh and is_recent[j]:
-                kind[j] = 0  # skip the last items while others are open
-            any_new = any_new or kind[j] == 1
-            any_review = any_review or kind[j] == 2
+            if is_recent[j]:
+                new_recent += c == 1
+                review_recent += c == 2
+            else:
+                any_fresh = True
+                new_fresh += c == 1
+                review_fresh += c == 2
+        if any_fresh:  # skip the last items while others are open
+            for r in range(window, n_recent):
+                if recent[i, r] >= 0:
+                    kind[recent[i, r]] = 0
+            any_new, any_review = new_fresh > 0, review_fresh > 0
+        else:
+            any_new, any_review = new_recent > 0, review_recent > 0
         # answers of this session (all skills practised since its start) to learned material
         reviewed, last_review = 0, False
         for r in range(n_recent):
@@ -316,27 +343,27 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
                 last_review = practice
         turn = any_review and (not any_new or (reviewed < max_reviews and not last_review))
         review_turn[i] = turn
+        group_of[0], group_of[3] = _NONE, _AHEAD
+        group_of[1], group_of[2] = (_NEW, _REVIEW) if turn else (_REVIEW, _NEW)
+        # the first group's kind: reviews on their turn, else new material, else ahead
+        top_kind = 2 if turn else (1 if any_new else 3)
+        # pass 2: groups, and the items of the first group tied first (lowest key, closest)
+        top_key, top_distance = np.inf, np.inf
+        n_ties = 0
         for j in range(n_items):
-            if kind[j] == 1:
-                group[i, j] = _NEW if turn else _REVIEW
-            elif kind[j] == 2:
-                group[i, j] = _REVIEW if turn else _NEW
-            elif kind[j] == 3:
-                group[i, j] = _AHEAD
-            else:
-                group[i, j] = _NONE
-        top_group, top_key, top_distance = _NONE, np.inf, np.inf
-        for j in range(n_items):
-            g = group[i, j]
-            if g == _NONE:
+            group[i, j] = group_of[kind[j]]
+            if kind[j] != top_kind:
                 continue
-            if g < top_group or (g == top_group and (key[i, j] < top_key or (
-                    key[i, j] == top_key and distance[i, j] < top_distance))):
-                top_group, top_key, top_distance = g, key[i, j], distance[i, j]
-        for j in range(n_items):
-            best[i, j] = (group[i, j] == top_group and top_group != _NONE
-                          and key[i, j] == top_key and distance[i, j] == top_distance)
-        for r in range(n_recent):
+            if key[i, j] < top_key or (key[i, j] == top_key and distance[i, j] < top_distance):
+                top_key, top_distance = key[i, j], distance[i, j]
+                n_ties = 0
+            if key[i, j] == top_key and distance[i, j] == top_distance:
+                ties[n_ties] = j
+                n_ties += 1
+        best[i, :] = False
+        for t in range(n_ties):
+            best[i, ties[t]] = True
+        for r in range(window, n_recent):
             if recent[i, r] >= 0:
                 is_recent[recent[i, r]] = False
 

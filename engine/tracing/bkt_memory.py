@@ -142,11 +142,16 @@ def _item_means(know: np.ndarray, pair_ptr: np.ndarray, pair_skill: np.ndarray,
     pairs of BKT's emission with P(known) ``know[learner, skill]``."""
     for i in range(know.shape[0]):
         for j in range(len(pair_ptr) - 1):
+            lo, hi = pair_ptr[j], pair_ptr[j + 1]
+            if hi - lo == 1:  # most items practise one skill: no sum, no division
+                k = know[i, pair_skill[lo]]
+                out[i, j] = k * (1.0 - slip[lo]) + (1.0 - k) * guess[lo]
+                continue
             total = 0.0
-            for p in range(pair_ptr[j], pair_ptr[j + 1]):
+            for p in range(lo, hi):
                 k = know[i, pair_skill[p]]
                 total += k * (1.0 - slip[p]) + (1.0 - k) * guess[p]
-            out[i, j] = total / (pair_ptr[j + 1] - pair_ptr[j])
+            out[i, j] = total / (hi - lo)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -11,13 +11,13 @@ Times are seconds since the Unix epoch (floats), NaN for "never practised".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
 from engine.tracing.items import ItemIndex
 
-__all__ = ["RecallTracer", "SkillMemory"]
+__all__ = ["RecallTracer", "SkillMemory", "has_memory"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,3 +48,17 @@ class RecallTracer(Protocol):
                        retention: float) -> SkillMemory:
         """:meth:`memory_of` of every learner of a batch: arrays of shape (learners, skills)."""
         ...
+
+
+_HAS_MEMORY: dict[type, bool] = {}
+
+
+def has_memory(tracer: object) -> TypeGuard[RecallTracer]:
+    """``isinstance(tracer, RecallTracer)``, remembered per class: the isinstance of a
+    runtime-checkable protocol looks up every member each time (microseconds on every choice
+    of a policy)."""
+    cls = type(tracer)
+    known = _HAS_MEMORY.get(cls)
+    if known is None:
+        known = _HAS_MEMORY[cls] = isinstance(tracer, RecallTracer)
+    return known
