@@ -178,16 +178,17 @@ def main() -> None:
             rows.append({"family": family, "tutor": name, "exercises": float(exercises.mean()),
                          "vs_fixed": paired_ci(exercises, fixed)["mean"] / fixed.mean(),
                          "reached": float(run.mastered.mean()),
-                         "post_test": float(run.outcomes["post_test"].mean())})
+                         "post_test": float(run.outcomes["post_test"].mean()),
+                         "retention_30d": float(run.outcomes["retention_30d"].mean())})
     if args.json:
         print(json.dumps({"machine": machine(), "learners": args.learners, "rows": rows}))
         return
     print("| family | tutor | exercises to mastery | vs fixed curriculum | reached mastery | "
-          "post-test |")
-    print("|---|---|---|---|---|---|")
+          "post-test | retention 30 d |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['family']} | {r['tutor']} | {r['exercises']:.1f} | {r['vs_fixed']:+.1%} | "
-              f"{r['reached']:.2f} | {r['post_test']:.3f} |")
+              f"{r['reached']:.2f} | {r['post_test']:.3f} | {r['retention_30d']:.3f} |")
 
 
 if __name__ == "__main__":
