@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -76,7 +77,9 @@ def calibrate(
         **{f"se_{name}": column for name, column in text.items()},
         "answers": [str(n) for n in result.answers], "source": list(result.source)})
     summary = {
-        "model": model, "prior": prior, "items": len(result.bank),
+        "model": model, "prior": prior,
+        "hyperparameters": None if result.prior is None else dataclasses.asdict(result.prior),
+        "items": len(result.bank),
         "fitted": result.source.count("fit"),
         "kept": result.source.count("kept"), "dropped": list(result.dropped),
         "iterations": result.iterations, "converged": result.converged,

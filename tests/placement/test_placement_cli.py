@@ -94,6 +94,8 @@ def test_calibrate_writes_a_bank_that_placement_reads(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["fitted"] == 20 and summary["converged"]
+    assert summary["prior"] == "empirical"
+    assert set(summary["hyperparameters"]) == {"mu_log_a", "sd_log_a", "mu_b", "sd_b"}
     bank = read_bank(out)
     order = [int(i[1:]) for i in bank.ids]
     assert np.sqrt(np.mean((bank.b - true.b[order]) ** 2)) < 0.15
@@ -102,6 +104,27 @@ def test_calibrate_writes_a_bank_that_placement_reads(tmp_path: Path) -> None:
     assert header == ["item", "a", "b", "c", "d", "Group", "se_a", "se_b", "answers", "source"]
     simulated = simulate_json("--bank", str(out), "--examinees", "50", "--length", "5")
     assert simulated["mean_length"] == 5
+
+
+def test_calibrate_without_priors_is_maximum_likelihood(tmp_path: Path) -> None:
+    g = np.random.default_rng(6)
+    true = ItemBank.build(g.lognormal(0, 0.25, 8), g.normal(0, 1, 8))
+    correct = g.random((300, 8)) < probability(true, g.normal(size=300))
+    learner, item = np.meshgrid(np.arange(300), np.arange(8), indexing="ij")
+    log = AnswerLog.from_columns([f"u{i}" for i in learner.ravel()],
+                                 [f"q{i}" for i in item.ravel()], ["s"] * correct.size,
+                                 correct.ravel())
+    write_csv(log, tmp_path / "log.csv")
+    result = runner.invoke(app, ["calibrate", "--format", "csv", "--train",
+                                 str(tmp_path / "log.csv"), "--prior", "none", "--out",
+                                 str(tmp_path / "bank.tsv"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["prior"] == "none" and summary["hyperparameters"] is None
+    refused = runner.invoke(app, ["calibrate", "--format", "csv", "--train",
+                                  str(tmp_path / "log.csv"), "--prior", "bilog", "--out",
+                                  str(tmp_path / "bank.tsv")])
+    assert refused.exit_code != 0 and "bilog" in refused.output
 
 
 def test_calibrate_refuses_a_missing_log(tmp_path: Path) -> None:
