@@ -91,9 +91,7 @@ class PreparedCatalog:
 
     def all_per_item(self, pair_flags: np.ndarray) -> np.ndarray:
         """True for the items whose every (item, skill) pair flag is set."""
-        if not self.item_ids:
-            return np.zeros(0, dtype=bool)
-        return np.logical_and.reduceat(pair_flags, self.pair_ptr[:-1])
+        return self.index.all_per_item(pair_flags)
 
     def tie_keys(self, items: np.ndarray, seed: int, learner: str) -> np.ndarray:
         """A pseudo-random order of ``items`` fixed by (seed, learner): equally good items are
