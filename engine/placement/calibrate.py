@@ -26,7 +26,7 @@ answers only (sparse), so logs where each learner sees a few of thousands of ite
 
 Why not a library: girth (the closest) was last released in 2021 and pins its own numerics;
 py-irt needs PyTorch and Pyro and fits by variational inference, without standard errors; mirt
-is R. The EM here is ~150 lines and is checked by parameter recovery.
+is R. The EM here is ~200 lines and is checked by parameter recovery.
 """
 
 from __future__ import annotations
