@@ -120,6 +120,37 @@ def test_due_time_is_the_first_whole_day_recall_reaches_the_retention() -> None:
         tracer.memory_of(state, index, at=None, retention=1.0)
 
 
+def test_memory_and_mastery_are_the_state_read_through_recall_at() -> None:
+    """The compiled one-pass readers (memory per skill, P(known) per skill) give exactly what
+    the state and :func:`recall_at` say, for learners who never practised, at any time."""
+    from engine.tracing.bkt_memory import LAST, LEARNED, STABILITY, recall_at
+
+    catalog = generated_catalog(8, seed=2)
+    tracer = _tracer(catalog)
+    index = prepare(catalog).index
+    rng = np.random.default_rng(4)
+    states = tracer.new_states(6)
+    for step in range(40):
+        chosen = np.where(rng.random(6) < 0.2, -1, rng.integers(0, len(index), 6))
+        chosen[0] = -1  # a learner who never practised
+        states = tracer.update_many(states, index, chosen, rng.random(6) < 0.7,
+                                    at=T0 + timedelta(hours=7 * step))
+    skills = np.array([list(catalog.skills).index(s) for s in index.skill_ids])
+    learned, stability, last = (states[:, row][:, skills] for row in (LEARNED, STABILITY, LAST))
+    for when in (None, T0 + timedelta(days=3), T0 + timedelta(days=200)):
+        t = (np.where(np.isnan(states[:, LAST]), -np.inf, states[:, LAST]).max(axis=1)
+             if when is None else when.timestamp())
+        recall = recall_at(stability, last, t)
+        memory = tracer.memory_of_many(states, index, at=None if when is None
+                                       else when.timestamp(), retention=0.85)
+        np.testing.assert_array_equal(memory.learned, learned)
+        np.testing.assert_array_equal(memory.recall, recall)
+        np.testing.assert_array_equal(memory.last, last)
+        assert np.array_equal(np.isnan(memory.due), np.isnan(last))
+        np.testing.assert_array_equal(tracer.mastery_of_many(states, index, at=when),
+                                      learned * recall)
+
+
 def test_fold_with_times_equals_predict_log_including_answers_without_times() -> None:
     catalog = generated_catalog(6, seed=2)
     tracer = _tracer(catalog)

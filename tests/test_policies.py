@@ -7,6 +7,7 @@ the tracer is the catalog's own BKT, reached through ``catalog.tracer()``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,23 @@ def test_batched_choice_equals_the_one_learner_choice(name: str) -> None:
             choices = policy.choose(tracer, states[i], catalog, context_of(batch, i, catalog))
             expected = prepared.item_index[choices[0].item] if choices else NO_CHOICE
             assert chosen[i] == expected, (name, course, i)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_the_first_choices_are_a_prefix_of_the_longer_ranking(name: str) -> None:
+    """Asking for fewer choices gives the first ones of the longer list, for any n (the
+    policies rank only the items that can come first; a bigger n must not reorder them)."""
+    policy = make_policy(name)
+    for k, (catalog, course) in enumerate(_catalogs()):
+        tracer = catalog.tracer(getattr(policy, "tracer_model", None) or "bkt")
+        states, batch = _random_batch(catalog, tracer, 40, course, seed=10 + k)
+        for i in range(len(batch)):
+            context = context_of(batch, i, catalog)
+            ranking = [c.item for c in policy.choose(tracer, states[i], catalog,
+                                                     replace(context, n=len(catalog.items)))]
+            for n in (1, 2, 5):
+                first = policy.choose(tracer, states[i], catalog, replace(context, n=n))
+                assert [c.item for c in first] == ranking[:n], (name, course, i, n)
 
 
 def test_fixed_curriculum_batch_passes_skills_like_the_one_learner_path() -> None:

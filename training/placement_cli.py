@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -46,11 +45,11 @@ def calibrate(
     model: Annotated[str, typer.Option(
         parser=_one_of(CALIBRATION_MODELS), metavar="[2pl|3pl]",
         help="IRT model: 2pl, or 3pl (guessing with a Beta(5, 17) prior).")] = "2pl",
-    prior: Annotated[str, typer.Option(
+    prior: Annotated[str | None, typer.Option(
         parser=_one_of(PRIORS), metavar="[" + "|".join(PRIORS) + "]",
         help="Priors of the slopes and difficulties: empirical (estimated from the bank, "
-             "each item borrowing strength from the others) or none (maximum likelihood).")]
-    = "empirical",
+             "each item borrowing strength from the others) or none (maximum likelihood). "
+             "Default: empirical for the 2pl, none for the 3pl.")] = None,
     pack: Annotated[Path | None, typer.Option(
         help="Content pack whose items' IRT values (difficulty, discrimination, guessing) "
              "are kept for items with too few answers.")] = None,
@@ -77,8 +76,8 @@ def calibrate(
         **{f"se_{name}": column for name, column in text.items()},
         "answers": [str(n) for n in result.answers], "source": list(result.source)})
     summary = {
-        "model": model, "prior": prior,
-        "hyperparameters": None if result.prior is None else dataclasses.asdict(result.prior),
+        "model": model, "prior": "none" if result.hyper is None else "empirical",
+        "hyperparameters": None if result.hyper is None else asdict(result.hyper),
         "items": len(result.bank),
         "fitted": result.source.count("fit"),
         "kept": result.source.count("kept"), "dropped": list(result.dropped),

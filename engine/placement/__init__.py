@@ -14,8 +14,10 @@ starting state.
 from engine.placement.bank_file import BankFileError, read_bank, write_bank
 from engine.placement.calibrate import (
     CALIBRATION_MODELS,
+    DEFAULT_PRIOR,
     PRIORS,
     Calibration,
+    Hyper,
     calibrate,
     calibrate_log,
 )
@@ -27,9 +29,9 @@ from engine.placement.session import Placement, PlacementSession, StopRule
 from engine.placement.simulate import SimulationResult, simulate, sympson_hetter
 
 __all__ = [
-    "CALIBRATION_MODELS", "CRITERIA", "ESTIMATORS", "MODELS", "PRIORS", "BankFileError",
-    "Calibration", "Estimate", "Grid", "ItemBank", "Placement", "PlacementSession",
-    "SimulationResult", "StopRule", "calibrate", "calibrate_log", "estimate", "information",
-    "probability", "read_bank", "simulate", "skill_threshold", "starting_mastery",
-    "sympson_hetter", "write_bank",
+    "CALIBRATION_MODELS", "CRITERIA", "DEFAULT_PRIOR", "ESTIMATORS", "MODELS", "PRIORS",
+    "BankFileError", "Calibration", "Estimate", "Grid", "Hyper", "ItemBank", "Placement",
+    "PlacementSession", "SimulationResult", "StopRule", "calibrate", "calibrate_log",
+    "estimate", "information", "probability", "read_bank", "simulate", "skill_threshold",
+    "starting_mastery", "sympson_hetter", "write_bank",
 ]

@@ -167,8 +167,9 @@ class TargetSuccessPolicy:
         distance = np.round(np.abs(p - target), _TIE_DECIMALS)
         # the first n by (review, distance, seeded tie-break): only the items that can be among
         # them are sorted (a full sort of a 10,000-item catalog took most of a choice); review
-        # adds 2 to a distance of at most 1, which keeps every order and every tie
-        key = distance + 2.0 * review
+        # adds 2 to a distance of at most 1, which keeps every order and every tie, and an
+        # undefined distance counts 1.5, last of its group, as the sort puts NaN
+        key = np.where(np.isnan(distance), 1.5, distance) + 2.0 * review
         cut = np.partition(key, min(context.n, len(key)) - 1)[min(context.n, len(key)) - 1]
         near = np.flatnonzero(key <= cut)
         seed = self.seed if context.seed is None else context.seed

@@ -280,7 +280,9 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
         for k in range(n_skills):
             skill_kind[k] = 0 if blocked[k] else (
                 1 if not learned[i, k] else (2 if due[i, k] else 3))
-            skill_key[k] = 0.0 if skill_kind[k] == 1 else recall[i, k]
+            # (an undefined recall keys last, as min(inf, nan) does for items of several skills)
+            skill_key[k] = 0.0 if skill_kind[k] == 1 else (
+                np.inf if np.isnan(recall[i, k]) else recall[i, k])
         window = max(n_recent - avoid_recent, 0)
         for r in range(window, n_recent):
             if recent[i, r] >= 0:
@@ -313,7 +315,8 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
                 continue
             kind[j] = c
             key[i, j] = item_key
-            distance[i, j] = abs(p[i, j] - target)
+            gap = abs(p[i, j] - target)
+            distance[i, j] = np.inf if np.isnan(gap) else gap  # no prediction: last
             if is_recent[j]:
                 new_recent += c == 1
                 review_recent += c == 2

@@ -179,8 +179,10 @@ def _know_rows(states: np.ndarray, skills: np.ndarray, t: np.ndarray, decay: flo
 def _memory_rows(states: np.ndarray, skills: np.ndarray, t: np.ndarray, decay: float,
                  factor: float, due_days: float, learned: np.ndarray, recall: np.ndarray,
                  last: np.ndarray, due: np.ndarray) -> None:
-    """:class:`SkillMemory`'s four arrays in one pass: recall as :func:`recall_at` and due times
-    as :func:`due_at`, with ``due_days`` its ``(retention ** (1 / decay) - 1)``."""
+    """:class:`SkillMemory`'s four arrays in one pass: recall as :func:`recall_at`, and the due
+    time: the first whole day after the last practice at which recall is at or below the
+    retention (``stability / factor * due_days`` days, ``due_days`` being
+    ``retention ** (1 / decay) - 1``; NaN for a memory never practised)."""
     for i in range(states.shape[0]):
         for j in range(len(skills)):
             k = skills[j]
@@ -205,14 +207,6 @@ def recall_at(stability: np.ndarray, last: np.ndarray, t: np.ndarray | float) ->
                  np.ascontiguousarray(l2, dtype=np.float64), np.ascontiguousarray(times),
                  _DECAY, _FACTOR, out)
     return out.reshape(np.shape(stability))
-
-
-def due_at(stability: np.ndarray, last: np.ndarray, retention: float) -> np.ndarray:
-    """The first whole day after ``last`` at which recall is at or below ``retention`` (epoch
-    seconds; NaN for a memory never practised)."""
-    days = stability / _FACTOR * (retention ** (1 / _DECAY) - 1)
-    due: np.ndarray = last + np.maximum(np.ceil(days - 1e-9), 0.0) * DAY
-    return due
 
 
 def _seconds(at: datetime | None) -> float:

@@ -56,7 +56,8 @@ _HAS_MEMORY: dict[type, bool] = {}
 def has_memory(tracer: object) -> TypeGuard[RecallTracer]:
     """``isinstance(tracer, RecallTracer)``, remembered per class: the isinstance of a
     runtime-checkable protocol looks up every member each time (microseconds on every choice
-    of a policy)."""
+    of a policy). It assumes, as every tracer here does, that the class decides: a tracer that
+    grows the protocol's methods per instance would be answered as its class first was."""
     cls = type(tracer)
     known = _HAS_MEMORY.get(cls)
     if known is None:
