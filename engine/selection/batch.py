@@ -83,9 +83,7 @@ def blocked_many(prepared: PreparedCatalog, mastered: np.ndarray) -> np.ndarray:
 
 def all_per_item_many(prepared: PreparedCatalog, pair_flags: np.ndarray) -> np.ndarray:
     """(n, items): True where every (item, skill) pair flag of the item is set."""
-    if not prepared.item_ids:
-        return np.zeros((len(pair_flags), 0), dtype=bool)
-    return np.logical_and.reduceat(pair_flags, prepared.pair_ptr[:-1], axis=1)
+    return prepared.index.all_per_item(pair_flags)
 
 
 def recent_mask(prepared: PreparedCatalog, batch: SelectionBatch, last: int) -> np.ndarray:

@@ -170,7 +170,8 @@ class TargetSuccessPolicy:
         # adds 2 to a distance of at most 1, which keeps every order and every tie, and an
         # undefined distance counts 1.5, last of its group, as the sort puts NaN
         key = np.where(np.isnan(distance), 1.5, distance) + 2.0 * review
-        cut = np.partition(key, min(context.n, len(key)) - 1)[min(context.n, len(key)) - 1]
+        last = min(context.n, len(key)) - 1
+        cut = np.partition(key, last)[last]
         near = np.flatnonzero(key <= cut)
         seed = self.seed if context.seed is None else context.seed
         ties = prepared.tie_keys(items[near], seed, context.learner)

@@ -344,10 +344,7 @@ class BKT(DocumentTracer[np.ndarray]):
                            at: datetime | None = None) -> np.ndarray:
         view: _ItemView = self._views.get(items, self._view)
         q = states[:, view.pair_skill]
-        per_pair = (1.0 - q) * (1.0 - view.pair_slip) + q * view.pair_guess
-        if not len(items):
-            return np.zeros((len(states), 0))
-        return np.add.reduceat(per_pair, items.pair_ptr[:-1], axis=1) / items.pair_count
+        return items.mean_per_item((1.0 - q) * (1.0 - view.pair_slip) + q * view.pair_guess)
 
     def mastery_of_many(self, states: np.ndarray, items: ItemIndex, *,
                         at: datetime | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ costs a few vectorized operations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numba
@@ -52,15 +53,19 @@ class ItemIndex:
         return len(self.item_ids)
 
     def mean_per_item(self, per_pair: np.ndarray) -> np.ndarray:
-        """The mean over each item's skills of a value given per (item, skill) pair."""
-        out = np.empty(len(self.item_ids))
-        _segment_means(np.ascontiguousarray(per_pair, dtype=np.float64), self.pair_ptr, out)
+        """The mean over each item's skills of a value given per (item, skill) pair; a leading
+        learner axis (n, pairs) gives (n, items)."""
+        values = np.ascontiguousarray(per_pair, dtype=np.float64)
+        out = np.empty((*values.shape[:-1], len(self.item_ids)))
+        _segment_means(_rows(values), self.pair_ptr, _rows(out))
         return out
 
     def all_per_item(self, pair_flags: np.ndarray) -> np.ndarray:
-        """True for the items whose every (item, skill) pair flag is set."""
-        out = np.empty(len(self.item_ids), dtype=np.bool_)
-        _segment_all(np.ascontiguousarray(pair_flags, dtype=np.bool_), self.pair_ptr, out)
+        """True for the items whose every (item, skill) pair flag is set; a leading learner
+        axis (n, pairs) gives (n, items)."""
+        flags = np.ascontiguousarray(pair_flags, dtype=np.bool_)
+        out = np.empty((*flags.shape[:-1], len(self.item_ids)), dtype=np.bool_)
+        _segment_all(_rows(flags), self.pair_ptr, _rows(out))
         return out
 
     def steps(self, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,20 +82,27 @@ class ItemIndex:
         return rows, counts, pairs
 
 
+def _rows(array: np.ndarray) -> np.ndarray:
+    """A (pairs,) or (n, pairs) array as (rows, pairs), a view (empty arrays too)."""
+    return array.reshape(math.prod(array.shape[:-1]), array.shape[-1])
+
+
 # compiled loops: numpy's reduceat costs tens of microseconds on 10,000 items, on every choice
 @numba.njit(cache=True, nogil=True)
 def _segment_means(values: np.ndarray, ptr: np.ndarray, out: np.ndarray) -> None:
-    for j in range(len(ptr) - 1):
-        total = 0.0
-        for p in range(ptr[j], ptr[j + 1]):
-            total += values[p]
-        out[j] = total / (ptr[j + 1] - ptr[j])
+    for i in range(values.shape[0]):
+        for j in range(len(ptr) - 1):
+            total = 0.0
+            for p in range(ptr[j], ptr[j + 1]):
+                total += values[i, p]
+            out[i, j] = total / (ptr[j + 1] - ptr[j])
 
 
 @numba.njit(cache=True, nogil=True)
 def _segment_all(flags: np.ndarray, ptr: np.ndarray, out: np.ndarray) -> None:
-    for j in range(len(ptr) - 1):
-        every = True
-        for p in range(ptr[j], ptr[j + 1]):
-            every = every and flags[p]
-        out[j] = every
+    for i in range(flags.shape[0]):
+        for j in range(len(ptr) - 1):
+            every = True
+            for p in range(ptr[j], ptr[j + 1]):
+                every = every and flags[i, p]
+            out[i, j] = every
