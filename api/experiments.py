@@ -36,7 +36,7 @@ import anyio.to_thread
 from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from api.db import events, experiment_assignments, experiments, learners
+from api.db import events, experiment_assignments, experiments, learners, retry_if_disconnected
 from api.responses import Assignment, Consent
 from engine.experiments import Arm, assign
 from engine.selection import Policy
@@ -168,13 +168,17 @@ class ExperimentServing:
         cached = self._cache.get(tenant_id)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(experiments).where(
-                experiments.c.tenant_id == tenant_id)).all()
-        found = tuple(Experiment.of(r) for r in rows)
+        found = self._read(tenant_id)
         with self._lock:
             self._cache[tenant_id] = (now, found)
         return found
+
+    @retry_if_disconnected  # a read, every CACHE_SECONDS on every answer's path
+    def _read(self, tenant_id: int) -> tuple[Experiment, ...]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(experiments).where(
+                experiments.c.tenant_id == tenant_id)).all()
+        return tuple(Experiment.of(r) for r in rows)
 
     def forget(self, tenant_id: int) -> None:
         """Drop the cached definitions (this process changed them)."""

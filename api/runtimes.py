@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from api.db import retry_if_disconnected
 from api.models import tenant_tracer
 from api.responses import Exercise, ItemContent
 from api.tenants import Tenant, load_catalog
@@ -68,8 +69,12 @@ class Runtimes:
         with self._lock:
             rt = self.current(tenant)
             if rt is None:
-                catalog = load_catalog(self._engine, tenant.id)
-                tracer = tenant_tracer(self._engine, tenant.id, catalog)
-                rt = Runtime(tenant.content_version, catalog, tracer)
+                rt = self._build(tenant)
                 self._built[tenant.id] = rt
         return rt
+
+    @retry_if_disconnected  # reads only: safe to repeat on a fresh connection
+    def _build(self, tenant: Tenant) -> Runtime:
+        catalog = load_catalog(self._engine, tenant.id)
+        return Runtime(tenant.content_version, catalog,
+                       tenant_tracer(self._engine, tenant.id, catalog))
