@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -53,11 +54,20 @@ class Tables:
     log_p: np.ndarray     # log P
     log_q: np.ndarray     # log (1 - P)
     info: np.ndarray      # Fisher information, (points, items)
+    index: Mapping[str, int]  # each item id's column
 
     @classmethod
     def build(cls, bank: ItemBank, grid: Grid) -> Tables:
         p = probability(bank, grid.points)
-        return cls(bank, grid, p, np.log(p), np.log1p(-p), information(bank, grid.points))
+        return cls(bank, grid, p, np.log(p), np.log1p(-p), information(bank, grid.points),
+                   MappingProxyType({item: i for i, item in enumerate(bank.ids)}))
+
+    @property
+    def nbytes(self) -> int:
+        """About what the tables hold in memory (the four arrays, and ~100 bytes an item for
+        the bank and the index): what a cache of them counts."""
+        arrays = self.p.nbytes + self.log_p.nbytes + self.log_q.nbytes + self.info.nbytes
+        return arrays + 100 * len(self.bank)
 
 
 def scores(tables: Tables, criterion: str, theta: float, weights: np.ndarray) -> np.ndarray:

@@ -7,12 +7,19 @@ whole state is its seed and the answers so far: every random draw of step ``k`` 
 generator seeded with ``(seed, k)``, so :meth:`Placement.resume` replays the same selections,
 the same items set aside by Sympson-Hetter and the same estimate. A server persists
 :meth:`PlacementSession.to_dict` (or nothing but the answer log) and resumes after a restart.
+Replaying costs a selection (a pass over the bank) per answer; a server that also keeps the
+item the session gives now (:attr:`PlacementSession.pending`) and the items set aside
+restores it with :meth:`Placement.restore` without any selection, in O(answers x grid).
+
+The bank's tables (:class:`engine.placement.select.Tables`) depend on the bank and the grid
+only: a server builds them once per bank and shares them between placements of any stopping
+rule (``shared_tables=``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -64,9 +71,11 @@ class Placement:
     estimator: str = "eap"
     grid: Grid = field(default_factory=Grid.normal)
     tables: Tables = field(init=False)
+    #: the bank's tables on ``grid`` when they are built already (shared: see the module)
+    shared_tables: InitVar[Tables | None] = None
     group_masks: Mapping[str, np.ndarray] = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, shared_tables: Tables | None) -> None:
         if self.criterion not in CRITERIA:
             raise ValueError(f"unknown selection criterion {self.criterion!r}; one of "
                              f"{', '.join(CRITERIA)}")
@@ -91,10 +100,15 @@ class Placement:
                 raise ValueError("content balance: shares must be >= 0 and not all 0")
             object.__setattr__(self, "balance", MappingProxyType(
                 {g: v / total for g, v in self.balance.items()}))
-        object.__setattr__(self, "tables", Tables.build(self.bank, self.grid))
+        if shared_tables is None:
+            shared_tables = Tables.build(self.bank, self.grid)
+        elif shared_tables.bank is not self.bank or shared_tables.grid is not self.grid:
+            raise ValueError("tables: built for another bank or grid than the placement's")
+        object.__setattr__(self, "tables", shared_tables)
+        # only the balanced groups' masks: a bank of many groups would hold groups x items
         groups = np.asarray(self.bank.groups)
         object.__setattr__(self, "group_masks", MappingProxyType(
-            {g: groups == g for g in self.bank.group_names}))
+            {g: groups == g for g in self.balance or ()}))
 
     def start(self, seed: int) -> PlacementSession:
         """A new examinee's test."""
@@ -108,6 +122,31 @@ class Placement:
             session.answer(item, correct)
         return session
 
+    def restore(self, seed: int, answers: Sequence[tuple[str, bool]], pending: str | None,
+                set_aside: Sequence[str] = ()) -> PlacementSession:
+        """The session that gave ``answers`` and gives ``pending`` now (None: it is over, or
+        its next item is to be selected), with ``set_aside`` refused by Sympson-Hetter, as
+        :meth:`resume` would replay it, without selecting anything: what a server that kept
+        those restores in one step. ValueError for an item the bank does not have, one
+        answered twice, or a ``pending`` item answered or set aside already."""
+        session = self.start(seed)
+        try:
+            for item, correct in answers:
+                if not session._available[self.tables.index[item]]:
+                    raise ValueError(f"item {item!r} is answered twice")
+                session._record(self.tables.index[item], correct)
+            for item in set_aside:
+                session._available[self.tables.index[item]] = False
+                session.set_aside.append(self.tables.index[item])
+            if pending is not None:
+                i = self.tables.index[pending]
+                if not session._available[i]:
+                    raise ValueError(f"the pending item {pending!r} is answered or set aside")
+                session._pending = i
+        except KeyError as exc:
+            raise ValueError(f"item {exc.args[0]!r} is not in the bank") from None
+        return session
+
 
 class PlacementSession:
     """One examinee's test: :meth:`next_item`, :meth:`answer`, until :attr:`done`."""
@@ -116,7 +155,6 @@ class PlacementSession:
         self.placement = placement
         self.seed = int(seed)
         n = len(placement.bank)
-        self._index = {item: i for i, item in enumerate(placement.bank.ids)}
         self._available = np.ones(n, dtype=bool)
         self._given: list[int] = []
         self._correct: list[bool] = []
@@ -140,6 +178,11 @@ class PlacementSession:
     def answers(self) -> list[tuple[str, bool]]:
         ids = self.placement.bank.ids
         return [(ids[i], c) for i, c in zip(self._given, self._correct, strict=True)]
+
+    @property
+    def pending(self) -> str | None:
+        """The item given now if it is selected already (:meth:`next_item` selects it)."""
+        return None if self._pending is None else self.placement.bank.ids[self._pending]
 
     @property
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
@@ -175,8 +218,12 @@ class PlacementSession:
                              f"{item!r} is expected")
         if item != expected:
             raise ValueError(f"the placement test gives item {expected!r} now, not {item!r}")
-        i = self._index[item]
         self._pending = None
+        self._record(self.placement.tables.index[item], correct)
+        return self._estimate
+
+    def _record(self, i: int, correct: bool) -> None:
+        """Take the answer to item ``i``: the likelihood, the estimate, the group counts."""
         self._given.append(i)
         self._correct.append(bool(correct))
         self._available[i] = False
@@ -185,7 +232,6 @@ class PlacementSession:
         column = self.placement.tables.log_p if correct else self.placement.tables.log_q
         self._log_likelihood += column[:, i]
         self._estimate, self._weights = eap(self.placement.grid, self._log_likelihood)
-        return self._estimate
 
     def _select(self) -> int:
         p = self.placement

@@ -156,3 +156,49 @@ def test_bad_configurations_are_refused() -> None:
         StopRule(5, 3)
     with pytest.raises(ValueError, match="one per item"):
         Placement(BANK, control=np.ones(3))
+
+
+def test_restore_gives_the_replayed_session_without_selecting() -> None:
+    """A session restored from its answers and the item it gives now is the one a replay
+    gives, bit for bit, and selects nothing (a server's read or answer costs one step)."""
+    balanced = Placement(BANK, criterion="kl", randomesque=3, stop=StopRule(3, 15),
+                         balance={"algebra": 1, "numbers": 1})
+    g = np.random.default_rng(3)
+    session = balanced.start(17)
+    while (item := session.next_item()) is not None and session.length < 8:
+        session.answer(item, bool(g.random() < 0.5))
+    restored = balanced.restore(17, session.answers, session.pending)
+    replayed = balanced.resume(17, session.answers)
+    assert restored.estimate() == replayed.estimate() == session.estimate()
+    assert restored.pending == session.pending == replayed.next_item()
+    np.testing.assert_array_equal(restored.posterior[1], session.posterior[1])
+    calls = []
+    restored._select = lambda: calls.append(1)  # type: ignore[method-assign]
+    assert restored.next_item() == session.pending and not calls
+    # and goes on as the original does
+    restored = balanced.restore(17, session.answers, session.pending)
+    for s in (restored, session):
+        s.answer(session.pending, True)  # type: ignore[arg-type]
+    assert restored.next_item() == session.next_item()
+    with pytest.raises(ValueError, match="not in the bank"):
+        balanced.restore(17, [("nope", True)], None)
+    with pytest.raises(ValueError, match="twice"):
+        balanced.restore(17, [session.answers[0], session.answers[0]], None)
+    with pytest.raises(ValueError, match="pending"):
+        balanced.restore(17, session.answers, session.answers[0][0])
+
+
+def test_placements_share_one_banks_tables_whatever_their_stop_rule() -> None:
+    """The tables depend on the bank and the grid only: a placement of another stopping rule
+    takes them as they are; tables of another bank are refused."""
+    first = Placement(BANK, stop=StopRule(1, 5))
+    other = Placement(BANK, stop=StopRule(3, 20, 0.3), grid=first.grid,
+                      shared_tables=first.tables)
+    assert other.tables is first.tables
+    assert other.start(4).next_item() == Placement(BANK, stop=StopRule(3, 20, 0.3)).start(
+        4).next_item()
+    with pytest.raises(ValueError, match="another bank"):
+        Placement(generated_bank(50), grid=first.grid, shared_tables=first.tables)
+    # no group masks kept for an unbalanced placement (a bank of many groups: groups x items)
+    assert dict(first.group_masks) == {}
+    assert first.tables.nbytes >= 4 * len(first.grid.points) * len(BANK) * 8
