@@ -162,7 +162,13 @@ class TutorService:
         """Record ``answer`` and return the response (the stored one for a retried event id)."""
         rt = self.runtimes.get(tenant)
         now = datetime.now(UTC)
-        item = self._checked_item(rt, answer, now)
+        try:
+            item = self._checked_item(rt, answer, now)
+        except (NotFound, Invalid):
+            stored = self._logged(tenant.id, answer.event_id)
+            if stored is None:
+                raise
+            return self._replay(stored, learner_id, answer)
         drawn = link()
         with self.log.writer, self.engine.connect() as conn, conn.begin() as transaction:
             learner = self.log.next_seq(conn, tenant.id, learner_id, now, answer.course, drawn)
@@ -304,6 +310,13 @@ class TutorService:
                           f"clocks may be at most {self.max_clock_skew.total_seconds():g} s "
                           "ahead)")
 
+    def _logged(self, tenant_id: int, event_id: str) -> LoggedAnswer | None:
+        """The logged answer with ``event_id``, if any. Asked only when an answer fails its
+        checks: a retry of an acknowledged answer gets its stored response even when its item
+        or course has been removed since, or its time has become invalid."""
+        with self.engine.connect() as conn:
+            return self.log.find_all(conn, tenant_id, [event_id]).get(event_id)
+
     @staticmethod
     def _replay(stored: LoggedAnswer, learner_id: str, answer: Answer) -> AnswerResponse:
         """The response first given for this event id, if the retry is the same answer: the
@@ -348,11 +361,16 @@ class TutorService:
         """
         rt = self.runtimes.get(tenant)
         now = datetime.now(UTC)
-        items: list[Item] = []
+        items: list[Item | None] = []
         first: dict[str, int] = {}  # event id -> index of its first answer in the batch
         for i, (learner_id, answer) in enumerate(answers):
             with _naming(what, i, answer.event_id):
-                items.append(self._checked_item(rt, answer, now))
+                try:
+                    items.append(self._checked_item(rt, answer, now))
+                except (NotFound, Invalid):
+                    if self._logged(tenant.id, answer.event_id) is None:
+                        raise
+                    items.append(None)  # acknowledged before: answered with its stored response
                 j = first.setdefault(answer.event_id, i)
                 if j != i and (answers[j][0], answers[j][1]) != (learner_id, answer):
                     raise Conflict(f"event_id {answer.event_id} is also {what} {j}, a "
@@ -370,7 +388,7 @@ class TutorService:
         return results
 
     def _write_batch(self, rt: Runtime, tenant: Tenant, answers: Sequence[tuple[str, Answer]],
-                     items: Sequence[Item], first: dict[str, int], now: datetime, what: str,
+                     items: Sequence[Item | None], first: dict[str, int], now: datetime, what: str,
                      ) -> tuple[list[AnswerResponse], dict[str, CachedState]] | None:
         """The transaction of :meth:`answer_batch`: the responses, and the learners' new
         states to cache; ``None`` (nothing written) if an event id was logged by another
@@ -400,7 +418,9 @@ class TutorService:
                 served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
                                                  last_seq=seq - 1)
                 assert served is not None  # (enrol=True)
-                step = self._step(rt, tenant, learner_id, items[i], answers[i][1], now, cached,
+                item = items[i]
+                assert item is not None  # (only a logged answer's item may be gone)
+                step = self._step(rt, tenant, learner_id, item, answers[i][1], now, cached,
                                   course, link=drawn, served=served)
                 if not self.log.append(conn, step.row):
                     transaction.rollback()

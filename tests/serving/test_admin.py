@@ -174,6 +174,40 @@ def test_packs_listed_and_removed_over_http(client, make_tenant) -> None:
     assert client.get("/v1/content/packs", headers=t.headers).json() == {"packs": []}
 
 
+def test_retries_of_acknowledged_answers_after_their_pack_was_removed(client,
+                                                                         make_tenant) -> None:
+    """A retry of an acknowledged answer whose item (or course) has been removed since got 404:
+    the item was checked before the event id was looked up. An app retrying after a lost
+    response must get the stored response, whatever changed in between; a new answer to a
+    removed item is still refused."""
+    t = make_tenant(["mini", other_pack()])
+    first = {"item_id": "solo.1", "correct": True, "event_id": new_event_id(),
+             "course": "solo.course"}
+    done = client.post("/v1/learners/ivo/answers", headers=t.headers, json=first)
+    assert done.status_code == 200, done.text
+    statement = {"id": new_event_id(), "actor": {"account": {"homePage": "https://app.example",
+                                                               "name": "ivo"}},
+                 "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                 "object": {"id": "https://app.example/items/solo.2"},
+                 "result": {"success": False}}
+    batch = client.post("/v1/xapi/statements", headers=t.headers, json=[statement])
+    assert batch.status_code == 200, batch.text
+    assert client.delete("/v1/content/packs/solo", headers=t.headers).status_code == 204
+    again = client.post("/v1/learners/ivo/answers", headers=t.headers, json=first)
+    assert again.status_code == 200, again.text
+    assert again.json() == {**done.json(), "duplicate": True}
+    fresh = {"id": new_event_id(), "actor": statement["actor"], "verb": statement["verb"],
+             "object": {"id": "https://app.example/items/mini.a.mid"},
+             "result": {"success": True}}
+    both = client.post("/v1/xapi/statements", headers=t.headers, json=[statement, fresh])
+    assert both.status_code == 200, both.text
+    results = both.json()["results"]
+    assert results[0] == {**batch.json()["results"][0], "duplicate": True}
+    assert results[1]["duplicate"] is False and results[1]["seq"] == 3
+    error_of(client.post("/v1/learners/ivo/answers", headers=t.headers,
+                         json={**first, "event_id": new_event_id()}), 404, "not_found")
+
+
 def test_content_list_and_remove_commands(tutor, make_client, make_tenant) -> None:
     client = make_client(key_cache_seconds=0.2)
     t = make_tenant(["mini", other_pack()])
