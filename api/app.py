@@ -19,6 +19,7 @@ from api import errors
 from api.db import make_engine
 from api.middleware import BodyLimit, Observe, PathEncoding, UnknownKeys
 from api.openapi import TutorApi
+from api.placement import PlacementLimits
 from api.routes import content, experiments, learners, operations, placement, xapi
 from api.service import TutorService
 from api.settings import Settings
@@ -31,8 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The application for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
-    service = TutorService(engine, make_store(settings),
-                           timedelta(seconds=settings.max_clock_skew_seconds))
+    service = TutorService(engine, make_store(settings, engine),
+                           timedelta(seconds=settings.max_clock_skew_seconds),
+                           PlacementLimits(settings.max_placement_items,
+                                           settings.placement_cache_bytes))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # what the routes use (api.routes.deps)
     app.state.service = service
+    app.state.max_content_items = settings.max_content_items  # (api.routes.content)
     app.state.keys = KeyCache(engine, ttl=settings.key_cache_seconds)
     app.add_middleware(BodyLimit, limit=lambda path: settings.max_pack_bytes
                        if path.startswith("/v1/content") else settings.max_body_bytes)

@@ -375,7 +375,7 @@ def rebuild_state(
 
     settings = _settings(database_url)
     engine = _ready_engine(settings)
-    store = make_store(settings)
+    store = make_store(settings, engine)
     if not settings.redis_url:
         err.print("no TUTOR_REDIS_URL: each server process caches states itself (and rebuilds "
                   "them from the log as needed); checking the log only")
@@ -470,8 +470,8 @@ def experiment_report(
     settings = _settings(database_url)
     engine, target = _tenant(database_url, tenant)
     try:
-        report = experiment_results(TutorService(engine, make_store(settings)), target, name,
-                                    alpha)
+        report = experiment_results(TutorService(engine, make_store(settings, engine)), target,
+                                    name, alpha)
     except NotFound as exc:
         raise fail(f"{exc} (tenant {tenant!r}; GET /v1/experiments lists them)") from None
     except ValueError as exc:  # alpha

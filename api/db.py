@@ -39,6 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
     false,
+    select,
     true,
     update,
 )
@@ -177,18 +178,46 @@ placements = Table(
     Column("seed", BigInteger, nullable=False),
     Column("max_length", Integer, nullable=False),
     Column("se_target", Float),  # NULL: no standard-error stop
-    Column("status", String(16), nullable=False),  # running, finished, stopped
+    Column("status", String(16), nullable=False),  # running, finished, stopped, abandoned
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True)),
-    Column("answers", Integer, nullable=False, server_default="0"),  # items used, once ended
-    Column("theta", Float),  # the result, once ended with at least one answer
+    # items used, the estimate and the item ids in order: so far while running, then the result
+    Column("answers", Integer, nullable=False, server_default="0"),
+    Column("theta", Float),
     Column("se", Float),
-    Column("mastery", JSON),  # starting P(mastered) per skill
-    Column("items", JSON),  # the ids of the items used, in order
+    Column("mastery", JSON),  # starting P(mastered) per skill, once ended
+    Column("items", JSON),
+    Column("next_item", String(ID)),  # while running: the item given now (NULL: replayed)
+    Column("reason", String(512)),  # why it was abandoned
     ForeignKeyConstraint(["tenant_id", "learner_id"],
                          ["learners.tenant_id", "learners.learner_id"], ondelete="CASCADE",
                          name="fk_placements_learner"),
 )
+
+
+#: secrets every worker and node must share (migration 0009 draws them): ``state_cache_key``
+#: signs the learner-state entries in Redis (:func:`state_cache_key`)
+service_secrets = Table(
+    "service_secrets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _secret(engine: Engine, name: str) -> bytes:
+    with engine.connect() as conn:
+        value = conn.execute(select(service_secrets.c.value).where(
+            service_secrets.c.name == name)).scalar()
+    if value is None:
+        raise RuntimeError(f"the database has no secret {name!r}: run `tutor db upgrade`")
+    return bytes(value)
+
+
+def state_cache_key(engine: Engine) -> bytes:
+    """The key of the MAC over each cached learner state (:class:`api.store.RedisStore`),
+    read once per process (a read that meets a closed connection runs again)."""
+    return retry_if_disconnected(_secret)(engine, "state_cache_key")
 
 
 def bump_content_version(conn: Connection, tenant_id: int) -> None:

@@ -14,7 +14,11 @@ but a state rebuilt from the log always replaces the entry (``rebuilt``), whatev
 A damaged entry (a field that is not a number, recent items that are not UTF-8, a key of
 another Redis type; and a state of the wrong size or with impossible values, which the tracer
 refuses) is counted (``tutor_state_cache_damaged_total{kind}``), dropped and rebuilt: it costs a
-rebuild, never an error or a wrong state.
+rebuild, never an error or a wrong state. Damage that leaves every field plausible (a state of
+valid probabilities that is not the log's) is caught too: each Redis entry carries a MAC over
+all its fields and its key, keyed by a secret kept in the database (:func:`api.db.state_cache_key`),
+so that whoever can write to Redis but not read the database can neither forge an entry nor
+move one to another learner (kind ``mac``).
 
 For the same reason an unreachable Redis is not an outage: reads and writes of entries then
 report a miss, and every answer rebuilds its learner's state from the log (slower, never
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import inspect
 import logging
 import random
@@ -36,8 +41,10 @@ from typing import Any, Protocol, TypeVar, cast
 
 import redis
 import redis.asyncio
+from sqlalchemy import Engine
 
 from api import metrics
+from api.db import state_cache_key
 from api.settings import Settings
 
 log = logging.getLogger("tutor.store")
@@ -203,7 +210,7 @@ class InProcessStore:
 
 
 # KEYS[1]: the entry. ARGV: epoch, content version, version, digest, state, recent items, ttl,
-# rebuilt ("1": replace whatever is there). An erased learner leaves a tombstone (t=1) holding
+# rebuilt ("1": replace whatever is there), MAC. An erased learner leaves a tombstone (t=1) holding
 # only its last epoch, so that an answer that committed before the erasure cannot write its
 # state back afterwards; not even a rebuild replaces it. A damaged entry (a key of another
 # type, fields that are not numbers) is replaced by any write. (Digests are compared as text:
@@ -230,7 +237,7 @@ if kind == 'hash' then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 'v', ARGV[3], 'd', ARGV[4],
-           's', ARGV[5], 'r', ARGV[6])
+           's', ARGV[5], 'r', ARGV[6], 'm', ARGV[9])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 return 1
 """
@@ -287,15 +294,19 @@ def _best_effort(miss: bool | None) -> Callable[[_Method], _Method]:
 
 class RedisStore:
     """Entries as Redis hashes, written by a compare-and-set script (atomic in Redis),
-    expiring after ``ttl_seconds`` unused. Keys hold a hash of the learner id, not the id.
+    expiring after ``ttl_seconds`` unused, each signed by a MAC keyed by ``key()`` (called
+    once, at first use: the database's :func:`api.db.state_cache_key`). Keys hold a hash of the
+    learner id, not the id.
 
     Two clients on one server: a blocking one for worker threads and an asyncio one for the
     event loop (its connections open on first use, in the loop that uses them). Reads and
     writes of entries are best effort (see the module docstring); :meth:`erase` and
     :meth:`ping` raise when Redis cannot be reached."""
 
-    def __init__(self, url: str, ttl_seconds: int = 30 * 86_400,
+    def __init__(self, url: str, key: Callable[[], bytes], ttl_seconds: int = 30 * 86_400,
                  tombstone_seconds: int = 600) -> None:
+        self._mac_key_of = key
+        self._mac_key: bytes | None = None
         self._redis = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
                                            socket_connect_timeout=TIMEOUT_S)
         self._put = self._redis.register_script(_PUT)
@@ -317,7 +328,7 @@ class RedisStore:
     def get(self, tenant_id: int, learner_id: str) -> CachedState | None:
         key = self._key(tenant_id, learner_id)
         try:
-            return _entry(self._redis.hmget(key, _FIELDS))
+            return self._signed(key, self._redis.hmget(key, _FIELDS))
         except (DamagedEntry, redis.ResponseError) as exc:
             found = _damage(exc)
             self._drop(keys=[key], args=[])
@@ -328,7 +339,7 @@ class RedisStore:
     async def aget(self, tenant_id: int, learner_id: str) -> CachedState | None:
         key = self._key(tenant_id, learner_id)
         try:
-            return _entry(await self._aredis.hmget(key, _FIELDS))
+            return self._signed(key, await self._aredis.hmget(key, _FIELDS))
         except (DamagedEntry, redis.ResponseError) as exc:
             found = _damage(exc)
             await self._adrop(keys=[key], args=[])
@@ -338,17 +349,18 @@ class RedisStore:
     @_best_effort(miss=False)
     def put(self, tenant_id: int, learner_id: str, entry: CachedState,
             rebuilt: bool = False) -> bool:
-        return bool(self._put(keys=[self._key(tenant_id, learner_id)],
-                              args=self._args(entry, rebuilt)))
+        key = self._key(tenant_id, learner_id)
+        return bool(self._put(keys=[key], args=self._args(key, entry, rebuilt)))
 
     @_best_effort(miss=False)
     async def aput(self, tenant_id: int, learner_id: str, entry: CachedState) -> bool:
-        return bool(await self._aput(keys=[self._key(tenant_id, learner_id)],
-                                     args=self._args(entry, False)))
+        key = self._key(tenant_id, learner_id)
+        return bool(await self._aput(keys=[key], args=self._args(key, entry, False)))
 
     def inspect(self, tenant_id: int, learner_id: str) -> CachedState | None:
+        key = self._key(tenant_id, learner_id)
         try:
-            return _entry(self._redis.hmget(self._key(tenant_id, learner_id), _FIELDS))
+            return self._signed(key, self._redis.hmget(key, _FIELDS))
         except redis.ResponseError as exc:
             raise _damage(exc) from None
 
@@ -360,9 +372,32 @@ class RedisStore:
     async def adrop(self, tenant_id: int, learner_id: str) -> None:
         await self._adrop(keys=[self._key(tenant_id, learner_id)], args=[])
 
-    def _args(self, entry: CachedState, rebuilt: bool) -> list[int | bytes | str]:
+    def _args(self, key: str, entry: CachedState, rebuilt: bool) -> list[int | bytes | str]:
         return [entry.epoch, entry.content_version, entry.version, entry.digest, entry.state,
-                _SEP.join(entry.recent), self._ttl, int(rebuilt)]
+                _SEP.join(entry.recent), self._ttl, int(rebuilt), self._mac(key, entry)]
+
+    def _mac(self, key: str, entry: CachedState) -> bytes:
+        """The entry's MAC: keyed BLAKE2b over its Redis key and every field, each
+        length-prefixed (no two entries or keys encode alike)."""
+        if self._mac_key is None:
+            self._mac_key = self._mac_key_of()
+        mac = hashlib.blake2b(key=self._mac_key, digest_size=16)
+        for part in (key.encode(), b"%d:%d:%d:%d" % (*entry.order(), entry.digest),
+                     entry.state, _SEP.join(entry.recent).encode()):
+            mac.update(len(part).to_bytes(8, "little"))
+            mac.update(part)
+        return mac.digest()
+
+    def _signed(self, key: str, values: list[Any]) -> CachedState | None:
+        """:func:`_entry` of ``values`` (:data:`_FIELDS`), if its MAC is the entry's;
+        :class:`DamagedEntry` (kind ``mac``) if not: an entry no writer holding the key
+        stored, however plausible its values."""
+        entry = _entry(values[:-1])
+        if entry is not None and not hmac.compare_digest(values[-1] or b"",
+                                                         self._mac(key, entry)):
+            raise DamagedEntry("mac", "an entry whose MAC does not match its fields (changed "
+                                      "or forged outside the service)")
+        return entry
 
     def erase(self, tenant_id: int, learner_id: str, epoch: int) -> None:
         key = self._key(tenant_id, learner_id)
@@ -384,15 +419,15 @@ class RedisStore:
         await self._aredis.aclose()
 
 
-_FIELDS = ("e", "c", "v", "d", "s", "r", "t")
+_FIELDS = ("e", "c", "v", "d", "s", "r", "t", "m")  # (the MAC last: RedisStore._signed)
 
 
 def _entry(values: list[bytes | str | None]) -> CachedState | None:
-    """The entry in a hash's :data:`_FIELDS`, or None for a missing entry or a tombstone;
-    :class:`DamagedEntry` for one that no writer stored (the state itself is the tracer's to
-    check). (The clients do not decode responses: every value found is bytes.) An entry
-    without a digest was written before digests were kept: its digest is 0, as is the log
-    digest of every learner then (migration 0005)."""
+    """The entry in a hash's :data:`_FIELDS` but the MAC, or None for a missing entry or a
+    tombstone; :class:`DamagedEntry` for one that no writer stored (the state itself is the
+    tracer's to check). (The clients do not decode responses: every value found is bytes.)
+    An entry without a digest was written before digests were kept: its digest is 0, as is
+    the log digest of every learner then (migration 0005)."""
     e, c, v, d, s, r, t = cast("list[bytes | None]", values)
     if t is not None:  # a tombstone
         _int(e)
@@ -444,6 +479,9 @@ def damaged(tenant_id: int, kind: str, why: str) -> None:
                 "from the log: %s", tenant_id, why)
 
 
-def make_store(settings: Settings) -> StateStore:
-    """The state store ``settings`` name: Redis at ``redis_url``, else in process."""
-    return RedisStore(settings.redis_url) if settings.redis_url else InProcessStore()
+def make_store(settings: Settings, engine: Engine) -> StateStore:
+    """The state store ``settings`` name: Redis at ``redis_url``, its entries signed with the
+    key that ``engine``'s database keeps (:func:`api.db.state_cache_key`), else in process."""
+    if settings.redis_url:
+        return RedisStore(settings.redis_url, functools.partial(state_cache_key, engine))
+    return InProcessStore()

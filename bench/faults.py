@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -64,7 +65,7 @@ from load import (
     wait_ready,
 )
 
-from api.db import upgrade
+from api.db import state_cache_key, upgrade
 from api.service import TutorService
 from api.store import RedisStore
 from api.tenants import Tenant, create_tenant, import_pack, tenant_by_name
@@ -642,7 +643,8 @@ def check(c: Campaign) -> dict[str, Any]:
         "removed_by_restore": len(c.restored_away), "faults": c.notes,
     }
     if c.redis is not None:  # the cache entries, against a rebuild (repairs what it finds)
-        service = TutorService(c.engine, RedisStore(c.redis.url))
+        service = TutorService(c.engine, RedisStore(c.redis.url,
+                                                    partial(state_cache_key, c.engine)))
         cache = service.rebuild_all(tenant_by_name(c.engine, c.tenant.name))
         result["cache_entries"] = dict(cache)
         result["wrong_cache_entries"] = cache["wrong"]

@@ -209,9 +209,15 @@ def _retyped(make: Callable[[redis.Redis, str], Any]) -> Callable[[redis.Redis, 
     return retype
 
 
-#: kind -> (the metric's kind label, how to damage the learner's Redis entry)
+#: kind -> (the metric's kind label, how to damage the learner's Redis entry). A Redis entry's
+#: MAC covers its state: damage that a tracer would refuse is caught before, as is damage that
+#: leaves valid probabilities (issue 20: a mastery 0.91 away from the log's, served until
+#: `tutor rebuild-state` ran)
 REDIS_DAMAGE: dict[str, tuple[str, Callable[[redis.Redis, str], Any]]] = {
-    **{name: ("state", _state_field(damage)) for name, damage in STATE_DAMAGE.items()},
+    **{name: ("mac", _state_field(damage)) for name, damage in STATE_DAMAGE.items()},
+    "state-plausible-but-wrong": ("mac", _state_field(_state_of(0.5))),
+    "mac-missing": ("mac", lambda r, key: r.hdel(key, "m")),
+    "mac-forged": ("mac", _set_field("m", bytes(16))),
     "epoch-not-a-number": ("number", _set_field("e", b"1.7e15")),
     "content-version-not-a-number": ("number", _set_field("c", b"x")),
     "version-not-a-number": ("number", _set_field("v", b"twelve")),
@@ -307,10 +313,10 @@ def test_rebuild_state_repairs_every_learner_and_says_what_it_found(
         "current": ["ok-1", "ok-2"],
         "missing": ["lost"],
         "stale": ["behind"],
-        "wrong": ["off"],  # the right version, another state
+        "wrong": ["off"],  # the right version, another state (signed: as a bug would write)
         "damaged number": ["bad-epoch"],
         "damaged text": ["bad-recent"],
-        "damaged state": ["bad-state", "nan-state"],
+        "damaged mac": ["bad-state", "nan-state", "plausible"],
         "damaged type": ["a-string"],
     }
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -327,7 +333,11 @@ def test_rebuild_state_repairs_every_learner_and_says_what_it_found(
         post(client, t, "behind", "mini.a.easy", True)
         r.delete(key("behind"))
         r.hset(key("behind"), mapping=behind)  # the entry of seq 3, the log at 4
-        r.hset(key("off"), "s", _state_of(0.5)(r.hget(key("off"), "s")))
+        store = app.state.service.store
+        off = store.get(t.tenant.id, "off")
+        store.put(t.tenant.id, "off", dataclasses.replace(off, state=_state_of(0.5)(off.state)),
+                  rebuilt=True)
+        r.hset(key("plausible"), "s", _state_of(0.5)(r.hget(key("plausible"), "s")))
         r.hset(key("bad-epoch"), "e", b"yesterday")
         r.hset(key("bad-recent"), "r", b"\xc3\x28")
         r.hset(key("bad-state"), "s", b"\x00" * 5)
@@ -351,7 +361,7 @@ def test_rebuild_state_repairs_every_learner_and_says_what_it_found(
             assert r.type(key(learner)) == b"hash"
             assert int(r.hget(key(learner), "v")) == last_seq
             assert_state_is_the_replay(client, t, learner)
-        counted = {kind: damaged_count(kind) for kind in ("number", "text", "state", "type")}
+        counted = {kind: damaged_count(kind) for kind in ("number", "text", "mac", "type")}
         assert_state_is_the_replay(client, t, "off")
         # repaired: nothing damaged is met any more
         assert {kind: damaged_count(kind) for kind in counted} == counted

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from api.db import learners, make_engine
 from api.service import Answer, Conflict, TutorService
-from api.store import InProcessStore, RedisStore
+from api.store import InProcessStore, make_store
 
 from .conftest import Backend, TenantKey, assert_same_mastery, make_tenant_on, new_event_id, replay
 
@@ -183,8 +183,8 @@ def test_an_erased_learner_answering_again_starts_over(pg_backend, two) -> None:
 def test_a_burst_queues_for_slots_instead_of_exhausting_connections(pg_backend) -> None:
     """More answers at once than redis.asyncio's pool has connections (100) all complete as
     one statement each: a worker runs POOL_SIZE at a time, the rest wait for a slot."""
-    service = TutorService(make_engine(pg_backend.database_url),
-                           RedisStore(pg_backend.redis_url))
+    engine = make_engine(pg_backend.database_url)
+    service = TutorService(engine, make_store(pg_backend.settings(), engine))
     t = make_tenant_on(pg_backend.engine)
     learners = [f"burst-{k}" for k in range(150)]
 

@@ -82,13 +82,16 @@ def own_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnRedis]:
     server.kill()
 
 
+KEY = bytes(range(32))  # the MAC key of the entries (the service reads it from the database)
+
+
 def dead_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
 
 
 # ====================================================================== the store alone
 def test_reads_and_writes_report_a_miss_while_redis_is_down() -> None:
-    store = RedisStore(dead_url())
+    store = RedisStore(dead_url(), lambda: KEY)
     entry = CachedState(1, 1, 1, b"state", ("item",))
     assert store.get(1, "x") is None
     assert store.put(1, "x", entry) is False
@@ -105,7 +108,7 @@ def test_reads_and_writes_report_a_miss_while_redis_is_down() -> None:
 
 
 def test_after_a_failure_redis_is_left_alone_for_the_back_off(own_redis: OwnRedis) -> None:
-    store = RedisStore(own_redis.url)
+    store = RedisStore(own_redis.url, lambda: KEY)
     entry = CachedState(1, 1, 1, b"state", ())
     assert store.put(1, "x", entry) is True
     own_redis.kill()
