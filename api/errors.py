@@ -16,6 +16,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from api import logs
 from api.placement import PlacementConflict, PlacementNotFound
@@ -97,9 +98,23 @@ def _element(loc: Sequence[Any], body: Any) -> str:
     return f"statement {loc[1]} (id {found!r}): "
 
 
-async def _http(_: Request, exc: HTTPException) -> JSON:
-    return error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"),
-                 str(exc.detail))
+async def _http(request: Request, exc: HTTPException) -> JSON:
+    response = error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"),
+                     str(exc.detail))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:  # every method of the path, not only its first route's
+        response.headers["Allow"] = ", ".join(_allowed(request))
+    return response
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods that some route takes at the request's path (a path's methods may be
+    spread over several routes: Starlette's own ``Allow`` names the first one's only)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def _database_unavailable(request: Request, exc: OperationalError) -> JSON:

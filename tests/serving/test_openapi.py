@@ -165,3 +165,27 @@ def test_a_generated_client_works_against_the_server(generated, running) -> None
     assert isinstance(missing, ErrorResponse) and missing.error.code == "not_found"
     wrong = get_next.sync("ada", client=client, course="no.such.course")
     assert isinstance(wrong, ErrorResponse) and wrong.error.code == "not_found"
+
+
+def test_undeclared_methods_get_405_with_every_method_of_the_path(tmp_path: Path) -> None:
+    """A method the document does not declare for a path is 405 with ``Allow`` naming the
+    methods it does declare. The error handler used to drop Starlette's ``Allow``, which also
+    named only the first of the path's routes (``/placement`` has two: GET and POST)."""
+    from fastapi.testclient import TestClient
+
+    backend = _sqlite_backend(tmp_path)
+    t = make_tenant_on(backend.engine)
+    app = create_app(backend.settings())
+    headers = {"Authorization": f"Bearer {t.key}"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path, ops in SPEC["paths"].items():
+            url = path.replace("{learner_id}", "ada").replace("{name}", "x") \
+                .replace("{course_id}", "c").replace("{skill_id}", "s").replace("{item_id}", "i")
+            declared = {m.upper() for m in ops}
+            for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - declared:
+                r = client.request(method, url, headers=headers)
+                assert r.status_code == 405, (method, path, r.status_code, r.text)
+                assert r.json()["error"]["code"] == "method_not_allowed"
+                allowed = {m.strip() for m in r.headers["allow"].split(",")}
+                assert allowed - {"HEAD"} == declared, (method, path, allowed)
+    app.state.service.engine.dispose()
