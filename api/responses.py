@@ -301,11 +301,14 @@ class DueReview(TypedDict):
 
     skill_id: str
     name: str
-    due_at: Annotated[datetime, Field(description="When the predicted recall reaches the "
-                                                  "retention (in the past: overdue).")]
+    due_at: Annotated[datetime | None, Field(
+        description="When the predicted recall reaches the retention (in the past: overdue); "
+                    "null when that is more than ten years (3,650 days) after `at`: `reason` "
+                    "says so.")]
     recall: Annotated[float, Field(description="Predicted recall at `at`, 0 to 1.")]
     last_practised_at: datetime
     due_now: Annotated[bool, Field(description="Recall at `at` is at or below the retention.")]
+    reason: NotRequired[Annotated[str, Field(description="Why `due_at` is null (only then).")]]
 
 
 class ReviewsResponse(TypedDict):
@@ -314,7 +317,8 @@ class ReviewsResponse(TypedDict):
     learner_id: str
     course: Annotated[str | None, Field(description="The course (null: the whole content).")]
     at: Annotated[datetime, Field(description="The moment recall is predicted for.")]
-    retention: float
+    retention: Annotated[float, Field(description="The predicted recall at or below which a "
+                                                  "skill is due.")]
     memory: Annotated[bool, Field(description="Whether the tenant's model has memory (knowledge "
                                               "that fades between practices); without it no "
                                               "review is ever due and the list is empty.")]

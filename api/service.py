@@ -50,12 +50,14 @@ from api.responses import (
     SkillProgress,
     StateResponse,
 )
+from api.responses import DueReview as DueReviewResponse
 from api.runtimes import Runtime, Runtimes
 from api.store import CachedState, DamagedEntry, StateStore, chain, damaged, link, unchain
 from api.tenants import Tenant
 from engine.catalog import Item
 from engine.events import AnswerEvent
 from engine.selection import SelectionContext, TargetSuccessPolicy
+from engine.selection.spaced import DueReview
 from engine.selection.spaced import reviews as due_reviews
 from engine.tracing.recall import RecallTracer
 
@@ -593,10 +595,7 @@ class TutorService:
                           mastery_threshold=self.policy.mastery_threshold, course=course)
         return {"learner_id": learner_id, "course": course, "at": at, "retention": retention,
                 "memory": isinstance(rt.tracer, RecallTracer),
-                "reviews": [{"skill_id": r.skill, "name": rt.catalog.skills[r.skill].name,
-                             "due_at": r.due, "recall": round(r.recall, 6),
-                             "last_practised_at": r.last, "due_now": r.due_now}
-                            for r in due]}
+                "reviews": [_due_review(rt, r) for r in due]}
 
     def _reading(self, tenant: Tenant, learner_id: str, course: str | None,
                  ) -> tuple[Runtime, Any, str | None]:
@@ -750,6 +749,17 @@ def _naming(what: str, index: int, event_id: str) -> Iterator[None]:
         named = type(exc)(f"{what} {index} (id {event_id}): {exc}")
         named.details = {"index": index, "id": event_id}
         raise named from None
+
+
+def _due_review(rt: Runtime, review: DueReview) -> DueReviewResponse:
+    """One review as the API gives it: ``reason`` only when there is no due time."""
+    out: DueReviewResponse = {
+        "skill_id": review.skill, "name": rt.catalog.skills[review.skill].name,
+        "due_at": review.due, "recall": round(review.recall, 6),
+        "last_practised_at": review.last, "due_now": review.due_now}
+    if review.reason is not None:
+        out["reason"] = review.reason
+    return out
 
 
 def _check_course(rt: Runtime, course: str | None) -> None:

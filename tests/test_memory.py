@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.memory import CardMemory, MemoryModel, Reviews, make_memory_model
 from engine.memory.calibration import Calibration, fit_calibration
-from engine.memory.reviews import as_datetime
+from engine.memory.reviews import REVIEW_HORIZON, as_datetime
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -92,6 +94,43 @@ def test_due_is_the_first_day_recall_reaches_the_target(calibration: Calibration
     assert model.recall(state, due) <= retention
     if due > T0 + 2 * DAY:
         assert model.recall(state, due - DAY) > retention
+
+
+_CALIBRATIONS = [None, Calibration(0.4, 0.8, (0.1, 0.5)), Calibration(-30.0, 0.05, (0.0, 0.0))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(retention=st.floats(min_value=5e-324, max_value=1.0, exclude_max=True),
+       calibration=st.sampled_from(_CALIBRATIONS), reviews=st.integers(1, 6))
+def test_due_is_a_date_within_the_horizon_for_any_retention(
+        retention: float, calibration: Calibration | None, reviews: int) -> None:
+    """Issue 20 #6: a low retention (0.2 and below) or a calibration that lowers the target
+    gave a due time past year 9999 (OverflowError) or overflowed the float; now it is a date
+    at most the horizon after the last review, or None, and the first day recall reaches the
+    retention whenever it is a date."""
+    model = MemoryModel(calibrate=False, calibration=calibration)
+    state, at = model.new_state(), T0
+    for k in range(reviews):  # Good reviews ever further apart: a stability of years
+        state = model.update(state, 3, at)
+        at += 10 ** k * DAY
+    last = state.fsrs.last_review if state.fsrs is not None else None
+    assert last is not None
+    due = model.due(state, retention)
+    if due is not None:
+        assert last <= due <= last + REVIEW_HORIZON
+        assert model.recall(state, due) <= retention
+    short = model.due(state, retention, horizon=30 * DAY)
+    assert short == (due if due is not None and due <= last + 30 * DAY else None)
+
+
+def test_a_due_time_beyond_the_horizon_is_none() -> None:
+    """Recall 0.2 of one Good review (stability w2 = 2.3 days) is about 220 years away."""
+    fsrs = make_memory_model("fsrs")
+    state = fsrs.update(fsrs.new_state(), 3, T0)
+    assert fsrs.due(state, 0.2) is None and fsrs.due(state, 1e-300) is None
+    days = math.ceil(W[2] / FACTOR * (0.2 ** (1 / DECAY) - 1))
+    assert days == 80_250
+    assert fsrs.due(state, 0.2, horizon=timedelta(days=100_000)) == T0 + days * DAY
 
 
 def test_due_after_one_good_review_hand_computed() -> None:

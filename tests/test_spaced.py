@@ -5,14 +5,19 @@ equal to the one-learner path."""
 
 from __future__ import annotations
 
+import json
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.catalog import Catalog, Course, Item, Skill
 from engine.events import AnswerEvent
+from engine.memory.reviews import REVIEW_HORIZON
 from engine.selection import SelectionContext, make_policy
 from engine.selection.batch import NO_CHOICE, SelectionBatch
 from engine.selection.lockstep import choose_many, context_of
@@ -139,6 +144,90 @@ def test_reviews_lists_due_and_upcoming_with_due_times() -> None:
     assert not b.due_now and b.due > T0 + timedelta(days=6)
     assert b.last == T0 + timedelta(days=4, minutes=5)
     assert a.to_dict()["due"] == "2026-03-05T09:05:00+00:00"
+
+
+def _well_practised(tracer: Any) -> Any:
+    """Skill a learned at T0 and recalled on days 3, 10, 30 and 90: a stability of months,
+    so that a low retention puts its due time centuries away."""
+    state = _learned("a", T0, tracer)
+    for day in (3, 10, 30, 90):
+        state = tracer.update(state, AnswerEvent("u", "a0", ("a",), True,
+                                                 timestamp=T0 + timedelta(days=day)))
+    return state
+
+
+@pytest.mark.parametrize("at", [T0 + timedelta(days=91), datetime(2099, 12, 31, tzinfo=UTC)])
+@pytest.mark.parametrize("retention", [0.3, 0.2, 0.1, 0.05, 1e-10, 1e-300])
+def test_a_due_time_beyond_the_horizon_is_none_with_a_reason(at: datetime,
+                                                             retention: float) -> None:
+    """Issue 20 #6: these retentions raised (a year past 9999, OverflowError, OSError 75) or,
+    at 0.3, gave a date centuries ahead."""
+    tracer = COURSE.tracer("bkt-memory")
+    (a,) = reviews(tracer, _well_practised(tracer), COURSE, at=at, retention=retention)
+    assert a.skill == "a" and a.due is None and not a.due_now
+    assert a.reason is not None and a.reason.startswith("not due within 3650 days")
+    assert a.to_dict()["due"] is None and a.to_dict()["reason"] == a.reason
+
+
+def test_the_horizon_keeps_due_times_it_reaches_and_sorts_the_others_last() -> None:
+    tracer = COURSE.tracer("bkt-memory")
+    state = _well_practised(tracer)
+    state = tracer.update(state, AnswerEvent("u", "b0", ("b",), True, timestamp=T0))
+    for j in range(5):  # b learned at T0 (stability of days)
+        state = tracer.update(state, AnswerEvent("u", f"b{j % 3}", ("b",), True,
+                                                 timestamp=T0 + timedelta(minutes=1 + j)))
+    at = T0 + timedelta(days=91)
+    far = reviews(tracer, state, COURSE, at=at, retention=0.7)
+    assert [r.skill for r in far] == ["b", "a"] and far[0].due_now
+    assert far[1].due is not None and far[1].due > at + timedelta(days=365)  # years of memory
+    assert far[1].reason is None
+    near = reviews(tracer, state, COURSE, at=at, retention=0.7, horizon=timedelta(days=365))
+    assert [r.skill for r in near] == ["b", "a"] and near[0] == far[0]
+    assert near[1].due is None and near[1].reason is not None and "365 days" in near[1].reason
+
+
+_AT = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31, 23, 59),
+                   timezones=st.just(UTC))
+_RETENTION = st.floats(min_value=5e-324, max_value=1.0, exclude_max=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(at=_AT, retentions=st.lists(_RETENTION, min_size=2, max_size=2))
+def test_reviews_are_dates_within_the_horizon_for_any_retention_and_moment(
+        at: datetime, retentions: list[float]) -> None:
+    """Any retention in (0, 1) and any moment of 2000-2099: dates, never an error; a due time
+    at most the horizon after ``at``; due now means due by ``at``; a lower retention is never
+    due earlier (no due time: the latest)."""
+    tracer = COURSE.tracer("bkt-memory")
+    state = _well_practised(tracer)
+    low, high = sorted(retentions)
+    listed = {r: reviews(tracer, state, COURSE, at=at, retention=r) for r in (low, high)}
+    for retention, (a,) in listed.items():
+        assert (a.due is None) == (a.reason is not None)
+        if a.due is not None:
+            assert a.last <= a.due <= at + REVIEW_HORIZON
+        if a.due_now:
+            assert a.due is not None and a.due <= at and a.recall <= retention
+        json.dumps(a.to_dict())
+    (lax,), (strict,) = listed[low], listed[high]
+    if strict.due is None:
+        assert lax.due is None
+    elif lax.due is not None:
+        assert lax.due >= strict.due
+
+
+@pytest.mark.parametrize("retention", [1e-300, 5e-324])
+def test_the_tracer_gives_an_infinite_due_time_for_a_retention_recall_never_reaches(
+        retention: float) -> None:
+    """``retention ** (1 / decay)`` overflows a float below ~1e-47: taken as never reached,
+    without numpy's overflow warning (which it gave before)."""
+    tracer = COURSE.tracer("bkt-memory")
+    state = _well_practised(tracer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        memory = tracer.memory_of(state, prepare(COURSE).index, at=T0.timestamp(),
+                                  retention=retention)
+    assert memory.due[0] == np.inf and np.isnan(memory.due[1:]).all()
 
 
 def test_batched_choice_equals_the_one_learner_choice_with_memory_and_time() -> None:

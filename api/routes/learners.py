@@ -24,6 +24,17 @@ from api.service import Answer
 
 router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_class=JSON)
 
+#: the target retentions a review schedule is asked for. Below 0.5 a skill is more likely
+#: forgotten than recalled when it falls due: that is relearning, not a review, and its due
+#: time runs to centuries (recall 0.3 of a skill practised a few times is hundreds of years
+#: away). Above 0.99 a review is due within days even of a skill remembered for a year
+#: (stability 365 days: 25 days at 0.99, 3 at 0.999): daily drill, not spacing. Anki's desired
+#: retention stops at 0.99 too (FSRS advises 0.70 to 0.97).
+MIN_RETENTION, MAX_RETENTION = 0.5, 0.99
+RETENTION_RULE = (f"The predicted recall at or below which a skill is due, {MIN_RETENTION} to "
+                  f"{MAX_RETENTION}: below {MIN_RETENTION} a skill would be due when more "
+                  "likely forgotten than recalled (relearning, not a review).")
+
 
 # async: an answer that is one statement runs on the event loop, without a thread hop; the
 # service moves any other to a worker thread itself
@@ -94,15 +105,17 @@ def get_progress(request: Request, learner_id: LearnerId, t: Auth,
 def get_reviews(request: Request, learner_id: LearnerId, t: Auth,
                 course: ReadCourse = None,
                 retention: Annotated[float, Query(
-                    gt=0, lt=1, examples=[0.9],
-                    description="The predicted recall below which a skill is due.")] = 0.9,
+                    ge=MIN_RETENTION, le=MAX_RETENTION, examples=[0.9],
+                    description=RETENTION_RULE)] = 0.9,
                 at: Annotated[Moment | None, Query(
                     examples=["2026-11-23T09:30:00Z"],
                     description="The moment recall is predicted for (default: now).")] = None,
                 ) -> Any:
     """A learner's due and upcoming reviews (for app notifications): each learned skill with
-    the time its predicted recall falls to `retention`. Only a model with memory (`bkt-memory`)
-    schedules reviews; with another, `memory` is false and the list is empty."""
+    the time its predicted recall falls to `retention`, up to ten years (3,650 days) after
+    `at`; a skill recalled for longer has `due_at` null and a `reason`. Only a model with
+    memory (`bkt-memory`) schedules reviews; with another, `memory` is false and the list is
+    empty."""
     return service(request).reviews(t, learner_id, course, retention, at)
 
 

@@ -10,7 +10,8 @@ online API the selection uses, per (learner, card):
 * :meth:`MemoryModel.new_state`, :meth:`~MemoryModel.update` with a rating (1-4) or a bool
   (recalled: Good, forgotten: Again) at a time;
 * :meth:`~MemoryModel.recall`: P(recall) at a time, falling with time since the last review;
-* :meth:`~MemoryModel.due`: the first time predicted recall is at or below a target retention.
+* :meth:`~MemoryModel.due`: the first time predicted recall is at or below a target retention
+  (None beyond a horizon: :data:`~engine.memory.reviews.REVIEW_HORIZON`).
 
 Batch prediction (:meth:`~MemoryModel.predict_reviews`) runs this same online API over a log, so
 online and batch agree by construction. The FSRS state machine (stability, difficulty, learning
@@ -30,7 +31,7 @@ from fsrs import Card, Rating, ReviewLog, Scheduler
 from fsrs.scheduler import DEFAULT_PARAMETERS
 
 from engine.memory.calibration import Calibration, fit_calibration, logit, select_half_life
-from engine.memory.reviews import AGAIN, NS_PER_DAY, Reviews, as_datetime
+from engine.memory.reviews import AGAIN, NS_PER_DAY, REVIEW_HORIZON, Reviews, as_datetime
 from engine.tracing.base import FitProgress
 
 __all__ = ["FEATURES", "CardMemory", "MemoryModel"]
@@ -140,9 +141,12 @@ class MemoryModel:
             return r
         return self.calibration.recall(r, self._features(state))
 
-    def due(self, state: CardMemory, retention: float = 0.9) -> datetime:
+    def due(self, state: CardMemory, retention: float = 0.9,
+            horizon: timedelta = REVIEW_HORIZON) -> datetime | None:
         """The first time (a whole number of days after the last review, as FSRS counts them)
-        at which :meth:`recall` is at or below ``retention``."""
+        at which :meth:`recall` is at or below ``retention``; None when that is more than
+        ``horizon`` after the last review: a low retention (or a calibration that lowers the
+        target) puts it centuries away, past any date, or nowhere (a float's overflow)."""
         if not 0 < retention < 1:
             raise ValueError(f"target retention must be between 0 and 1, got {retention}")
         if state.fsrs is None or state.fsrs.last_review is None or state.fsrs.stability is None:
@@ -153,7 +157,12 @@ class MemoryModel:
             target = 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
         decay = -self.scheduler.parameters[20]
         factor = 0.9 ** (1 / decay) - 1
-        days = state.fsrs.stability / factor * (target ** (1 / decay) - 1)
+        try:
+            days = state.fsrs.stability / factor * (target ** (1 / decay) - 1)
+        except (OverflowError, ZeroDivisionError):  # a target of (about) 0: never reached
+            return None
+        if not days <= horizon / _DAY:
+            return None
         return state.fsrs.last_review + timedelta(days=max(0, math.ceil(days)))
 
     # ------------------------------------------------------------------ batch

@@ -13,11 +13,17 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-__all__ = ["AGAIN", "EASY", "NS_PER_DAY", "Reviews", "as_datetime"]
+__all__ = ["AGAIN", "EASY", "NS_PER_DAY", "REVIEW_HORIZON", "Reviews", "as_datetime"]
 
 #: the lowest rating (forgotten) and the highest (easy), as Anki and FSRS number them
 AGAIN, EASY = 1, 4
 NS_PER_DAY = 86_400 * 1_000_000_000
+#: how far ahead a review is scheduled: a due time later than this (from the moment asked
+#: for) is not given, only that the review is not due within it. A memory's due time grows
+#: without bound as the target retention falls (recall 0.3 of a well-practised skill is
+#: centuries away) and past year 9999 it is no date at all; ten years is beyond any plan an
+#: app makes, and keeps every date given within the calendar for any moment of 2000-2099
+REVIEW_HORIZON = timedelta(days=3650)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numba
 import numpy as np
 
 from engine.catalog import Catalog
+from engine.memory.reviews import REVIEW_HORIZON
 from engine.selection import batch as b
 from engine.selection.batch import SelectionBatch
 from engine.selection.policy import (
@@ -65,18 +66,22 @@ _NONE = 99
 
 @dataclass(frozen=True, slots=True)
 class DueReview:
-    """A learned skill's review: due at ``due`` (recall then at or below the retention);
-    ``recall`` is the predicted recall at the time asked for, ``last`` the last practice."""
+    """A learned skill's review: due at ``due`` (recall then at or below the retention; None:
+    not within the horizon after the time asked for, and ``reason`` says so); ``recall`` is the
+    predicted recall at the time asked for, ``last`` the last practice."""
 
     skill: str
-    due: datetime
+    due: datetime | None
     recall: float
     last: datetime
     due_now: bool
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"skill": self.skill, "due": self.due.isoformat(), "recall": round(self.recall, 6),
-                "last_practised": self.last.isoformat(), "due_now": self.due_now}
+        out = {"skill": self.skill, "due": None if self.due is None else self.due.isoformat(),
+               "recall": round(self.recall, 6), "last_practised": self.last.isoformat(),
+               "due_now": self.due_now}
+        return out if self.reason is None else {**out, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,26 +412,41 @@ def _ago(seconds: float) -> str:
     return f"{hours} hour{'s' if hours > 1 else ''} ago" if hours >= 1 else "just now"
 
 
+#: the calendar's last second (epoch seconds): no due time later than it is a date
+_LAST_SECOND = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+
+
 def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
 def reviews(tracer: Tracer[Any], state: Any, catalog: Catalog, *, at: datetime,
             retention: float = 0.9, mastery_threshold: float = MASTERY_THRESHOLD,
-            course: str | None = None) -> list[DueReview]:
+            course: str | None = None, horizon: timedelta = REVIEW_HORIZON) -> list[DueReview]:
     """Every learned skill's review (of ``course``, or the catalog), due ones first, then
-    upcoming ones, by due time: what app notifications need. Empty for a tracer without
-    memory (nothing is ever due)."""
+    upcoming ones, by due time (those not due within ``horizon`` of ``at`` last, without a due
+    time): what app notifications need. Empty for a tracer without memory (nothing is ever
+    due). Any retention in (0, 1) and any ``at`` give dates within the calendar: a due time is
+    given only up to ``horizon`` ahead, because a low retention puts it centuries away (or
+    past any date: the tracer's due time is then infinite)."""
     prepared = prepare(catalog)
     _, in_course, _ = b.scope(prepared, course)
     memory = _memory(tracer, _one(tracer, state), prepared.index, at, retention)
     learned = (memory.learned[0] >= mastery_threshold) & in_course & ~np.isnan(memory.due[0])
     t = at.timestamp()
-    out = [DueReview(prepared.skill_ids[k], _dt(float(memory.due[0, k])),
-                     float(memory.recall[0, k]), _dt(float(memory.last[0, k])),
-                     bool(memory.recall[0, k] <= retention))
-           for k in np.flatnonzero(learned).tolist()]
-    return sorted(out, key=lambda r: (not r.due_now, r.due.timestamp() - t, r.skill))
+    until = min(t + horizon.total_seconds(), _LAST_SECOND)
+    beyond = (f"not due within {horizon.days} days of the time asked for: predicted recall "
+              f"stays above {retention:g} until later")
+    out = []
+    for k in np.flatnonzero(learned).tolist():
+        due, recall = float(memory.due[0, k]), float(memory.recall[0, k])
+        due_now = recall <= retention
+        within = due <= until  # (due now: due by `at`, whole days; never beyond the horizon)
+        out.append(DueReview(prepared.skill_ids[k], _dt(due) if within else None, recall,
+                             _dt(float(memory.last[0, k])), due_now,
+                             None if within else beyond))
+    return sorted(out, key=lambda r: (not r.due_now, r.due is None,
+                                      0.0 if r.due is None else r.due.timestamp() - t, r.skill))
 
 
 def course_status(tracer: Tracer[Any], state: Any, catalog: Catalog, course: str, *,

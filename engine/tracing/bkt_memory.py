@@ -352,8 +352,12 @@ class BKTMemory(BKT):
         t = _latest_many(states) if at is None else np.full(len(states), at)
         learned, recall, last, due = (np.empty((len(states), len(view.skill)))
                                       for _ in range(4))
-        _memory_rows(states, view.skill, t, _DECAY, _FACTOR, retention ** (1 / _DECAY) - 1,
-                     learned, recall, last, due)
+        try:
+            due_days = retention ** (1 / float(_DECAY)) - 1
+        except OverflowError:  # a retention below ~1e-47: recall never falls that low (due inf)
+            due_days = math.inf
+        _memory_rows(states, view.skill, t, _DECAY, _FACTOR, due_days, learned, recall, last,
+                     due)
         return SkillMemory(learned, recall, last, due)
 
     # ================================================================== bytes

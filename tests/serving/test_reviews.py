@@ -58,6 +58,56 @@ def test_reviews_fall_due_as_recall_fades(backend, make_tenant, make_client,
     assert datetime.fromisoformat(lax_a["due_at"]) > datetime.fromisoformat(later["due_at"])
 
 
+def test_reviews_beyond_ten_years_have_no_due_time_but_a_reason(backend, make_tenant,
+                                                                 make_client,
+                                                                 tmp_path: Path) -> None:
+    """Issue 20 #6: a skill recalled for decades had a due date centuries ahead (retention
+    0.3: year 2731), and lower retentions answered 500 (a year past 9999); now the due time is
+    given up to ten years after `at`, and null with a reason beyond, for every `at`."""
+    t = _memory_tenant(backend, make_tenant, tmp_path)
+    client = make_client()
+    start = datetime.now(UTC) - timedelta(days=2000)
+    days = (0, 0, 0, 0, 0, 0, 3, 10, 30, 100, 300, 1000, 1000, 1000)  # years of memory
+    for k, day in enumerate(days):
+        answer(client, t, "eve", "mini.a.easy" if k % 2 else "mini.a.mid", True,
+               answered_at=(start + timedelta(days=day, minutes=k)).isoformat())
+    last = start + timedelta(days=1000, minutes=len(days) - 1)
+    url = "/v1/learners/eve/reviews"
+    for at in (last + timedelta(days=1), datetime(2099, 12, 31, 23, 59, tzinfo=UTC)):
+        for retention in (0.5, 0.99):
+            response = client.get(url, headers=t.headers, params={
+                "retention": retention, "at": at.isoformat()})
+            assert response.status_code == 200, response.text
+            for review in response.json()["reviews"]:
+                if review["due_at"] is None:
+                    assert review["reason"].startswith("not due within 3650 days")
+                    assert not review["due_now"]
+                else:
+                    assert "reason" not in review
+                    due_at = datetime.fromisoformat(review["due_at"])
+                    assert due_at <= at + timedelta(days=3650)
+    body = client.get(url, headers=t.headers, params={
+        "retention": 0.5, "at": (last + timedelta(days=1)).isoformat()}).json()
+    (a,) = [r for r in body["reviews"] if r["skill_id"] == "mini.a"]
+    assert a["due_at"] is None and not a["due_now"] and a["recall"] > 0.99
+
+
+@pytest.mark.parametrize("retention", ["0.3", "0.2", "0.1", "0.05", "1e-300", "0.4999",
+                                       "0.991", "nan", "inf"])
+def test_a_retention_outside_half_to_099_is_422(make_tenant, make_client,
+                                                retention: str) -> None:
+    """Below 0.5 a skill is due when more likely forgotten than recalled (relearning, not a
+    review); the OpenAPI document states the range."""
+    t = make_tenant(["mini"])
+    client = make_client()
+    answer(client, t, "kim", "mini.a.easy", True)
+    error_of(client.get("/v1/learners/kim/reviews", headers=t.headers,
+                        params={"retention": retention}), 422)
+    (parameter,) = [p for p in client.get("/openapi.json").json()["paths"][
+        "/v1/learners/{learner_id}/reviews"]["get"]["parameters"] if p["name"] == "retention"]
+    assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (0.5, 0.99)
+
+
 def test_a_model_without_memory_schedules_nothing(make_tenant, make_client) -> None:
     t = make_tenant(["mini"])
     client = make_client()
