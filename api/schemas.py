@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from engine.ids import MAX_ID_LENGTH, check_id
+from engine.ids import ID_PATTERN, MAX_ID_LENGTH, check_id
 
-# the id rule is engine.ids's; its lengths are repeated as constraints for the OpenAPI schema
+# the id rule is engine.ids's (check_id); its lengths and pattern are stated in the OpenAPI
+# schema (the pattern only stated: it is the rule's own, check_id enforces it with its reasons)
+_ID_SCHEMA = {"pattern": ID_PATTERN}
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
-               AfterValidator(check_id)]
+               AfterValidator(check_id), Field(json_schema_extra=_ID_SCHEMA)]
 #: an id in a route's path
-PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(check_id)]
+PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH,
+                             json_schema_extra=_ID_SCHEMA), AfterValidator(check_id)]
 # ... documented (FastAPI merges the two Path()s)
 LearnerId = Annotated[PathId, Path(description="The learner's id, chosen by the app (any id "
                                                "up to 128 characters; the engine stores no "
@@ -30,22 +33,20 @@ CourseId = Annotated[PathId, Path(description="A course's id, from the content p
 PackName = Annotated[PathId, Path(description="A content pack's name (its `name` key).",
                                   examples=["spanish-vocab-a1"])]
 Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
-_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+_FIRST_YEAR, _LAST_YEAR = 2000, 2099  # of a time a request gives
 
 
 def _utc_moment(moment: datetime) -> datetime:
-    """In UTC (a time without zone is taken as UTC), within 2000-2099: the log stores UTC, and a
-    date outside that range is a client bug, not an answer."""
-    try:
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
-        moment = _LATEST
-    if not _EARLIEST <= moment < _LATEST:
-        raise ValueError("must be between 2000-01-01 and 2099-12-31 (UTC)")
-    return moment
+    """In UTC (a time without zone is taken as UTC), of a year 2000-2099 as written: the log
+    stores UTC, and a date outside that range is a client bug, not an answer. (The year as
+    written, not in UTC, is what the OpenAPI pattern can state.)"""
+    if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
+        raise ValueError("must be between 2000-01-01 and 2099-12-31")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-Moment = Annotated[datetime, AfterValidator(_utc_moment)]
+Moment = Annotated[datetime, AfterValidator(_utc_moment),
+                   Field(json_schema_extra={"pattern": "^20[0-9]{2}-"})]
 MAX_RESPONSE_MS = 86_400_000  # a day: a longer "response time" is a clock or client bug
 
 
@@ -124,12 +125,16 @@ class XapiStatement(BaseModel):
     timestamp: Moment | None = None
 
 
+#: a list of statements: at least one (its size is bounded by the body's)
+Statements = Annotated[list[XapiStatement], Field(min_length=1)]
+
+
 class PackIn(BaseModel):
     """A content pack document (see content/packs/README.md); validated by the content loader."""
 
     model_config = ConfigDict(extra="allow")
-    format: str
-    version: int
+    format: Literal["tutor-content-pack"] = Field(description="Always `tutor-content-pack`.")
+    version: Literal[1] = Field(description="The pack format's version: 1.")
     name: Id
 
     def document(self) -> dict[str, Any]:
@@ -146,8 +151,8 @@ class PlacementIn(BaseModel):
         "The course to place the learner in: its items with IRT parameters (`difficulty`) are "
         "the test's; it becomes the learner's current course. Omitted: the learner's current "
         "course (none: the whole content)."))
-    max_length: int = Field(12, ge=1, le=100, description="The test ends after this many "
-                                                          "items.")
+    max_length: StrictInt = Field(12, ge=1, le=100, description="The test ends after this "
+                                                                "many items.")
     se_target: float | None = Field(0.3, gt=0, le=2, description=(
         "The test ends earlier, after at least 3 items, once the ability estimate's standard "
         "error is at most this (null: only at `max_length`)."))

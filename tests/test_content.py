@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from content.packs import (
     BUNDLED_PACKS_DIR,
@@ -327,3 +329,36 @@ def test_order_puts_prerequisites_first() -> None:
         assert sorted(position) == sorted(catalog.skills)
         for skill in catalog.skills.values():
             assert all(position[r] < position[skill.id] for r in skill.requires), skill.id
+
+
+def test_the_forbidden_id_characters_are_unicodes_controls_and_invisible_ones() -> None:
+    """:data:`engine.ids.FORBIDDEN` (stated in the OpenAPI document as part of the id
+    pattern) is derived again here from Python's Unicode database."""
+    import re
+    import sys
+    import unicodedata
+
+    from engine.ids import FORBIDDEN
+
+    forbidden = re.compile(f"[{FORBIDDEN}]")
+    if unicodedata.unidata_version != "14.0.0":
+        pytest.skip(f"FORBIDDEN is of Unicode 14.0.0; this Python has "
+                    f"{unicodedata.unidata_version}")
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        category = unicodedata.category(ch)
+        want = (category in {"Cc", "Cf", "Cs", "Zl", "Zp"} or (category == "Zs" and ch != " ")
+                or ch in "/\ufffd")
+        assert bool(forbidden.match(ch)) == want, (hex(code), category)
+
+
+@given(st.text(st.characters(codec=None), min_size=0, max_size=6)
+       | st.sampled_from([".", "..", "...", " a", "a ", "a b", ".a", "a.", "\u200b", "é"]))
+@settings(max_examples=3000, deadline=None)
+def test_the_id_pattern_holds_exactly_for_valid_ids(value: str) -> None:
+    """The id rule (:func:`engine.ids.id_problem`) and the pattern the API states agree."""
+    import re
+
+    from engine.ids import ID_PATTERN, id_problem
+
+    assert (id_problem(value) is None) == bool(re.fullmatch(ID_PATTERN, value)), repr(value)

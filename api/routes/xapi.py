@@ -7,12 +7,11 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Request
 
-from api.errors import ApiError
 from api.openapi import documented
 from api.render import JSON
 from api.responses import StatementsResponse
 from api.routes.deps import Auth, service
-from api.schemas import XapiStatement
+from api.schemas import Statements, XapiStatement
 from api.xapi import statement_answers
 
 router = APIRouter(prefix="/v1/xapi", tags=["xapi"], default_response_class=JSON)
@@ -21,14 +20,12 @@ router = APIRouter(prefix="/v1/xapi", tags=["xapi"], default_response_class=JSON
 @router.post("/statements", responses=documented(
     StatementsResponse, "Every statement recorded (or already: `duplicate`), each with its "
     "answer's response.", 400, 404, 409))
-async def post_statements(request: Request, body: XapiStatement | list[XapiStatement],
+async def post_statements(request: Request, body: XapiStatement | Statements,
                           t: Auth) -> Any:
     """Record xAPI ``answered`` statements (one or a list), each like an answer; a list is
     all or nothing: every statement is checked first, and an error names the first bad one
     (index and id)."""
     statements = body if isinstance(body, list) else [body]
-    if not statements:
-        raise ApiError(400, "bad_request", "no statements")
     tutor = service(request)
     items = (await anyio.to_thread.run_sync(tutor.runtimes.get, t)).catalog.items
     answers = statement_answers(statements, items)

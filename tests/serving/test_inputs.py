@@ -366,3 +366,25 @@ def test_a_batch_that_loses_a_race_for_an_event_id_is_written_again_whole(
     assert [x["duplicate"] for x in results] == [False, True, False]
     assert [x["seq"] for x in results] == [1, 1, 2]
     assert events_of(backend, t) == 3
+
+
+def test_a_moment_is_of_a_year_2000_to_2099_as_written() -> None:
+    """The OpenAPI document states the range as a pattern on the text (``^20[0-9]{2}-``); the
+    server checked the year in UTC, so a valid-looking ``2000-01-01T00:30:00+01:00`` was
+    refused and ``1999-12-31T23:00:00-02:00`` accepted."""
+    import re
+
+    import pydantic
+
+    from api.schemas import Moment
+
+    moment = pydantic.TypeAdapter(Moment)
+    pattern = moment.json_schema()["pattern"]
+    for text, ok in (("2000-01-01T00:30:00+01:00", True), ("2099-12-31T23:00:00-05:00", True),
+                     ("1999-12-31T23:00:00-02:00", False), ("2100-01-01T00:00:00Z", False)):
+        assert bool(re.match(pattern, text)) == ok, text
+        if ok:
+            assert moment.validate_python(text).tzinfo is not None
+        else:
+            with pytest.raises(pydantic.ValidationError, match="2000-01-01 and 2099-12-31"):
+                moment.validate_python(text)
