@@ -4,7 +4,9 @@ A definition is fixed once created: the arms' weights are what the sample-ratio-
 compares the counts with, and learners enrolled under one split must not be mixed with those
 of another (a new split is a new experiment, see :mod:`engine.experiments.assignment`). At most
 one experiment of a tenant runs at any moment, so each learner has one policy: a new one may
-not overlap the time of another that has not stopped.
+not overlap the time of another that has not stopped. The database enforces it: a tenant's
+creations take a lock on the tenant's row (:func:`_serialise_creations`), so two at once cannot
+both see no overlap and both be stored.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from api.db import experiments, learners, retry_if_disconnected
-from api.experiment_schemas import ExperimentIn, ExperimentResponse
+from api.db import experiments, learners, retry_if_disconnected, tenants
+from api.experiment_schemas import INT64_MAX, INT64_MIN, ExperimentIn, ExperimentResponse
 from api.experiments import Experiment, build_policy
 from api.responses import Consent
 from api.service import Conflict, Invalid, NotFound, TutorService
@@ -34,7 +36,8 @@ def status(experiment: Experiment, now: datetime) -> Status:
 def describe(experiment: Experiment, now: datetime) -> ExperimentResponse:
     return {"name": experiment.name,
             "arms": [{"name": a.name, "weight": a.weight, "policy": a.policy,
-                      "options": dict(a.options)} for a in experiment.arms],
+                      "options": {k: _renderable(v) for k, v in a.options.items()}}
+                     for a in experiment.arms],
             "require_consent": experiment.require_consent, "starts_at": experiment.starts_at,
             "stops_at": experiment.stops_at, "created_at": experiment.created_at,
             "status": status(experiment, now)}
@@ -57,6 +60,7 @@ def create_experiment(service: TutorService, tenant_id: int,
     if body.stops_at is not None and (body.stops_at <= starts or body.stops_at <= now):
         raise Invalid("stops_at must be later than starts_at and than now")
     with service.log.writer, service.engine.begin() as conn:
+        _serialise_creations(conn, tenant_id)
         others = [Experiment.of(r) for r in conn.execute(
             select(experiments).where(experiments.c.tenant_id == tenant_id))]
         for other in others:
@@ -73,8 +77,11 @@ def create_experiment(service: TutorService, tenant_id: int,
             created_at=now))
         row = conn.execute(select(experiments).where(
             experiments.c.tenant_id == tenant_id, experiments.c.name == body.name)).one()
+        # read back before the commit: a definition that cannot be served is not stored
+        created = Experiment.of(row)
+        created.check()
     service.experiments.forget(tenant_id)
-    return describe(Experiment.of(row), now)
+    return describe(created, now)
 
 
 @retry_if_disconnected
@@ -129,6 +136,31 @@ def set_consent(service: TutorService, tenant_id: int, learner_id: str, personal
         conn.execute(statement)
     return {"learner_id": learner_id, "personalization": personalization,
             "experiments": experiments_consent, "updated_at": now}
+
+
+def _serialise_creations(conn: Connection, tenant_id: int) -> None:
+    """Queue the tenant's experiment creations one behind the other, until ``conn``'s
+    transaction ends: without it two creations at once each found no overlap and both were
+    stored (issue 20: 8 at once left up to 4 running, and learners of a stopped one were
+    enrolled again in another, with another arm).
+
+    An update of the tenant's row that changes nothing: on PostgreSQL it locks the row (FOR
+    NO KEY UPDATE: it does not hold up answers, whose foreign keys take KEY SHARE), and each
+    creation's later statements see what those before it committed (READ COMMITTED); on
+    SQLite, as the transaction's first statement, it takes the database's write lock at once
+    (what BEGIN IMMEDIATE does), so no creation reads a snapshot that another's insert then
+    makes stale (``service.log.writer`` queues only this process's writers)."""
+    conn.execute(update(tenants).where(tenants.c.id == tenant_id)
+                 .values(target_success=tenants.c.target_success))
+
+
+def _renderable(value: Any) -> Any:
+    """An option's value as a response can carry it: an integer beyond 64 bits (stored
+    before the API refused them; orjson renders none) as its decimal string."""
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not INT64_MIN <= value <= INT64_MAX:
+        return str(value)
+    return value
 
 
 def _overlap(other: Experiment, starts: datetime, stops: datetime | None,

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from api.db import events, experiment_assignments
 from api.experiment_admin import find_experiment, status
 from api.experiment_schemas import ArmResults, Difference, Estimate, ResultsResponse
-from api.service import TutorService
+from api.service import Conflict, TutorService
 from api.tenants import Tenant
 from engine.events import AnswerEvent
 from engine.experiments import (
@@ -67,11 +67,16 @@ class _Learner:
 
 def experiment_results(service: TutorService, tenant: Tenant, name: str,
                        alpha: float = 0.05) -> ResultsResponse:
-    """The results of the tenant's experiment ``name`` now (:class:`NotFound` if none)."""
+    """The results of the tenant's experiment ``name`` now (:class:`NotFound` if none,
+    :class:`Conflict` if its stored definition cannot be served)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
     now = datetime.now(UTC)
     experiment = find_experiment(service, tenant.id, name)
+    try:  # a definition stored before the API refused it: never served, no split to check
+        experiment.check()
+    except ValueError as exc:
+        raise Conflict(f"experiment {name!r} cannot be served, nor analysed: {exc}") from None
     rt = service.runtimes.get(tenant)
     threshold = service.policy.mastery_threshold
     assigned = (select(experiment_assignments.c.learner_id)

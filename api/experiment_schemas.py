@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 from typing_extensions import TypedDict
 
 from api.experiments import DEFAULT_POLICY
@@ -15,6 +26,39 @@ from engine.selection.registry import POLICIES
 
 _POLICY_NAMES = ", ".join(f"`{name}`" for name in POLICIES)
 
+#: the range of an arm's weight: shares as unequal as 1 to a million, and never a sum that
+#: overflows or a share that rounds to 0 (issue 20: two arms of 1e308 broke every assignment)
+MIN_WEIGHT, MAX_WEIGHT = 1e-3, 1e3
+#: the integers a response can render (orjson: signed 64 bits; issue 20: a 100-bit seed was
+#: stored, then no listing could render it)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: an option's numbers lie within +-2**53: integers that every JSON client holds exactly
+#: (JavaScript's safe integers), well within 64 bits. One bound for integers and floats, and
+#: exact in both: JSON Schema counts 1e16 as an integer, Python reads it as a float, and the
+#: document must refuse what the server refuses either way
+OPTION_NUMBER_BOUND = 2**53
+MAX_OPTIONS = 16
+
+
+def _bounded_integer(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Refuse a wider integer before the union below could read it as a float (a 30-digit
+    seed as 1e30, 2**53 + 1 as 2**53, silently)."""
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not -OPTION_NUMBER_BOUND <= value <= OPTION_NUMBER_BOUND:
+        raise ValueError(f"an option's integer must be within +-2**53 "
+                         f"({OPTION_NUMBER_BOUND}), got {value}")
+    return handler(value)
+
+
+#: an option's value: a boolean or a bounded number (what policies take)
+OptionValue = Annotated[
+    StrictBool
+    | Annotated[StrictInt, Field(ge=-OPTION_NUMBER_BOUND, le=OPTION_NUMBER_BOUND)]
+    | Annotated[StrictFloat, Field(ge=-OPTION_NUMBER_BOUND, le=OPTION_NUMBER_BOUND,
+                                   allow_inf_nan=False)],
+    Field(union_mode="left_to_right"), WrapValidator(_bounded_integer)]
+OptionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
 
 class ArmIn(BaseModel):
     """One arm: a policy configuration and its share of the learners."""
@@ -22,14 +66,20 @@ class ArmIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Id = Field(description="The arm's name, unique in the experiment.")
-    weight: float = Field(1.0, gt=0, allow_inf_nan=False,
-                          description="Allocation weight: the arm gets weight / (sum of the "
-                                      "weights) of the learners.")
-    policy: str = Field(DEFAULT_POLICY, max_length=64,
-                        description=f"The policy choosing exercises: {_POLICY_NAMES}.")
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="The policy's options, e.g. `{\"target_success\": "
-        "0.7}` for `target-success` (an arm's target overrides the tenant's and requests').")
+    weight: float = Field(1.0, ge=MIN_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False, strict=True,
+                          description=f"Allocation weight, {MIN_WEIGHT:g} to {MAX_WEIGHT:g}: the "
+                                      "arm gets weight / (sum of the weights) of the learners.")
+    policy: str = Field(DEFAULT_POLICY, max_length=64, json_schema_extra={
+        "enum": list(POLICIES)}, description=f"The policy choosing exercises: {_POLICY_NAMES}.")
+    options: dict[OptionName, OptionValue] = Field(
+        default_factory=dict, max_length=MAX_OPTIONS,
+        json_schema_extra={"additionalProperties": False}, description=(
+            "The policy's options (its keyword arguments, at most "
+            f"{MAX_OPTIONS}), e.g. `{{\"target_success\": 0.7}}` for `target-success` (an arm's "
+            "target overrides the tenant's and requests'). Values are booleans or numbers "
+            "within +-2**53 (9007199254740992, integers every JSON client holds exactly); "
+            "an option the policy does "
+            "not take, or a value it refuses, is a 422."))
 
 
 class ExperimentIn(BaseModel):
@@ -46,14 +96,27 @@ class ExperimentIn(BaseModel):
     name: Id = Field(description="The experiment's name, unique for the tenant (it also "
                                  "seeds the assignment hash).")
     arms: list[ArmIn] = Field(min_length=2, max_length=20,
-                              description="The arms; the first is the control that the "
-                                          "others are compared with.")
+                              description="The arms, with names unique in the experiment (a "
+                                          "name given twice is a 422); the first is the "
+                                          "control that the others are compared with.")
     starts_at: Moment | None = Field(None, description="When it starts (default: now).")
     stops_at: Moment | None = Field(None, description="When it stops (default: when stopped "
                                                       "by `POST .../stop`).")
     require_consent: bool = Field(False, description="Enrol only learners whose `experiments` "
                                                      "consent is true (default: all but "
                                                      "those who refused).")
+
+    @field_validator("arms")
+    @classmethod
+    def _names_unique(cls, arms: list[ArmIn]) -> list[ArmIn]:
+        """An arm is found by its name (assignments store it): two of one name are refused
+        here, at the boundary, as a 422."""
+        seen: set[str] = set()
+        for arm in arms:
+            if arm.name in seen:
+                raise ValueError(f"arm {arm.name!r} is named twice")
+            seen.add(arm.name)
+        return arms
 
 
 class ConsentIn(BaseModel):

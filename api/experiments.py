@@ -25,9 +25,10 @@ would otherwise measure whatever apps send.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import events, experiment_assignments, experiments, learners, retry_if_disconnected
 from api.responses import Assignment, Consent
-from engine.experiments import Arm, assign
+from engine.experiments import Arm, assign, check_arms
 from engine.selection import Policy
 from engine.selection.registry import make_policy
 
@@ -50,6 +51,8 @@ DEFAULT_POLICY = "target-success"
 OPTED_OUT_POLICY = "fixed-curriculum"
 #: policies that read the outcomes of the last answers (SelectionContext.recent_correct)
 NEEDS_OUTCOMES = {"fixed-curriculum"}
+
+log = logging.getLogger("tutor.api")
 
 
 def build_policy(name: str, options: Mapping[str, Any]) -> Policy:
@@ -101,6 +104,12 @@ class Experiment:
 
     def arm(self, name: str) -> ArmConfig:
         return next(a for a in self.arms if a.name == name)
+
+    def check(self) -> None:
+        """ValueError unless the arms can assign learners (:func:`engine.experiments.
+        check_arms`): the API refuses such a definition, yet a row stored before it did
+        (weights too far apart for a share) may be read."""
+        check_arms([Arm(a.name, a.weight) for a in self.arms])
 
     def assign(self, learner_id: str) -> str:
         """The arm the hash gives ``learner_id`` (its first assignment)."""
@@ -177,8 +186,9 @@ class ExperimentServing:
     def _read(self, tenant_id: int) -> tuple[Experiment, ...]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(experiments).where(
-                experiments.c.tenant_id == tenant_id)).all()
-        return tuple(Experiment.of(r) for r in rows)
+                experiments.c.tenant_id == tenant_id).order_by(experiments.c.created_at,
+                                                               experiments.c.id)).all()
+        return tuple(_servable(rows))
 
     def forget(self, tenant_id: int) -> None:
         """Drop the cached definitions (this process changed them)."""
@@ -242,6 +252,23 @@ class ExperimentServing:
                                              "last": 2**31 - 1 if last_seq is None
                                              else last_seq}).scalars().all()
         return tuple(bool(c) for c in reversed(rows))
+
+
+def _servable(rows: Iterable[Row[Any]]) -> Iterable[Experiment]:
+    """The experiments of ``rows`` that can be served, oldest first (should two overlap,
+    which the API refuses, the oldest serves, the same on every read). One that cannot (a
+    row stored before the API refused its definition: weights too far apart, a policy or
+    option no longer taken) is logged and skipped, its learners served by the tenant's
+    default: one bad definition must not fail every exercise of the tenant."""
+    for row in rows:
+        try:
+            experiment = Experiment.of(row)
+            experiment.check()
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("experiment %d of tenant %d cannot be served, skipped: %s", row.id,
+                      row.tenant_id, exc)
+            continue
+        yield experiment
 
 
 def _utc(moment: datetime) -> datetime:

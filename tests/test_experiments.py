@@ -16,10 +16,12 @@ from engine.experiments import (
     assign,
     assign_all,
     bucket,
+    check_arms,
     difference_interval,
     mean_interval,
     mixture_radius,
     mixture_variance,
+    shares,
     srm_check,
 )
 from engine.experiments.aa import simulate_aa
@@ -61,6 +63,56 @@ def test_bad_arms_are_refused() -> None:
         with pytest.raises(ValueError, match=message):
             assign("e", "x", arms)
 
+
+
+def test_extreme_weights_split_without_overflow() -> None:
+    """Issue 20: two arms of 1e308 made the weights' sum overflow (OverflowError on every
+    assignment); any finite positive weights now give their shares, computed on weights scaled
+    by a power of two."""
+    learners = LEARNERS[:4000]
+    for weights in ((1e308, 1e308), (5e-324, 5e-324), (1e300, 3e300), (1.7e308, 1.7e308,
+                                                                         1.7e308)):
+        arms = [Arm(f"arm-{k}", w) for k, w in enumerate(weights)]
+        want = shares(weights)
+        assert math.fsum(want) == pytest.approx(1.0) and all(s > 0 for s in want)
+        counts = Counter(assign_all("extreme", learners, arms))
+        observed = [counts[a.name] for a in arms]
+        assert stats.chisquare(observed, [s * len(learners) for s in want]).pvalue > 0.001
+        check = srm_check(observed, weights)
+        assert check.expected == pytest.approx([s * len(learners) for s in want])
+        assert not check.mismatch
+    assert shares([1e308, 1e308]) == [0.5, 0.5]
+    assert shares([1, 3]) == [0.25, 0.75]
+
+
+def test_weights_too_far_apart_for_a_share_are_refused() -> None:
+    """An arm whose share of the sum underflows to 0 could never get a learner (and has no
+    expected count in the sample-ratio-mismatch check)."""
+    for weights in ((1e308, 5e-324), (1e300, 1e-300)):
+        arms = [Arm("a", weights[0]), Arm("b", weights[1])]
+        with pytest.raises(ValueError, match="too small"):
+            check_arms(arms)
+        with pytest.raises(ValueError, match="share"):
+            srm_check([1, 1], weights)
+    check_arms([Arm("a", 1e308), Arm("b", 1e-3)])  # far apart, yet a share > 0
+
+
+def test_scaling_leaves_ordinary_assignments_as_they_were() -> None:
+    """The weights are scaled by a power of two (exact): a learner's arm is the one the raw
+    weights' sum gave before, for weights whose sum is finite."""
+    def unscaled(experiment: str, learner: str, arms: list[Arm]) -> str:
+        point = bucket(experiment, learner) * math.fsum(a.weight for a in arms)
+        edge = 0.0
+        for arm in arms[:-1]:
+            edge += arm.weight
+            if point < edge:
+                return arm.name
+        return arms[-1].name
+
+    for weights in ((1, 1, 1), (0.3, 0.7, 2.5), (1e-3, 1e3), (7, 0.1, 0.1, 3)):
+        arms = [Arm(f"arm-{k}", w) for k, w in enumerate(weights)]
+        got = assign_all("same", LEARNERS[:3000], arms)
+        assert got == [unscaled("same", x, arms) for x in LEARNERS[:3000]]
 
 def test_srm_check_hand_computed_and_skewed() -> None:
     check = srm_check([60, 40], [1, 1])  # expected 50/50: chi2 = (10^2 + 10^2) / 50 = 4

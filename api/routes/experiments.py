@@ -39,7 +39,9 @@ def post_experiment(request: Request, body: ExperimentIn, t: Auth) -> Any:
     and an optional stop. While it runs, each learner is assigned an arm by a hash of
     (experiment, learner) at their first served exercise, and keeps it; learners who opted
     out of personalization or refused experiments are never enrolled. One experiment of a
-    tenant runs at a time (409 for an overlap or a name taken)."""
+    tenant runs at a time (409 for an overlap or a name taken, also when two are created at
+    once). Arm names are unique in the experiment, weights 0.001 to 1000, option values
+    booleans or numbers within +-2**53 (422 otherwise, nothing stored)."""
     return JSON(create_experiment(service(request), t.id, body), status_code=201)
 
 
@@ -60,7 +62,7 @@ def post_experiment_stop(request: Request, name: ExperimentName, t: Auth) -> Any
 
 @router.get("/v1/experiments/{name}/results", responses=documented(
     ResultsResponse, "Results per arm, with always-valid intervals and the "
-    "sample-ratio-mismatch check.", 404))
+    "sample-ratio-mismatch check.", 404, 409))
 def get_experiment_results(
         request: Request, name: ExperimentName, t: Auth,
         alpha: Annotated[float, Query(gt=0, lt=1, examples=[0.05], description=(
@@ -68,7 +70,9 @@ def get_experiment_results(
     """Per arm, replayed from the answer log: answers, accuracy, exercises to skill mastery
     and the share of learners who return after at least a day, per learner with intervals
     that stay valid however often they are looked at (a confidence sequence), each arm
-    against the control (the first), and the sample-ratio-mismatch check."""
+    against the control (the first), and the sample-ratio-mismatch check. 409 for a
+    definition stored before the API refused such definitions (weights too far apart to
+    split the learners): it is never served."""
     return experiment_results(service(request), t, name, alpha)
 
 

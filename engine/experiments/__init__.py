@@ -8,7 +8,15 @@ answer log into the per-learner values these functions take.
 
 from __future__ import annotations
 
-from engine.experiments.assignment import Arm, assign, assign_all, bucket, check_arms
+from engine.experiments.assignment import (
+    Arm,
+    assign,
+    assign_all,
+    bucket,
+    check_arms,
+    scaled_weights,
+    shares,
+)
 from engine.experiments.sequential import (
     PLANNED_N,
     Interval,
@@ -22,4 +30,4 @@ from engine.experiments.srm import SrmCheck, srm_check
 
 __all__ = ["PLANNED_N", "Arm", "Interval", "Sample", "SrmCheck", "assign", "assign_all",
            "bucket", "check_arms", "difference_interval", "mean_interval", "mixture_radius",
-           "mixture_variance", "srm_check"]
+           "mixture_variance", "scaled_weights", "shares", "srm_check"]

@@ -32,15 +32,39 @@ _SCALE = float(2**64)
 
 @dataclass(frozen=True, slots=True)
 class Arm:
-    """One arm: its name and allocation weight (any positive number; shares are weight / sum)."""
+    """One arm: its name and allocation weight (any finite positive number; shares are weight /
+    sum, see :func:`shares`)."""
 
     name: str
     weight: float = 1.0
 
 
+def scaled_weights(weights: Sequence[float]) -> list[float]:
+    """``weights`` times the power of two that brings the largest into [0.5, 1).
+
+    The sum of raw weights overflows for weights near the float maximum (two arms of 1e308:
+    ``math.fsum`` raises OverflowError), and tiny ones lose precision; scaled, any finite
+    positive weights sum to at most their count. Multiplying by a power of two is exact (short
+    of underflow), so the edges :func:`assign` cuts are, for weights whose sum was finite,
+    exactly those of the raw weights: no learner's bucket changes arm. A weight more than
+    about 2**1074 times smaller than the largest underflows to 0 (its arm could never be
+    assigned; :func:`check_arms` refuses it)."""
+    exponent = math.frexp(max(weights))[1]
+    return [math.ldexp(w, -exponent) for w in weights]
+
+
+def shares(weights: Sequence[float]) -> list[float]:
+    """Each weight's share of their sum (finite for any finite positive weights, see
+    :func:`scaled_weights`), in the weights' order."""
+    scaled = scaled_weights(weights)
+    total = math.fsum(scaled)
+    return [w / total for w in scaled]
+
+
 def check_arms(arms: Sequence[Arm]) -> None:
     """ValueError unless there are at least two arms, with distinct valid names and finite
-    positive weights."""
+    positive weights whose shares are all > 0 (no arm so light next to another that it could
+    never get a learner, nor be expected to in the sample-ratio-mismatch check)."""
     if len(arms) < 2:
         raise ValueError(f"an experiment needs at least two arms, got {len(arms)}")
     seen: set[str] = set()
@@ -49,9 +73,14 @@ def check_arms(arms: Sequence[Arm]) -> None:
         if arm.name in seen:
             raise ValueError(f"arm {arm.name!r} is named twice")
         seen.add(arm.name)
-        if isinstance(arm.weight, bool) or not math.isfinite(arm.weight) or arm.weight <= 0:
+        if isinstance(arm.weight, bool) or not isinstance(arm.weight, int | float) \
+                or not math.isfinite(arm.weight) or arm.weight <= 0:
             raise ValueError(f"arm {arm.name!r}: the weight must be a finite number > 0, got "
                              f"{arm.weight!r}")
+    for arm, share in zip(arms, shares([a.weight for a in arms]), strict=True):
+        if share <= 0:
+            raise ValueError(f"arm {arm.name!r}: the weight {arm.weight!r} is too small next "
+                             f"to the others' for a share of the learners")
 
 
 def bucket(experiment: str, learner: str) -> float:
@@ -64,25 +93,20 @@ def bucket(experiment: str, learner: str) -> float:
 def assign(experiment: str, learner: str, arms: Sequence[Arm]) -> str:
     """The name of the arm ``learner`` joins in ``experiment``: the arm whose share of [0, 1),
     in the arms' order, holds the learner's :func:`bucket`."""
-    check_arms(arms)
-    point = bucket(experiment, learner) * math.fsum(a.weight for a in arms)
-    edge = 0.0
-    for arm in arms[:-1]:
-        edge += arm.weight
-        if point < edge:
-            return arm.name
-    return arms[-1].name  # (also absorbs the rounding of the last edge)
+    return assign_all(experiment, [learner], arms)[0]
 
 
 def assign_all(experiment: str, learners: Sequence[str], arms: Sequence[Arm]) -> list[str]:
     """:func:`assign` of each of ``learners`` (the arms checked once)."""
     check_arms(arms)
-    total = math.fsum(a.weight for a in arms)
+    scaled = scaled_weights([a.weight for a in arms])
+    total = math.fsum(scaled)
     edges = []
     edge = 0.0
-    for arm in arms[:-1]:
-        edge += arm.weight
+    for weight in scaled[:-1]:
+        edge += weight
         edges.append(edge)
     names = [a.name for a in arms]
+    # a point at or past the last edge goes to the last arm (also absorbs the edges' rounding)
     return [names[bisect.bisect_right(edges, bucket(experiment, learner) * total)]
             for learner in learners]

@@ -10,11 +10,14 @@ on every look at an experiment: a real mismatch grows with the counts and is cau
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from engine.experiments.assignment import shares as weight_shares
 
 #: p-value below which the counts are taken as a mismatch
 SRM_ALPHA = 0.001
@@ -34,16 +37,19 @@ class SrmCheck:
 def srm_check(counts: Sequence[int], weights: Sequence[float],
               alpha: float = SRM_ALPHA) -> SrmCheck:
     """Chi-square goodness of fit of ``counts`` (learners per arm) against the shares
-    ``weights`` / sum(weights); ``mismatch`` when p < ``alpha``."""
+    ``weights`` / sum(weights) (:func:`~engine.experiments.assignment.shares`: no overflow
+    for any finite weights); ``mismatch`` when p < ``alpha``."""
     if len(counts) != len(weights) or len(counts) < 2:
         raise ValueError(f"need one count per arm and at least two arms, got {len(counts)} "
                          f"counts for {len(weights)} weights")
     observed = np.asarray(counts, dtype=float)
-    shares = np.asarray(weights, dtype=float)
-    if (observed < 0).any() or not (shares > 0).all():
-        raise ValueError("counts must be >= 0 and weights > 0")
+    if (observed < 0).any() or not all(math.isfinite(w) and w > 0 for w in weights):
+        raise ValueError("counts must be >= 0 and weights finite and > 0")
+    shares = np.asarray(weight_shares(weights))
+    if not (shares > 0).all():
+        raise ValueError("every weight needs a share > 0 of the sum")
     total = float(observed.sum())
-    expected = shares / shares.sum() * total
+    expected = shares * total
     if total == 0:
         return SrmCheck(tuple(int(c) for c in counts), tuple(expected.tolist()), 0.0, 1.0,
                         False)

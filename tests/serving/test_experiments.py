@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from scipy import stats
 
+from api.db import experiments as experiment_rows
+from api.experiments import CACHE_SECONDS
 from engine.experiments import Arm, Sample, assign, mean_interval
 
 from .conftest import TUTOR, Backend, TenantKey, error_of, new_event_id
@@ -282,3 +287,175 @@ def test_report_command(client, backend, make_tenant) -> None:
                               t.tenant.name], env=backend.env(), capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+# ====================================================================== issue 20: hardening
+def listed(client, t: TenantKey) -> list[dict[str, Any]]:
+    r = client.get("/v1/experiments", headers=t.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["experiments"]
+
+
+def store_as_before(backend: Backend, t: TenantKey, name: str,
+                    arms: list[dict[str, Any]]) -> None:
+    """Store a running definition directly, as the API did before it refused it."""
+    now = datetime.now(UTC)
+    with backend.engine.begin() as conn:
+        conn.execute(sa.insert(experiment_rows).values(
+            tenant_id=t.tenant.id, name=name, require_consent=False, starts_at=now,
+            stops_at=None, created_at=now,
+            arms=[{"weight": 1.0, "policy": "target-success", "options": {}, **a} for a in arms]))
+
+
+def test_weights_out_of_range_are_refused_with_nothing_stored(client, make_tenant) -> None:
+    """Issue 20: two arms of 1e308 were accepted and every later exercise of the tenant was a
+    500 (the weights' sum overflowed); tiny weights were accepted too."""
+    t = make_tenant()
+    for weights in ((1e308, 1e308), (5e-324, 1.0), (1e300, 1.0), (1e-300, 1.0), (1.0, 1000.5),
+                    (1.0, 0.0009), (1.0, 0), (1.0, -1), (1.0, True), (1.0, "2")):
+        arms = [{"name": "a", "weight": weights[0]}, {"name": "b", "weight": weights[1]}]
+        r = client.post("/v1/experiments", headers=t.headers, json={"name": "w", "arms": arms})
+        assert "weight" in json.dumps(error_of(r, 422, "validation_error")), (weights, r.text)
+    assert listed(client, t) == []
+    # the bounds themselves: a split of 1 to a million, served
+    define(client, t, "w", arms=[{"name": "a", "weight": 0.001}, {"name": "b", "weight": 1000}])
+    for i in range(5):
+        assert client.get(f"/v1/learners/w-{i}/next", headers=t.headers).status_code == 200
+
+
+def test_stored_huge_weights_are_served_by_their_shares(client, backend, make_tenant) -> None:
+    """A definition stored before the bounds (two arms of 1e308) serves: the engine scales the
+    weights before summing them, so the tenant's exercises are no longer 500s."""
+    t = make_tenant()
+    store_as_before(backend, t, "w-inf", [{"name": "a", "weight": 1e308},
+                                          {"name": "b", "weight": 1e308}])
+    learners = [f"inf-{i}" for i in range(15)]
+    for learner in learners:
+        r = client.get(f"/v1/learners/{learner}/next", headers=t.headers)
+        assert r.status_code == 200, r.text
+    want = {x: assign("w-inf", x, [Arm("a", 1e308), Arm("b", 1e308)]) for x in learners}
+    assert assignments(backend, t) == want and set(want.values()) == {"a", "b"}
+
+
+def test_stored_definition_that_cannot_be_served_falls_back_to_the_default(
+        client, backend, make_tenant) -> None:
+    """Weights too far apart for a share (the second arm's rounds to 0), stored before the
+    API refused them: the tenant's learners get its default policy, the listing and the stop
+    work, the results say why there are none (409), never a 500."""
+    t = make_tenant()
+    store_as_before(backend, t, "apart", [
+        {"name": "a", "weight": 1e308, "options": {"target_success": 0.9}},
+        {"name": "b", "weight": 5e-324, "options": {"target_success": 0.3}}])
+    for i in range(4):
+        r = client.get(f"/v1/learners/apart-{i}/next", headers=t.headers)
+        assert r.status_code == 200, r.text
+        assert "the target 0.75" in r.json()["next"][0]["reason"]  # the tenant's, no arm's
+    assert assignments(backend, t) == {}
+    assert [(e["name"], e["status"]) for e in listed(client, t)] == [("apart", "running")]
+    r = client.get("/v1/experiments/apart/results", headers=t.headers)
+    assert "cannot be served" in error_of(r, 409, "conflict")["message"]
+    r = client.post("/v1/experiments/apart/stop", headers=t.headers)
+    assert r.status_code == 200 and r.json()["status"] == "stopped", r.text
+
+
+def test_option_values_are_bounded_with_nothing_stored(client, make_tenant) -> None:
+    """Issue 20: a 100-bit seed gave a 500 on creation (orjson renders no integer beyond 64
+    bits), yet the experiment was stored and ran, and every later listing was a 500. Option
+    numbers are within +-2**53 now, nothing stored otherwise."""
+    t = make_tenant()
+    random_arms = [{"name": "a", "policy": "random"}, {"name": "b"}]
+    for options in ({"seed": 10**30}, {"seed": 2**63}, {"seed": 2**53 + 1},
+                    {"seed": -(2**53) - 1}, {"target_success": 1e300},
+                    {"target_success": "0.7"}, {"target_success": None},
+                    {"target_success": [0.7]}, {"target_success": {"v": 0.7}},
+                    {"Seed": 1}, {f"o{k}": 1 for k in range(17)}):
+        arms = [{**random_arms[0], "options": options}, random_arms[1]]
+        r = client.post("/v1/experiments", headers=t.headers, json={"name": "o", "arms": arms})
+        error_of(r, 422, "validation_error")
+    for number in (b"1e400", b"-1e400", b"NaN", b"Infinity"):  # what json.loads reads as floats
+        body = (b'{"name": "o", "arms": [{"name": "a", "options": {"target_success": '
+                + number + b'}}, {"name": "b"}]}')
+        r = client.post("/v1/experiments", headers={**t.headers,
+                                                    "Content-Type": "application/json"},
+                        content=body)
+        error_of(r, 422, "validation_error")
+    assert listed(client, t) == []
+    # the bounds themselves: stored, listed exactly, served, stopped
+    arms = [{"name": "a", "policy": "random", "options": {"seed": 2**53}},
+            {"name": "b", "policy": "random", "options": {"seed": -(2**53)}}]
+    made = define(client, t, "o", arms=arms)
+    assert [a["options"] for a in made["arms"]] == [{"seed": 2**53}, {"seed": -(2**53)}]
+    assert [a["options"] for a in listed(client, t)[0]["arms"]] == [a["options"] for a in arms]
+    assert client.get("/v1/learners/o-1/next", headers=t.headers).status_code == 200
+    assert client.post("/v1/experiments/o/stop", headers=t.headers).status_code == 200
+
+
+def test_stored_wide_integer_option_lists_and_stops(client, backend, make_tenant) -> None:
+    """A 100-bit seed stored before the bound: the listing shows it as its digits, the stop
+    answers 200 (both were 500s forever), and the arm serves."""
+    t = make_tenant()
+    store_as_before(backend, t, "wide", [{"name": "a", "policy": "random",
+                                          "options": {"seed": 10**30}}, {"name": "b"}])
+    assert listed(client, t)[0]["arms"][0]["options"] == {"seed": str(10**30)}
+    assert client.get("/v1/learners/wide-1/next", headers=t.headers).status_code == 200
+    r = client.post("/v1/experiments/wide/stop", headers=t.headers)
+    assert r.status_code == 200 and r.json()["status"] == "stopped", r.text
+    assert listed(client, t)[0]["status"] == "stopped"
+
+
+def test_concurrent_creations_leave_one_running(make_client, backend, make_tenant) -> None:
+    """Issue 20: 8 creations at once, with different names, left 1, 4 and 3 running in three
+    tries, and learners of a stopped one were enrolled again in another, with another arm.
+    Four apps (like four worker processes: each its own writer lock) and 8 threads, three
+    rounds: always exactly one created, seven 409s."""
+    clients = [make_client() for _ in range(4)]
+    n = 8
+    for _ in range(3):
+        t = make_tenant()
+        start = threading.Barrier(n, timeout=60)
+
+        def create(k: int, t: TenantKey = t, start: threading.Barrier = start) -> Any:
+            start.wait()
+            return clients[k % len(clients)].post(
+                "/v1/experiments", headers=t.headers, json={"name": f"race-{k}", "arms": ARMS})
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            responses = list(pool.map(create, range(n), timeout=120))
+        got = sorted(r.status_code for r in responses)
+        assert got == [201] + [409] * (n - 1), [(r.status_code, r.text[:150])
+                                                for r in responses]
+        winner = next(r.json()["name"] for r in responses if r.status_code == 201)
+        assert [(e["name"], e["status"]) for e in listed(clients[0], t)] == [(winner,
+                                                                             "running")]
+    # the last round's learners: enrolled once, and after the stop enrolled nowhere else
+    learners = [f"race-l{i}" for i in range(30)]
+    for k, learner in enumerate(learners):
+        assert clients[k % 4].get(f"/v1/learners/{learner}/next",
+                                  headers=t.headers).status_code == 200
+    enrolled = assignments(backend, t)
+    assert enrolled == {x: assign(winner, x, [Arm("control"), Arm("low")]) for x in learners}
+    assert clients[0].post(f"/v1/experiments/{winner}/stop", headers=t.headers).json()[
+        "status"] == "stopped"
+    time.sleep(CACHE_SECONDS)  # every app's copy of the definitions is read again
+    for k, learner in enumerate(learners):
+        nxt = clients[k % 4].get(f"/v1/learners/{learner}/next", headers=t.headers)
+        assert "the target 0.75" in nxt.json()["next"][0]["reason"], nxt.text
+    assert assignments(backend, t) == enrolled
+
+
+def test_openapi_states_the_experiment_rules(client) -> None:
+    """What the server refuses is in the document (issue 20, finding 13): unique arm names,
+    the weights' range, the options' names, count and values."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "unique" in schemas["ExperimentIn"]["properties"]["arms"]["description"]
+    arm = schemas["ArmIn"]["properties"]
+    assert (arm["weight"]["minimum"], arm["weight"]["maximum"]) == (0.001, 1000)
+    assert arm["policy"]["enum"] == ["target-success", "fixed-curriculum", "random",
+                                     "lowest-mastery", "spaced"]
+    options = arm["options"]
+    assert options["maxProperties"] == 16 and options["additionalProperties"] is False
+    (value,) = options["patternProperties"].values()
+    assert {"type": "boolean"} in value["anyOf"]
+    for kind in ("integer", "number"):
+        (branch,) = [b for b in value["anyOf"] if b["type"] == kind]
+        assert (branch["minimum"], branch["maximum"]) == (-(2**53), 2**53)
