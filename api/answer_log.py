@@ -112,6 +112,8 @@ class AnswerLog:
                                 events.c.answered_at, events.c.response_ms, events.c.event_id)
                          .where(*_EVENTS_OF_LEARNER, events.c.seq <= bindparam("last_seq"))
                          .order_by(events.c.seq))
+        self._answered_after = select(events.c.seq).where(
+            *_EVENTS_OF_LEARNER, events.c.answered_at > bindparam("at")).limit(1)
         self._events = select(events).where(*_EVENTS_OF_LEARNER).order_by(events.c.seq)
         self._page = self._events.where(events.c.seq > bindparam("after")).limit(bindparam("n"))
         self._learner = select(learners.c.last_seq, learners.c.created_at,
@@ -205,6 +207,13 @@ class AnswerLog:
         return [AnswerEvent(learner_id, item_id, tuple(skills), bool(correct),
                             timestamp=answered_at, response_ms=response_ms, event_id=event_id)
                 for item_id, skills, correct, answered_at, response_ms, event_id in rows]
+
+    def answered_after(self, conn: Connection, tenant_id: int, learner_id: str,
+                       at: datetime) -> bool:
+        """Whether the learner has an answer given after ``at`` (its ``answered_at``): a read
+        of the learner as of ``at`` cannot then use the state of every answer."""
+        return conn.execute(self._answered_after, {"t": tenant_id, "l": learner_id,
+                                                   "at": at}).first() is not None
 
     def events(self, conn: Connection, tenant_id: int, learner_id: str) -> Sequence[EventRow]:
         """The learner's events, in order."""

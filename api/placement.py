@@ -256,17 +256,26 @@ class Placements:
         return self.view(conn, rt, tenant_id, learner_id)
 
     def fold(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
-             answers: Sequence[AnswerEvent]) -> Any:
+             answers: Sequence[AnswerEvent], at: datetime | None = None) -> Any:
         """The learner's state from its ``answers`` (the log, in order) and its placement's
-        result (see the module): what the answers built, with the masteries a placement set."""
+        result (see the module): what the answers built, with the masteries a placement set.
+        With ``at``, the learner as of that moment: only the answers given by then
+        (``answered_at`` at or before it) count, and the result only of a test ended by then
+        (the answers of one still running then count as any answers do)."""
         row = self.row(conn, tenant_id, learner_id)
-        if row is None or row.mastery is None:
-            return rt.tracer.fold(answers)
-        placed = rt.tracer.fold(answers[:row.answers])
+
+        def given(part: Sequence[AnswerEvent]) -> Sequence[AnswerEvent]:
+            return part if at is None else [a for a in part
+                                            if a.timestamp is None or a.timestamp <= at]
+
+        if row is None or row.mastery is None or (
+                at is not None and (row.ended_at is None or _utc(row.ended_at) > at)):
+            return rt.tracer.fold(given(answers))
+        placed = rt.tracer.fold(given(answers[:row.answers]))
         # a tenant's model changed since to one without masteries: folded without the result
         with contextlib.suppress(NotImplementedError):
             placed = rt.tracer.with_mastery(placed, row.mastery)
-        return rt.tracer.fold(answers[row.answers:], start=placed)
+        return rt.tracer.fold(given(answers[row.answers:]), start=placed)
 
     # ------------------------------------------------------------------ writing
     def begin(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,

@@ -569,7 +569,7 @@ class TutorService:
         the whole content): skills mastered, by the policy's threshold, of the course's
         skills, at ``at`` (default: now). A learner never seen starts from the priors, like
         :meth:`next_items`."""
-        rt, state, course = self._reading(tenant, learner_id, course)
+        rt, state, course = self._reading(tenant, learner_id, course, at)
         skills = rt.catalog.courses[course].skills if course else tuple(rt.catalog.skills)
         mastery = rt.tracer.mastery(state, skills, at=at or datetime.now(UTC))
         threshold = self.policy.mastery_threshold
@@ -589,7 +589,7 @@ class TutorService:
         ``retention``, due ones first (for app notifications). Only a model with memory (one
         whose knowledge fades between practices) has any; with another the list is empty and
         ``memory`` false says why."""
-        rt, state, course = self._reading(tenant, learner_id, course)
+        rt, state, course = self._reading(tenant, learner_id, course, at)
         at = at or datetime.now(UTC)
         due = due_reviews(rt.tracer, state, rt.catalog, at=at, retention=retention,
                           mastery_threshold=self.policy.mastery_threshold, course=course)
@@ -598,20 +598,41 @@ class TutorService:
                 "reviews": [_due_review(rt, r) for r in due]}
 
     def _reading(self, tenant: Tenant, learner_id: str, course: str | None,
-                 ) -> tuple[Runtime, Any, str | None]:
+                 at: datetime | None = None) -> tuple[Runtime, Any, str | None]:
         """For a read of a learner: the runtime, the learner's state (a learner never seen:
-        the prior) and the course to read (``course``, else the learner's current one, else
-        None: the whole content); :class:`NotFound` for a course the content lacks."""
+        the prior; with ``at``, the learner as of then: :meth:`_state_as_of`) and the course
+        to read (``course``, else the learner's current one, else None: the whole content);
+        :class:`NotFound` for a course the content lacks."""
         rt = self.runtimes.get(tenant)
         _check_course(rt, course)
         with self.engine.connect() as conn:
             learner = self.log.learner(conn, tenant.id, learner_id)
             if learner is None:
                 return rt, rt.tracer.new_state(), course
-            _, state = self._state_value(
-                conn, tenant.id, learner_id, _epoch(learner.created_at), learner.last_seq,
-                rt, learner.log_digest)
+            if at is None:
+                _, state = self._state_value(
+                    conn, tenant.id, learner_id, _epoch(learner.created_at), learner.last_seq,
+                    rt, learner.log_digest)
+            else:
+                state = self._state_as_of(conn, rt, tenant.id, learner_id, learner, at)
         return rt, state, course or _scope(rt, learner.course)
+
+    def _state_as_of(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
+                     learner: LearnerRow, at: datetime) -> Any:
+        """The learner as of ``at``: the answers given by then (``answered_at`` at or before
+        it) and the result of a placement ended by then, nothing later (a read of the past
+        must not know the future). When nothing came after ``at`` (the usual read, of now or
+        later) that is the cached state of every answer; else it is folded from the log up to
+        ``at`` (:meth:`Placements.fold`), and not cached: the cache holds the latest state."""
+        placement = self.placements.row(conn, tenant_id, learner_id)
+        later = (self.log.answered_after(conn, tenant_id, learner_id, at)
+                 or (placement is not None and placement.ended_at is not None
+                     and _as_utc(placement.ended_at) > at))
+        if not later:
+            return self._state_value(conn, tenant_id, learner_id, _epoch(learner.created_at),
+                                     learner.last_seq, rt, learner.log_digest)[1]
+        answers = self.log.answers(conn, tenant_id, learner_id, learner.last_seq)
+        return self.placements.fold(conn, rt, tenant_id, learner_id, answers, at=at)
 
     @retry_if_disconnected
     def state(self, tenant: Tenant, learner_id: str) -> StateResponse:

@@ -78,6 +78,12 @@ def get_next(request: Request, learner_id: LearnerId, t: Auth,
     return service(request).next_items(t, learner_id, n, course, target)
 
 
+#: what `at` means to a read of a learner (progress, reviews)
+AS_OF = ("Only the answers given by then (`answered_at` at or before it) count, and a "
+         "placement's result only if the test had ended by then: a learner with no answer by "
+         "then has the priors. With a model that forgets with time, what the learner knows "
+         "then.")
+
 #: the course a read is about (unlike `Course`, it does not change the learner's course)
 ReadCourse = Annotated[str | None, Query(
     min_length=1, max_length=128, examples=["es.course.first-steps"],
@@ -91,8 +97,8 @@ def get_progress(request: Request, learner_id: LearnerId, t: Auth,
                  course: ReadCourse = None,
                  at: Annotated[Moment | None, Query(
                      examples=["2026-11-23T09:30:00Z"],
-                     description="The moment the mastery is for (default: now): with a model "
-                                 "that forgets with time, what the learner knows then.")] = None,
+                     description="The moment the mastery is for (default: now): the learner "
+                                 "as of then. " + AS_OF)] = None,
                  ) -> Any:
     """A learner's progress in a course: how many of its skills are mastered (mastery at
     least the threshold selection uses), and `complete` once all are. A learner never seen
@@ -109,7 +115,8 @@ def get_reviews(request: Request, learner_id: LearnerId, t: Auth,
                     description=RETENTION_RULE)] = 0.9,
                 at: Annotated[Moment | None, Query(
                     examples=["2026-11-23T09:30:00Z"],
-                    description="The moment recall is predicted for (default: now).")] = None,
+                    description="The moment recall is predicted for (default: now). "
+                                + AS_OF)] = None,
                 ) -> Any:
     """A learner's due and upcoming reviews (for app notifications): each learned skill with
     the time its predicted recall falls to `retention`, up to ten years (3,650 days) after

@@ -108,6 +108,29 @@ def test_a_retention_outside_half_to_099_is_422(make_tenant, make_client,
     assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (0.5, 0.99)
 
 
+def test_reviews_at_a_moment_know_only_the_answers_given_by_then(backend, make_tenant,
+                                                                  make_client,
+                                                                  tmp_path: Path) -> None:
+    """Issue 20 #10: `at` before the learner's answers listed the skills they learned later."""
+    t = _memory_tenant(backend, make_tenant, tmp_path)
+    client = make_client()
+    start = datetime.now(UTC) - timedelta(days=DAYS_AGO)
+    for k in range(8):
+        answer(client, t, "ron", "mini.a.easy" if k % 2 else "mini.a.mid", True,
+               answered_at=(start + timedelta(minutes=k)).isoformat())
+    url = "/v1/learners/ron/reviews"
+    before = client.get(url, headers=t.headers,
+                        params={"at": (start - timedelta(days=1)).isoformat()})
+    assert before.status_code == 200, before.text
+    assert before.json()["reviews"] == []  # nothing learned yet
+    midway = client.get(url, headers=t.headers,  # two answers by then: not learned yet
+                        params={"at": (start + timedelta(minutes=1)).isoformat()}).json()
+    assert midway["reviews"] == []
+    after = client.get(url, headers=t.headers,
+                       params={"at": (start + timedelta(minutes=10)).isoformat()}).json()
+    assert [r["skill_id"] for r in after["reviews"]] == ["mini.a"]
+
+
 def test_a_model_without_memory_schedules_nothing(make_tenant, make_client) -> None:
     t = make_tenant(["mini"])
     client = make_client()
