@@ -297,10 +297,12 @@ def content_import(
     if not path.is_file():
         raise fail(f"no pack file {pack!r} (bundled packs: "
                     f"{', '.join(f'{p.stem} ({name})' for name, p in bundled.items())})")
-    engine = _ready_engine(_settings(database_url))
+    settings = _settings(database_url)
+    engine = _ready_engine(settings)
     try:
         target = tenant_by_name(engine, tenant)
-        loaded = import_pack(engine, target.id, json.loads(path.read_text()), str(path))
+        loaded = import_pack(engine, target.id, json.loads(path.read_text()), str(path),
+                             max_items=settings.max_content_items)
     except (LookupError, ContentError, json.JSONDecodeError) as exc:
         raise fail(str(exc)) from None
     print(f"imported {loaded.name!r} for {tenant!r}: {len(loaded.skills)} skills, "

@@ -1,13 +1,18 @@
 """Placement tests in the API: an adaptive test (:mod:`engine.placement`) over a course's
 calibrated items that sets a new learner's starting state.
 
-**What is stored.** A placement is a row of ``placements`` (course, seed, stopping rule, and
-once it has ended its result) and the learner's first answers in the answer log: nothing lives
-only in memory. The engine's session is a function of its seed and its answers
-(:meth:`engine.placement.Placement.resume`), so any worker, after any restart, replays it from
-the log and gives the same next item. While a test runs, the learner's row has ``in_placement``
-set, so the one-statement answer (:mod:`api.one_statement`) leaves its answers to the locked
-path, which checks each one against the test's item and gives the next one.
+**What is stored.** A placement is a row of ``placements`` (course, seed, stopping rule, the
+item it gives now and the estimate so far, and once it has ended its result) and the learner's
+first answers in the answer log: nothing lives only in memory. Any worker, after any restart,
+restores the session from the row and the log in one step
+(:meth:`engine.placement.Placement.restore`: no selection is replayed); a read (``GET
+/placement``, ``GET /next``, the export) is the row itself. An answer costs one selection over
+the course's bank, whose tables are built once per worker and content version and kept in a
+cache bounded in bytes (:class:`TablesCache`, ``TUTOR_PLACEMENT_CACHE_BYTES``); a course of
+more calibrated items than ``TUTOR_MAX_PLACEMENT_ITEMS`` cannot be placed in. While a test
+runs, the learner's row has ``in_placement`` set, so the one-statement answer
+(:mod:`api.one_statement`) leaves its answers to the locked path, which checks each one
+against the test's item and gives the next one.
 
 **Who can take one.** A learner without answers (new, or created by ``GET /next``): a
 placement is where practice starts, so its answers are always the learner's first ones (seq 1
@@ -30,6 +35,14 @@ change to such a model later, its learners' states fold from the log without the
 Stopping early ends the test with what it has (no answer: no result, the prior); it changes
 the learner's state without an answer, so it chains a link into the learner's log digest
 (:func:`api.store.chain`), which makes every state cached before it stale.
+
+**A test that can no longer run is abandoned**, at the learner's next request (``GET
+/placement``, ``GET /next`` or an answer), which then goes on as if no test ran: status
+``abandoned``, its ``reason``, no result (the learner's state is what the answers told the
+tracer, which it already is: nothing to invalidate). That is when its course or its items left
+the tenant's content (a pack removed or replaced), or the learner opted out of personalization
+(``PUT /consent``): an adaptive test is personalization. The export never resumes or changes a
+test: it shows the row as stored.
 """
 
 from __future__ import annotations
@@ -37,7 +50,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +60,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    and_,
     bindparam,
     false,
     func,
@@ -64,9 +79,10 @@ from api.responses import NextResponse, PlacementResponse
 from api.runtimes import Runtime, Runtimes
 from api.store import DIGEST_MODULUS, link
 from api.tenants import Tenant
-from engine.catalog import Catalog
+from engine.catalog import Catalog, Item
 from engine.events import AnswerEvent
 from engine.placement import (
+    Grid,
     ItemBank,
     Placement,
     PlacementSession,
@@ -74,6 +90,7 @@ from engine.placement import (
     probability,
     starting_mastery,
 )
+from engine.placement.select import Tables
 from engine.selection import Choice, SelectionContext
 from engine.tracing import Tracer
 
@@ -85,8 +102,56 @@ MIN_LENGTH = 3
 #: each item is drawn from the 3 most informative (exposure control: the first items of a
 #: course are not every learner's same item)
 RANDOMESQUE = 3
-#: configured tests kept per process (each holds its bank's precomputed tables)
-MAX_TESTS = 256
+#: the quadrature grid of every test (one object: the cached tables are built on it)
+GRID = Grid.normal()
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementLimits:
+    """What one tenant's placements may cost a worker (``TUTOR_*`` settings, api.settings).
+
+    ``bank_items``: the most calibrated items a test draws from (a course with more cannot be
+    placed in: a bank's tables are 4 x 81 x items floats, 2.6 kB an item, and an answer's
+    selection is a pass over them); ``cache_bytes``: the banks' tables kept per worker, least
+    recently used evicted first (the default holds a dozen banks of the largest size)."""
+
+    bank_items: int = 2_000
+    cache_bytes: int = 64 * 1024 * 1024
+
+
+class TablesCache:
+    """Banks' tables by key, bounded by their size in bytes, least recently used evicted
+    first; tables larger than the whole budget are not kept. Thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._kept: OrderedDict[Hashable, Tables] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Tables | None:
+        with self._lock:
+            tables = self._kept.get(key)
+            if tables is not None:
+                self._kept.move_to_end(key)
+            return tables
+
+    def put(self, key: Hashable, tables: Tables) -> None:
+        size = tables.nbytes
+        with self._lock:
+            old = self._kept.pop(key, None)
+            if old is not None:
+                self.bytes -= old.nbytes
+            if size > self.max_bytes:
+                return
+            while self.bytes + size > self.max_bytes:
+                _, evicted = self._kept.popitem(last=False)
+                self.bytes -= evicted.nbytes
+            self._kept[key] = tables
+            self.bytes += size
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 class PlacementNotFound(LookupError):
@@ -125,10 +190,12 @@ class PlacementItem:
 class Placements:
     """The placement tests of every tenant: their SQL, their sessions, their result."""
 
-    def __init__(self, engine: Engine, log: AnswerLog, runtimes: Runtimes) -> None:
+    def __init__(self, engine: Engine, log: AnswerLog, runtimes: Runtimes,
+                 limits: PlacementLimits | None = None) -> None:
         self.engine = engine
         self.log = log
         self.runtimes = runtimes
+        self.limits = limits or PlacementLimits()
         insert_ = postgresql.insert if log.postgres else sqlite.insert
         # a learner starts a placement: created if new (without answers), flagged, locked
         enrol = insert_(learners).values(
@@ -138,9 +205,15 @@ class Placements:
             index_elements=["tenant_id", "learner_id"],
             set_={"in_placement": true(),
                   "course": func.coalesce(enrol.excluded.course, learners.c.course)},
-        ).returning(learners.c.last_seq, learners.c.course)
-        self._tests: dict[tuple[Any, ...], tuple[Catalog, Placement]] = {}
-        self._lock = threading.Lock()
+        ).returning(learners.c.last_seq, learners.c.course, learners.c.personalization)
+        #: the banks' tables, by tenant, content version and course (not by stopping rule:
+        #: they do not depend on it)
+        self.tables = TablesCache(self.limits.cache_bytes)
+        # a placement row, with what its learner's row says of it
+        self._row = select(placements, learners.c.personalization, learners.c.last_seq).join(
+            learners, and_(learners.c.tenant_id == placements.c.tenant_id,
+                           learners.c.learner_id == placements.c.learner_id)).where(
+            placements.c.tenant_id == bindparam("t"), placements.c.learner_id == bindparam("l"))
 
     # ------------------------------------------------------------------ requests
     @retry_if_disconnected
@@ -170,46 +243,42 @@ class Placements:
         return self.show(tenant, learner_id)
 
     # ------------------------------------------------------------------ the test
-    def test(self, rt: Runtime, course: str | None, max_length: int,
+    def test(self, rt: Runtime, tenant_id: int, course: str | None, max_length: int,
              se_target: float | None) -> Placement:
-        """The configured test over ``course``'s calibrated items (None: every calibrated
-        item), built once per content version and stopping rule."""
-        key = (id(rt.catalog), course, max_length, se_target)
-        with self._lock:
-            kept = self._tests.get(key)
-        if kept is not None and kept[0] is rt.catalog:
-            return kept[1]
-        bank = item_bank(rt.catalog, course)
+        """The test over ``course``'s calibrated items (None: every calibrated item) with this
+        stopping rule, on the bank's cached tables (:class:`PlacementConflict`: no calibrated
+        item, or more than the bank limit)."""
+        key = (tenant_id, rt.content_version, course)
+        tables = self.tables.get(key)
+        if tables is None:
+            tables = Tables.build(item_bank(rt.catalog, course, self.limits.bank_items), GRID)
+            self.tables.put(key, tables)
         stop = StopRule(min(MIN_LENGTH, max_length), max_length, se_target)
-        test = Placement(bank, randomesque=RANDOMESQUE, stop=stop)
-        with self._lock:
-            if len(self._tests) >= MAX_TESTS:
-                self._tests.clear()
-            self._tests[key] = (rt.catalog, test)
-        return test
+        return Placement(tables.bank, randomesque=RANDOMESQUE, stop=stop, grid=GRID,
+                         shared_tables=tables)
 
-    def _test_of(self, rt: Runtime, row: Row[Any]) -> Placement:
-        return self.test(rt, row.course, row.max_length, row.se_target)
-
-    def _session(self, conn: Connection, rt: Runtime, row: Row[Any], tenant_id: int,
-                 learner_id: str, last_seq: int) -> PlacementSession:
-        """The running test of ``row``, replayed from its seed and the learner's answers up
-        to ``last_seq`` (all of them placement answers)."""
-        answers = self.log.answers(conn, tenant_id, learner_id, last_seq)
+    def _session(self, conn: Connection, rt: Runtime, row: Row[Any],
+                 last_seq: int) -> PlacementSession:
+        """The running test of ``row`` after the learner's answers up to ``last_seq`` (all of
+        them placement answers): restored from them and the row's item given now, or replayed
+        from its seed for a test started before the row kept that (migration 0008)."""
+        answers = [(a.item, a.correct)
+                   for a in self.log.answers(conn, row.tenant_id, row.learner_id, last_seq)]
+        test = self.test(rt, row.tenant_id, row.course, row.max_length, row.se_target)
         try:
-            return self._test_of(rt, row).resume(row.seed, [(a.item, a.correct)
-                                                            for a in answers])
+            if row.next_item is not None:
+                return test.restore(row.seed, answers, row.next_item)
+            return test.resume(row.seed, answers)
         except (ValueError, KeyError) as exc:
             raise PlacementConflict(
-                f"learner {learner_id!r}'s placement cannot be resumed on the tenant's "
-                f"content as it is now ({exc}); stop it (POST .../placement/stop)") from None
+                f"learner {row.learner_id!r}'s placement cannot be resumed on the tenant's "
+                f"content as it is now ({exc})") from None
 
     # ------------------------------------------------------------------ reading
     def row(self, conn: Connection, tenant_id: int, learner_id: str) -> Row[Any] | None:
-        """The learner's placement row (None: none taken)."""
-        return conn.execute(select(placements).where(
-            placements.c.tenant_id == tenant_id,
-            placements.c.learner_id == learner_id)).first()
+        """The learner's placement row, with the learner's ``personalization`` and
+        ``last_seq`` (None: none taken)."""
+        return conn.execute(self._row, {"t": tenant_id, "l": learner_id}).first()
 
     def running(self, conn: Connection, tenant_id: int, learner_id: str) -> Row[Any] | None:
         """The learner's placement row if the test is running."""
@@ -218,42 +287,70 @@ class Placements:
 
     def view(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
              ) -> PlacementResponse:
-        """The learner's placement: status and estimate, and the next item while it runs."""
-        row = self.row(conn, tenant_id, learner_id)
+        """The learner's placement: status and estimate, and the next item while it runs (a
+        test that can no longer run is abandoned first: see the module)."""
+        row = self._current(conn, rt, tenant_id, learner_id)
         if row is None:
             raise PlacementNotFound(f"learner {learner_id!r} has no placement")
-        if row.status != "running":
-            return _ended(learner_id, row)
-        learner = self.log.learner(conn, tenant_id, learner_id)
-        assert learner is not None  # (the placement's foreign key)
-        session = self._session(conn, rt, row, tenant_id, learner_id, learner.last_seq)
-        estimate = session.estimate()
-        choice = _choice(rt, session)
-        return {**_ended(learner_id, row), "theta": _shown(estimate.theta),
-                "se": _shown(estimate.se), "items_used": session.length,
-                "items": [item for item, _ in session.answers],
-                "next": None if choice is None else rt.exercise(choice)}
+        return self._shown(conn, rt, row)
 
     def next_items(self, conn: Connection, rt: Runtime, tenant_id: int,
                    learner_id: str) -> NextResponse | None:
         """``GET /next`` of a learner taking a placement test: the test's item (one: a test
         gives one at a time, in its own course); None when no test runs."""
-        row = self.running(conn, tenant_id, learner_id)
-        if row is None:
+        row = self._current(conn, rt, tenant_id, learner_id)
+        if row is None or row.status != "running":
             return None
-        learner = self.log.learner(conn, tenant_id, learner_id)
-        assert learner is not None  # (the placement's foreign key)
-        choice = _choice(rt, self._session(conn, rt, row, tenant_id, learner_id,
-                                           learner.last_seq))
-        assert choice is not None  # a test with no item to give has ended
-        return {"learner_id": learner_id, "course": row.course, "next": [rt.exercise(choice)]}
+        shown = self._shown(conn, rt, row)
+        assert shown["next"] is not None  # (a running test that can go on gives an item)
+        return {"learner_id": learner_id, "course": row.course, "next": [shown["next"]]}
 
     def export(self, conn: Connection, rt: Runtime, tenant_id: int,
                learner_id: str) -> PlacementResponse | None:
-        """:meth:`view`, None when the learner took no placement."""
-        if self.row(conn, tenant_id, learner_id) is None:
+        """The learner's placement as its row stores it (None: none taken): nothing resumed
+        or changed, so that an export works in every state (the item to give now is shown
+        while the content still has it)."""
+        row = self.row(conn, tenant_id, learner_id)
+        if row is None:
             return None
-        return self.view(conn, rt, tenant_id, learner_id)
+        pending = row.next_item if row.status == "running" and _placeable(
+            rt.catalog, row.course, row.next_item) else None
+        return _view(rt, row, pending)
+
+    def _current(self, conn: Connection, rt: Runtime, tenant_id: int,
+                 learner_id: str) -> Row[Any] | None:
+        """The learner's placement row, a running test that can no longer run abandoned first
+        (in a transaction of its own)."""
+        row = self.row(conn, tenant_id, learner_id)
+        if row is None or row.status != "running" or self.obstacle(rt, row) is None:
+            return row
+        # (read again where written: the caller's connection may hold an older snapshot)
+        with self.log.writer, self.engine.begin() as writing:
+            again = self.running(writing, tenant_id, learner_id)
+            reason = None if again is None else self.obstacle(rt, again)
+            if again is not None and reason is not None:
+                self._abandon(writing, again, reason, again.last_seq, datetime.now(UTC))
+            return self.row(writing, tenant_id, learner_id)
+
+    def _shown(self, conn: Connection, rt: Runtime, row: Row[Any]) -> PlacementResponse:
+        """:func:`_view` of ``row``; a test started before the row kept its item given now
+        (migration 0008) is replayed for it."""
+        pending = row.next_item
+        if row.status == "running" and pending is None:
+            pending = self._session(conn, rt, row, row.last_seq).next_item()
+        return _view(rt, row, pending)
+
+    def obstacle(self, rt: Runtime, row: Row[Any]) -> str | None:
+        """Why the running test ``row`` can no longer run (None: it can; see the module)."""
+        if not row.personalization:
+            return ("the learner opted out of personalization, and an adaptive test is "
+                    "personalization")
+        if row.course is not None and row.course not in rt.catalog.courses:
+            return f"its course {row.course!r} is no longer in the tenant's content"
+        if row.next_item is not None and not _placeable(rt.catalog, row.course, row.next_item):
+            return (f"its item {row.next_item!r} is no longer a calibrated item of its course "
+                    "in the tenant's content")
+        return None
 
     def fold(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
              answers: Sequence[AnswerEvent], at: datetime | None = None) -> Any:
@@ -291,8 +388,12 @@ class Placements:
         except NotImplementedError as exc:
             raise PlacementConflict(f"{exc}: a placement cannot set this tenant's learners' "
                                     "starting state") from None
-        last_seq, current = conn.execute(self._enrol, {
+        last_seq, current, personalization = conn.execute(self._enrol, {
             "t": tenant_id, "l": learner_id, "now": now, "course": course}).one()
+        if not personalization:
+            raise PlacementConflict(
+                f"learner {learner_id!r} opted out of personalization (PUT .../consent): an "
+                "adaptive placement test is personalization, so none is given")
         if last_seq:
             raise PlacementConflict(
                 f"learner {learner_id!r} has {last_seq} answer(s) already: a placement places "
@@ -306,33 +407,65 @@ class Placements:
                 return
             raise PlacementConflict(f"learner {learner_id!r} has a placement already "
                                     f"({previous.status}), another one than this")
-        self.test(rt, course, max_length, se_target)  # refuses a course without calibration
+        seed = secrets.randbits(62)
+        # refuses a course without calibration, or with more items than a bank may have
+        session = self.test(rt, tenant_id, course, max_length, se_target).start(seed)
+        first = session.next_item()
         conn.execute(insert(placements).values(
-            tenant_id=tenant_id, learner_id=learner_id, course=course,
-            seed=secrets.randbits(62), max_length=max_length, se_target=se_target,
-            status="running", started_at=now, answers=0))
+            tenant_id=tenant_id, learner_id=learner_id, course=course, seed=seed,
+            max_length=max_length, se_target=se_target, status="running", started_at=now,
+            answers=0, items=[], next_item=first, **_estimate(session)))
 
     def advance(self, conn: Connection, rt: Runtime, row: Row[Any], learner_id: str,
-                item_id: str, correct: bool, seq: int, now: datetime) -> Advanced:
+                item_id: str, correct: bool, seq: int, now: datetime, *,
+                course: str | None = None, answered_at: datetime | None = None) -> Advanced:
         """Take the answer ``seq`` of the running test ``row`` (in the caller's transaction,
-        which holds the learner's row): the next item, or the result if the test ends."""
-        session = self._session(conn, rt, row, row.tenant_id, learner_id, seq - 1)
+        which holds the learner's row): the next item, or the result if the test ends. A test
+        that can no longer run is abandoned, and the answer is an ordinary one (no ``served``,
+        no ``mastery``). Refused (:class:`PlacementConflict`): another item than the test's, a
+        ``course`` other than the test's (the test's course is the learner's until it ends),
+        an ``answered_at`` before the test started."""
+        reason = self.obstacle(rt, row)
+        if reason is None:
+            try:
+                session = self._session(conn, rt, row, seq - 1)
+            except PlacementConflict as exc:
+                reason = str(exc)
+        if reason is not None:
+            self._abandon(conn, row, reason, seq - 1, now)
+            return Advanced(None, None)
+        stop_first = (f"(stop it first: POST /v1/learners/{learner_id}/placement/stop)")
+        if course is not None and course != row.course:
+            raise PlacementConflict(
+                f"learner {learner_id!r} is taking a placement test in "
+                f"{'the whole content' if row.course is None else repr(row.course)}, which is "
+                f"the learner's course until it ends, not {course!r} {stop_first}")
+        if answered_at is not None and answered_at < _utc(row.started_at):
+            raise PlacementConflict(
+                f"answered_at {answered_at.isoformat()} is before learner {learner_id!r}'s "
+                f"placement test started ({_utc(row.started_at).isoformat()}): an answer to "
+                "it cannot be")
         expected = session.next_item()
         if item_id != expected:
             raise PlacementConflict(
                 f"learner {learner_id!r} is taking a placement test, which gives item "
-                f"{expected!r} now, not {item_id!r} (stop it first: POST "
-                f"/v1/learners/{learner_id}/placement/stop)")
+                f"{expected!r} now, not {item_id!r} {stop_first}")
         session.answer(item_id, correct)
-        choice = _choice(rt, session)
-        if choice is not None:
-            return Advanced(Served(PlacementItem(choice), "placement"), None)
-        return Advanced(None, self._end(conn, rt, row, session, "finished", now))
+        pending = session.next_item()
+        if pending is None:
+            return Advanced(None, self._end(conn, rt, row, session, "finished", now))
+        conn.execute(update(placements).where(
+            placements.c.tenant_id == row.tenant_id,
+            placements.c.learner_id == row.learner_id).values(
+            answers=session.length, items=[item for item, _ in session.answers],
+            next_item=pending, **_estimate(session)))
+        return Advanced(Served(PlacementItem(_choice(rt, session)), "placement"), None)
 
     def end_early(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
                   now: datetime) -> None:
         """End the learner's running placement with what it has; chains a link into the
-        learner's log digest (see the module). In a transaction."""
+        learner's log digest (see the module). In a transaction. A test that can no longer
+        run is abandoned instead (without a result)."""
         moved = conn.execute(
             update(learners).where(learners.c.tenant_id == tenant_id,
                                    learners.c.learner_id == learner_id,
@@ -346,15 +479,24 @@ class Placements:
         if moved is None or row.status != "running":
             raise PlacementConflict(f"learner {learner_id!r}'s placement has ended already "
                                     f"({row.status})")
-        try:
-            session = self._session(conn, rt, row, tenant_id, learner_id, moved.last_seq)
-        except PlacementConflict:
-            # the content changed under the test: its answers no longer replay, so it ends
-            # without a result, and the learner's state is what its answers told the tracer
-            answered = self.log.answers(conn, tenant_id, learner_id, moved.last_seq)
-            self._record(conn, row, "stopped", now, [a.item for a in answered])
+        reason = self.obstacle(rt, row)
+        if reason is None:
+            try:
+                session = self._session(conn, rt, row, moved.last_seq)
+            except PlacementConflict as exc:
+                reason = str(exc)
+        if reason is not None:
+            self._abandon(conn, row, reason, moved.last_seq, now)
             return
         self._end(conn, rt, row, session, "stopped", now)
+
+    def _abandon(self, conn: Connection, row: Row[Any], reason: str, last_seq: int,
+                 now: datetime) -> None:
+        """End the running test ``row`` without a result, for ``reason`` (see the module);
+        ``last_seq``: the learner's placement answers."""
+        answered = self.log.answers(conn, row.tenant_id, row.learner_id, last_seq)
+        self._record(conn, row, "abandoned", now, [a.item for a in answered],
+                     reason=reason[:512])
 
     def _end(self, conn: Connection, rt: Runtime, row: Row[Any], session: PlacementSession,
              status: str, now: datetime) -> dict[str, float] | None:
@@ -371,51 +513,84 @@ class Placements:
 
     @staticmethod
     def _record(conn: Connection, row: Row[Any], status: str, now: datetime,
-                items: list[str], **result: Any) -> None:
-        """Write the ended test's row (``result``: theta, se, mastery; none: no result) and
+                items: list[str], *, theta: float | None = None, se: float | None = None,
+                mastery: dict[str, float] | None = None, reason: str | None = None) -> None:
+        """Write the ended test's row (its result: theta, se, mastery; none: no result) and
         clear the learner's flag."""
         conn.execute(update(placements).where(
             placements.c.tenant_id == row.tenant_id,
             placements.c.learner_id == row.learner_id).values(
-            status=status, ended_at=now, answers=len(items), items=items, **result))
+            status=status, ended_at=now, answers=len(items), items=items, theta=theta, se=se,
+            mastery=mastery, next_item=None, reason=reason))
         conn.execute(update(learners).where(
             learners.c.tenant_id == row.tenant_id, learners.c.learner_id == row.learner_id,
             learners.c.in_placement.is_(true())).values(in_placement=false()))
 
 
+def _estimate(session: PlacementSession) -> dict[str, float]:
+    """The session's estimate as the row stores it while the test runs."""
+    estimate = session.estimate()
+    return {"theta": float(estimate.theta), "se": float(estimate.se)}
 
-def _choice(rt: Runtime, session: PlacementSession) -> Choice | None:
-    """The test's next item, with its IRT P(correct) at the current estimate and why it is
-    given (None: the test is over)."""
+
+def _choice(rt: Runtime, session: PlacementSession) -> Choice:
+    """The session's next item as :func:`_given` shows it (the session is not over)."""
     item_id = session.next_item()
-    if item_id is None:
-        return None
-    bank = session.placement.bank
+    assert item_id is not None
     estimate = session.estimate("eap")
-    p = float(probability(bank, estimate.theta)[0, bank.ids.index(item_id)])
-    return Choice(item_id, rt.catalog.items[item_id].skills, p,
-                  f"placement test, item {session.length + 1} of at most "
-                  f"{session.placement.stop.max_length}: the most informative item for the "
-                  f"ability estimate so far ({estimate.theta:.2f}, standard error "
-                  f"{estimate.se:.2f})")
+    return _given(rt, item_id, estimate.theta, estimate.se, session.length,
+                  session.placement.stop.max_length)
 
 
-def item_bank(catalog: Catalog, course: str | None) -> ItemBank:
+def _given(rt: Runtime, item_id: str, theta: float, se: float, used: int,
+           max_length: int) -> Choice:
+    """The test's item to give now, with its IRT P(correct) at the estimate and why it is
+    given."""
+    item = rt.catalog.items[item_id]
+    p = float(probability(_bank(item), theta)[0, 0])
+    return Choice(item_id, item.skills, p,
+                  f"placement test, item {used + 1} of at most {max_length}: the most "
+                  f"informative item for the ability estimate so far ({theta:.2f}, standard "
+                  f"error {se:.2f})")
+
+
+def _placeable(catalog: Catalog, course: str | None, item_id: str | None) -> bool:
+    """Whether ``item_id`` is one of ``course``'s calibrated items (see :func:`item_bank`)."""
+    item = None if item_id is None else catalog.items.get(item_id)
+    if item is None or item.difficulty is None:
+        return False
+    if course is None:
+        return True
+    return course in catalog.courses and set(item.skills) <= set(catalog.courses[course].skills)
+
+
+def _bank(*items: Item) -> ItemBank:
+    """The bank of calibrated ``items``: discrimination 1 and guessing 0 where the pack gives
+    none; content group: the item's first skill."""
+    return ItemBank.build([i.discrimination or 1.0 for i in items],
+                          [i.difficulty for i in items if i.difficulty is not None],
+                          [i.guessing or 0.0 for i in items],
+                          groups=[i.skills[0] for i in items], ids=[i.id for i in items])
+
+
+def item_bank(catalog: Catalog, course: str | None, max_items: int | None = None) -> ItemBank:
     """The calibrated items (with a ``difficulty``) of ``course`` (None: of the catalog) whose
-    skills are all the course's; discrimination 1 and guessing 0 where the pack gives none.
-    Content group: the item's first skill."""
+    skills are all the course's (:class:`PlacementConflict`: none, or more than
+    ``max_items``)."""
     if course is not None and course not in catalog.courses:
         raise PlacementConflict(f"course {course!r} is no longer in the tenant's content")
     skills = set(catalog.courses[course].skills) if course else set(catalog.skills)
     items = [i for i in catalog.items.values()
              if i.difficulty is not None and set(i.skills) <= skills]
+    where = f"course {course!r}" if course else "the content"
     if not items:
-        raise PlacementConflict(f"{f'course {course!r}' if course else 'the content'} has no "
-                                "calibrated items (items with a difficulty) to place with")
-    return ItemBank.build([i.discrimination or 1.0 for i in items],
-                          [i.difficulty for i in items if i.difficulty is not None],
-                          [i.guessing or 0.0 for i in items],
-                          groups=[i.skills[0] for i in items], ids=[i.id for i in items])
+        raise PlacementConflict(f"{where} has no calibrated items (items with a difficulty) "
+                                "to place with")
+    if max_items is not None and len(items) > max_items:
+        raise PlacementConflict(
+            f"{where} has {len(items)} calibrated items, more than the {max_items} a placement "
+            "test may draw from (TUTOR_MAX_PLACEMENT_ITEMS): place in a smaller course")
+    return _bank(*items)
 
 
 def placed_mastery(catalog: Catalog, session: PlacementSession) -> dict[str, float]:
@@ -438,14 +613,19 @@ def _shown(value: float) -> float:
     return round(float(value), 6) + 0.0
 
 
-def _ended(learner_id: str, row: Row[Any]) -> PlacementResponse:
-    """The placement as its row records it (an ended test's result)."""
-    return {"learner_id": learner_id, "course": row.course, "status": row.status,
+def _view(rt: Runtime, row: Row[Any], pending: str | None) -> PlacementResponse:
+    """The placement as its row stores it: while it runs, the estimate so far and ``pending``
+    (the item to give now: None, none shown); once ended, its result."""
+    running = row.status == "running"
+    return {"learner_id": row.learner_id, "course": row.course, "status": row.status,
             "theta": None if row.theta is None else _shown(row.theta),
             "se": None if row.se is None else _shown(row.se),
             "items_used": row.answers, "items": list(row.items or []),
             "max_length": row.max_length, "se_target": row.se_target,
-            "mastery": None if row.mastery is None else dict(row.mastery), "next": None,
+            "mastery": None if row.mastery is None else dict(row.mastery),
+            "next": None if not running or pending is None else rt.exercise(_given(
+                rt, pending, row.theta, row.se, row.answers, row.max_length)),
+            "reason": row.reason,
             "started_at": _utc(row.started_at),
             "ended_at": None if row.ended_at is None else _utc(row.ended_at)}
 

@@ -9,7 +9,7 @@ its shape in ``responses=`` (:func:`api.openapi.documented`), which FastAPI only
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -158,8 +158,11 @@ class PlacementResponse(TypedDict):
     learner_id: str
     course: Annotated[str | None, Field(description="The course placed in (null: the whole "
                                                     "content).")]
-    status: Annotated[str, Field(description="`running`, `finished` (its stopping rule "
-                                             "ended it) or `stopped` (stopped early).")]
+    status: Annotated[Literal["running", "finished", "stopped", "abandoned"], Field(
+        description="`running`, `finished` (its stopping rule ended it), `stopped` (stopped "
+                    "early) or `abandoned` (it could no longer run: its course or items left "
+                    "the content, or the learner opted out of personalization; no result, "
+                    "`reason` says why).")]
     theta: Annotated[float | None, Field(
         description="The ability estimate (EAP; before any answer, the prior's mean; null: "
                     "the test was stopped before any answer).")]
@@ -178,6 +181,8 @@ class PlacementResponse(TypedDict):
     next: Annotated[Exercise | None, Field(
         description="While running: the item to give now (answer it with `POST /answers`); "
                     "null once ended.")]
+    reason: Annotated[str | None, Field(description="Why an `abandoned` test was ended "
+                                                    "(null otherwise).")]
     started_at: datetime
     ended_at: datetime | None
 

@@ -36,7 +36,7 @@ from api.answer_log import AnswerLog, EventRow, LearnerRow, LoggedAnswer
 from api.db import retry_if_disconnected
 from api.experiments import ExperimentServing, Served, learner_record
 from api.one_statement import OneStatement
-from api.placement import Placements
+from api.placement import PlacementLimits, Placements
 from api.responses import (
     AnswerResponse,
     Event,
@@ -108,7 +108,8 @@ class _Step:
 
 class TutorService:
     def __init__(self, engine: Engine, store: StateStore,
-                 max_clock_skew: timedelta = timedelta(minutes=5)) -> None:
+                 max_clock_skew: timedelta = timedelta(minutes=5),
+                 placement_limits: PlacementLimits | None = None) -> None:
         self.engine = engine
         self.store = store
         #: how far past the server's clock an answer's time may be (:meth:`_check_time`)
@@ -123,7 +124,7 @@ class TutorService:
         self.log = AnswerLog(engine)
         self.runtimes = Runtimes(engine)
         #: learners' placement tests (api.placement): their answers come here too
-        self.placements = Placements(engine, self.log, self.runtimes)
+        self.placements = Placements(engine, self.log, self.runtimes, placement_limits)
         #: PostgreSQL runs an answer whose cached state is current as one statement in one
         #: round trip (answer_async); SQLite, in process, has no round trips to save
         self.one_statement = OneStatement(engine) if self.log.postgres else None
@@ -187,7 +188,9 @@ class TutorService:
             if placing is not None and not self.log.find_all(conn, tenant.id,
                                                              [answer.event_id]):
                 advanced = self.placements.advance(conn, rt, placing, learner_id, item.id,
-                                                   answer.correct, seq, now)
+                                                   answer.correct, seq, now,
+                                                   course=answer.course,
+                                                   answered_at=answer.answered_at)
                 served, placed = advanced.served or served, advanced.mastery
             step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
                               link=drawn, state=state, served=served, placed=placed)

@@ -27,7 +27,7 @@ from api.db import (
 )
 from api.models import check_covers, model_skills
 from content.packs import Pack, catalog_from_packs, parse_pack
-from engine.catalog import Catalog
+from engine.catalog import Catalog, ContentError
 from engine.ids import id_problem
 
 KEY_PREFIX = "tk_"
@@ -223,12 +223,24 @@ def load_packs(engine: Engine, tenant_id: int) -> list[Pack]:
     return [parse_pack(row.document, source=f"pack {row.name!r}") for row in rows]
 
 
-def import_pack(engine: Engine, tenant_id: int, document: Any, source: str) -> Pack:
+def import_pack(engine: Engine, tenant_id: int, document: Any, source: str,
+                max_items: int | None = None) -> Pack:
     """Validate ``document`` together with the tenant's other packs, then store it (replacing a
-    pack of the same name) and bump the tenant's content version. Nothing is stored on error."""
+    pack of the same name) and bump the tenant's content version. Nothing is stored on error:
+    :class:`ContentError`, also when the tenant's content would hold more than ``max_items``
+    items (every worker loads it, and any tenant's import would slow the others)."""
+    if max_items is not None and isinstance(document, dict) \
+            and len(document.get("items") or ()) > max_items:  # refused before parsing it
+        raise ContentError(source, f"{len(document['items'])} items, more than the "
+                           f"{max_items} a tenant's content may hold (TUTOR_MAX_CONTENT_ITEMS)",
+                           ("items",))
     pack = parse_pack(document, source=source)
     others = [p for p in load_packs(engine, tenant_id) if p.name != pack.name]
     catalog = catalog_from_packs([*others, pack])  # raises ContentError naming the problem
+    if max_items is not None and len(catalog.items) > max_items:
+        raise ContentError(source, f"the tenant's content would hold {len(catalog.items)} "
+                           f"items with it, more than the {max_items} it may hold "
+                           "(TUTOR_MAX_CONTENT_ITEMS)")
     now = datetime.now(UTC)
     with engine.begin() as conn:
         skills = model_skills(conn, tenant_id)

@@ -33,8 +33,11 @@ router = APIRouter(prefix="/v1/content", tags=["content"], default_response_clas
 @router.post("/packs", responses=documented(
     PackSummary, "The pack is imported (a pack of the same name replaced)."))
 def post_pack(request: Request, body: PackIn, t: Auth) -> Any:
-    """Import (or replace) a content pack; it is validated with the tenant's other packs."""
-    pack = import_pack(service(request).engine, t.id, body.document(), f"pack {body.name!r}")
+    """Import (or replace) a content pack; it is validated with the tenant's other packs.
+    422 if the tenant's content would then hold more items than the server allows
+    (`TUTOR_MAX_CONTENT_ITEMS`, 5,000 by default)."""
+    pack = import_pack(service(request).engine, t.id, body.document(), f"pack {body.name!r}",
+                       max_items=request.app.state.max_content_items)
     keys(request).forget(t.id)
     summary: PackSummary = {"name": pack.name, "skills": len(pack.skills),
                             "items": len(pack.items), "courses": len(pack.courses)}

@@ -21,8 +21,10 @@ router = APIRouter(prefix="/v1/learners", tags=["placement"], default_response_c
     status=201))
 def start_placement(request: Request, learner_id: LearnerId, body: PlacementIn,
                     t: Auth) -> Any:
-    """Start a placement test for a new learner (one without answers; 409 otherwise, or if the
-    learner has one already): an adaptive test over the course's calibrated items that ends at
+    """Start a placement test for a new learner (one without answers; 409 otherwise, if the
+    learner has one already, if the learner opted out of personalization (`PUT .../consent`),
+    or if the course has no calibrated items or more than the server's limit
+    (`TUTOR_MAX_PLACEMENT_ITEMS`)): an adaptive test over the course's calibrated items that ends at
     `max_length` items or once the ability is known to `se_target`. Give its `next` item,
     send the answer to `POST /answers` (whose `next` is the test's next item, until the test
     ends: then the learner's practice starts from the mastery the test found)."""
@@ -37,7 +39,11 @@ def start_placement(request: Request, learner_id: LearnerId, body: PlacementIn,
 def get_placement(request: Request, learner_id: LearnerId, t: Auth) -> Any:
     """The learner's placement test: status, ability estimate and its standard error, items
     used, and while it runs the item to give now; once it has ended, each skill's starting
-    mastery."""
+    mastery. A test that can no longer run (its course or items left the content, or the
+    learner opted out of personalization) is ended by this read, or by the learner's next
+    `GET /next` or answer, as `abandoned`, without a result: practice then goes on as usual.
+    During a test, an answer naming another `course` than the test's, or with an
+    `answered_at` before the test started, is refused (409)."""
     return service(request).placements.show(t, learner_id)
 
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from engine.events import AnswerEvent
+from engine.placement import PlacementSession
 
 from .conftest import (
     Backend,
@@ -268,26 +269,167 @@ def test_placement_refusals(client, make_tenant) -> None:
     assert "calibrated" in error_of(r, 409, "conflict")["message"]
 
 
-def test_a_test_whose_content_changed_is_stopped_without_a_result(client,
-                                                                  make_tenant) -> None:
-    t = make_tenant(["math"])
-    item = start(client, t, "ky")["next"]["item"]
-    answer(client, t, "ky", answer(client, t, "ky", item)["next"]["item"])
+def course_removed(client: TestClient, t: TenantKey) -> None:
+    """Replace the math pack with one without the placement's course."""
     document = pack_document("math")
     document["courses"] = [c for c in document["courses"] if c["id"] != COURSE]
     r = client.post("/v1/content/packs", headers=t.headers, json=document)
     assert r.status_code == 200, r.text
-    r = client.get("/v1/learners/ky/placement", headers=t.headers)
-    assert "stop it" in error_of(r, 409, "conflict")["message"]
-    stopped = client.post("/v1/learners/ky/placement/stop", headers=t.headers).json()
-    assert stopped["status"] == "stopped" and stopped["mastery"] is None
-    assert stopped["items_used"] == 2
-    # no result: the state is what the answers told the tracer
+
+
+def assert_state_is_the_answers(client: TestClient, t: TenantKey, learner: str) -> None:
+    """No placement result: the state is what the answers told the tracer."""
     tracer = tracer_for(t.packs)
-    events = [AnswerEvent("ky", e["item_id"], tuple(e["skills"]), e["correct"])
-              for e in full_history(client, "ky", t.headers)]
-    state = client.get("/v1/learners/ky/state", headers=t.headers).json()
+    events = [AnswerEvent(learner, e["item_id"], tuple(e["skills"]), e["correct"])
+              for e in full_history(client, learner, t.headers)]
+    state = client.get(f"/v1/learners/{learner}/state", headers=t.headers).json()
     assert_same_mastery(state_mastery(state), dict(tracer.mastery(tracer.fold(events))))
+
+
+def test_a_test_whose_content_changed_is_abandoned_at_the_next_read(client,
+                                                                    make_tenant) -> None:
+    """Its course gone, the test cannot go on: the export shows it as stored, and the next
+    read ends it (`abandoned`, with the reason, no result); practice then goes on."""
+    t = make_tenant(["math"])
+    item = start(client, t, "ky")["next"]["item"]
+    answer(client, t, "ky", answer(client, t, "ky", item)["next"]["item"])
+    course_removed(client, t)
+    # the export never depends on resuming anything: the row as stored
+    r = client.get("/v1/learners/ky/export", headers=t.headers)
+    assert r.status_code == 200, r.text
+    exported = r.json()["placement"]
+    assert exported["status"] == "running" and exported["items_used"] == 2
+    assert exported["next"] is None and exported["reason"] is None
+    r = client.get("/v1/learners/ky/placement", headers=t.headers)
+    assert r.status_code == 200, r.text
+    ended = r.json()
+    assert ended["status"] == "abandoned" and ended["mastery"] is None
+    assert ended["items_used"] == 2 and ended["next"] is None and ended["ended_at"]
+    assert COURSE in ended["reason"]
+    assert client.get("/v1/learners/ky/export", headers=t.headers).json()["placement"] == ended
+    error_of(client.post("/v1/learners/ky/placement/stop", headers=t.headers), 409)
+    nxt = client.get("/v1/learners/ky/next", headers=t.headers)
+    assert nxt.status_code == 200 and nxt.json()["next"], nxt.text
+    assert not nxt.json()["next"][0]["reason"].startswith("placement")
+    answer(client, t, "ky", nxt.json()["next"][0]["item"])
+    assert_state_is_the_answers(client, t, "ky")
+
+
+@pytest.mark.parametrize("first", ["next", "answer", "stop"])
+def test_every_request_carries_on_after_the_content_changed(client, make_tenant,
+                                                             first: str) -> None:
+    """GET /next, an answer or a stop, whichever comes first after the course left the
+    content, ends the test (abandoned) and is answered as if no test ran."""
+    t = make_tenant(["math"])
+    item = start(client, t, "ly")["next"]["item"]
+    item = answer(client, t, "ly", item)["next"]["item"]
+    course_removed(client, t)
+    if first == "next":
+        r = client.get("/v1/learners/ly/next", headers=t.headers)
+        assert r.status_code == 200 and r.json()["next"], r.text
+    elif first == "answer":
+        response = answer(client, t, "ly", item)  # the item is still in the content
+        assert response["next"] is None or not response["next"]["reason"].startswith(
+            "placement")
+    else:
+        r = client.post("/v1/learners/ly/placement/stop", headers=t.headers)
+        assert r.status_code == 200 and r.json()["status"] == "abandoned", r.text
+    placement = client.get("/v1/learners/ly/placement", headers=t.headers).json()
+    assert placement["status"] == "abandoned" and placement["mastery"] is None
+    assert_state_is_the_answers(client, t, "ly")
+
+
+def test_an_opted_out_learner_gets_no_adaptive_test(client, make_tenant) -> None:
+    """Opted out of personalization: no placement starts (409); one running when the learner
+    opts out is abandoned at the next request, which is served as for any opted-out learner."""
+    t = make_tenant(["math"])
+    r = client.put("/v1/learners/ma/consent", headers=t.headers,
+                   json={"personalization": False})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/learners/ma/placement", headers=t.headers, json={"course": COURSE})
+    assert "personalization" in error_of(r, 409, "conflict")["message"]
+    error_of(client.get("/v1/learners/ma/placement", headers=t.headers), 404)
+    # a test running when the learner opts out
+    item = start(client, t, "mo")["next"]["item"]
+    item = answer(client, t, "mo", item)["next"]["item"]
+    r = client.put("/v1/learners/mo/consent", headers=t.headers,
+                   json={"personalization": False})
+    assert r.status_code == 200, r.text
+    response = answer(client, t, "mo", item)
+    assert response["next"] is None or not response["next"]["reason"].startswith("placement")
+    placement = client.get("/v1/learners/mo/placement", headers=t.headers).json()
+    assert placement["status"] == "abandoned" and placement["mastery"] is None
+    assert "personalization" in placement["reason"] and placement["items_used"] == 1
+    assert_state_is_the_answers(client, t, "mo")
+
+
+def test_placement_answers_keep_the_tests_course_and_time(client, make_tenant) -> None:
+    """During a test its course is the learner's: an answer naming another is refused (409,
+    nothing logged, the course unchanged); so is an answer timed before the test began."""
+    t = make_tenant(["math"])
+    item = start(client, t, "nu")["next"]["item"]
+    for extra in ({"course": "math.course.times-tables"},
+                  {"answered_at": "2000-01-01T00:00:00Z"}):
+        r = client.post("/v1/learners/nu/answers", headers=t.headers,
+                        json={"item_id": item, "correct": True, "event_id": new_event_id(),
+                              **extra})
+        error_of(r, 409, "conflict")
+    assert full_history(client, "nu", t.headers) == []
+    placement = client.get("/v1/learners/nu/placement", headers=t.headers).json()
+    assert placement["course"] == COURSE and placement["items_used"] == 0
+    # the test's own course is fine; and so is the learner's course afterwards
+    r = client.post("/v1/learners/nu/answers", headers=t.headers,
+                    json={"item_id": item, "correct": True, "event_id": new_event_id(),
+                          "course": COURSE})
+    assert r.status_code == 200 and r.json()["course"] == COURSE, r.text
+    # a boolean is not a length
+    r = client.post("/v1/learners/ny/placement", headers=t.headers,
+                    json={"course": COURSE, "max_length": True})
+    error_of(r, 422)
+
+
+def test_reads_select_nothing_and_an_answer_selects_once(client, make_tenant,
+                                                         monkeypatch) -> None:
+    """The session is restored from the placement row, never replayed: GET /placement,
+    GET /next and the export select no item, an answer one (its next)."""
+    t = make_tenant(["math"])
+    item = start(client, t, "ox", max_length=12, se_target=None)["next"]["item"]
+    for _ in range(4):
+        item = answer(client, t, "ox", item)["next"]["item"]
+    selected: list[int] = []
+    real = PlacementSession._select
+
+    def counted(self: PlacementSession) -> int:
+        selected.append(self.length)
+        return real(self)
+
+    monkeypatch.setattr(PlacementSession, "_select", counted)
+    for path in ("placement", "next", "export"):
+        assert client.get(f"/v1/learners/ox/{path}", headers=t.headers).status_code == 200
+    assert selected == []
+    answer(client, t, "ox", item)
+    assert selected == [5]
+
+
+def test_the_banks_tables_are_bounded_in_bytes_and_by_course(make_client,
+                                                             make_tenant) -> None:
+    """Tables are kept per course (not per stopping rule), within the byte budget, the
+    least recently used evicted; a course of more calibrated items than the bank limit
+    cannot be placed in."""
+    t = make_tenant(["math"])
+    # room for one of the math courses' tables (85 and 58 items, 2.7 kB an item), not two
+    client = make_client(placement_cache_bytes=300_000)
+    for n, length in enumerate((4, 5, 6, 7)):
+        start(client, t, f"p{n}", max_length=length)
+    cache = client.app.state.service.placements.tables  # type: ignore[attr-defined]
+    assert len(cache) == 1 and 0 < cache.bytes <= 300_000
+    r = client.post("/v1/learners/pz/placement", headers=t.headers,
+                    json={"course": "math.course.times-tables"})
+    assert r.status_code == 201, r.text
+    assert len(cache) == 1 and cache.bytes <= 300_000  # the other course's evicted
+    small = make_client(max_placement_items=5)
+    r = small.post("/v1/learners/qa/placement", headers=t.headers, json={"course": COURSE})
+    assert "TUTOR_MAX_PLACEMENT_ITEMS" in error_of(r, 409, "conflict")["message"]
 
 
 def test_an_erased_placement_leaves_no_trace_in_sqlites_files(
@@ -300,3 +442,21 @@ def test_an_erased_placement_leaves_no_trace_in_sqlites_files(
         assert client.delete(f"/v1/learners/{learner}", headers=t.headers).status_code == 204
         assert traces(sqlite_files(sqlite_db), learner) == {}
         client.app.state.service.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_a_tenants_content_is_bounded_in_items(make_client, make_tenant) -> None:
+    """A pack that would take the tenant's content over TUTOR_MAX_CONTENT_ITEMS is refused
+    (422, nothing stored), alone or together with the tenant's other packs."""
+    t = make_tenant(["math"])
+    n = len(pack_document("math")["items"])
+    client = make_client(max_content_items=n + 10)
+    vocab = pack_document("vocab")
+    r = client.post("/v1/content/packs", headers=t.headers, json=vocab)
+    assert "TUTOR_MAX_CONTENT_ITEMS" in error_of(r, 422, "invalid_content")["message"]
+    small = make_client(max_content_items=n - 1)
+    r = small.post("/v1/content/packs", headers=t.headers, json=pack_document("math"))
+    assert "TUTOR_MAX_CONTENT_ITEMS" in error_of(r, 422, "invalid_content")["message"]
+    packs = client.get("/v1/content/packs", headers=t.headers).json()["packs"]
+    assert [p["name"] for p in packs] == ["math-basics"]
+    r = client.post("/v1/content/packs", headers=t.headers, json=pack_document("math"))
+    assert r.status_code == 200, r.text
