@@ -19,10 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import experiments, learners, retry_if_disconnected, tenants
 from api.experiment_schemas import INT64_MAX, INT64_MIN, ExperimentIn, ExperimentResponse
-from api.experiments import Experiment, build_policy
+from api.experiments import Experiment, build_policy, outcomes_read
 from api.responses import Consent
-from api.service import Conflict, Invalid, NotFound, TutorService
+from api.service import RECENT, Conflict, Invalid, NotFound, TutorService
 from engine.experiments import Arm, check_arms
+from engine.selection import Policy
 
 Status = Literal["scheduled", "running", "stopped"]
 
@@ -54,7 +55,7 @@ def create_experiment(service: TutorService, tenant_id: int,
     try:
         check_arms([Arm(a.name, a.weight) for a in body.arms])
         for arm in body.arms:
-            build_policy(arm.policy, arm.options)
+            _check_servable(arm.name, build_policy(arm.policy, arm.options))
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     if body.stops_at is not None and (body.stops_at <= starts or body.stops_at <= now):
@@ -152,6 +153,15 @@ def _serialise_creations(conn: Connection, tenant_id: int) -> None:
     makes stale (``service.log.writer`` queues only this process's writers)."""
     conn.execute(update(tenants).where(tenants.c.id == tenant_id)
                  .values(target_success=tenants.c.target_success))
+
+
+def _check_servable(arm: str, policy: Policy) -> None:
+    """ValueError for a policy the service cannot serve as configured: a fixed curriculum
+    whose streak is longer than the answers the service keeps per learner (it would never
+    pass a skill; a streak of 2**53 made every exercise of the arm a 500)."""
+    if outcomes_read(policy) > RECENT:
+        raise ValueError(f"arm {arm!r}: the streak is at most {RECENT} (the answers the "
+                         f"service remembers per learner), got {outcomes_read(policy)}")
 
 
 def _renderable(value: Any) -> Any:

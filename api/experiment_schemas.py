@@ -22,6 +22,7 @@ from typing_extensions import TypedDict
 
 from api.experiments import DEFAULT_POLICY
 from api.schemas import Id, Moment
+from api.service import RECENT
 from engine.selection.registry import POLICIES
 
 _POLICY_NAMES = ", ".join(f"`{name}`" for name in POLICIES)
@@ -78,8 +79,9 @@ class ArmIn(BaseModel):
             f"{MAX_OPTIONS}), e.g. `{{\"target_success\": 0.7}}` for `target-success` (an arm's "
             "target overrides the tenant's and requests'). Values are booleans or numbers "
             "within +-2**53 (9007199254740992, integers every JSON client holds exactly); "
-            "an option the policy does "
-            "not take, or a value it refuses, is a 422."))
+            "an option the policy does not take, or a value it refuses, is a 422 "
+            f"(`fixed-curriculum`'s `streak` is at most {RECENT}: the answers the service "
+            "remembers per learner)."))
 
 
 class ExperimentIn(BaseModel):

@@ -41,6 +41,7 @@ from api.db import events, experiment_assignments, experiments, learners, retry_
 from api.responses import Assignment, Consent
 from engine.experiments import Arm, assign, check_arms
 from engine.selection import Policy
+from engine.selection.baselines import FixedCurriculumPolicy
 from engine.selection.registry import make_policy
 
 #: how long a worker serves from its copy of a tenant's experiments
@@ -145,7 +146,7 @@ class ExperimentServing:
         self.engine = engine
         self.default = Served(default, DEFAULT_POLICY)
         self.opted_out = build_policy(OPTED_OUT_POLICY, {})
-        self._streak: int = getattr(self.opted_out, "streak", 3)
+        self._streak = outcomes_read(self.opted_out)
         self._cache: dict[int, tuple[float, tuple[Experiment, ...]]] = {}
         self._lock = threading.Lock()
         dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" \
@@ -224,7 +225,7 @@ class ExperimentServing:
         if consent is not None and not consent[0]:
             return Served(self.opted_out, OPTED_OUT_POLICY,
                           recent_correct=self._recent_correct(conn, tenant_id, learner_id,
-                                                              last_seq))
+                                                              last_seq, self._streak))
         experiment = self.running(tenant_id, at)
         refused = consent is not None and consent[1] is False
         unasked = consent is None or consent[1] is None
@@ -240,18 +241,26 @@ class ExperimentServing:
             conn.execute(self._enrol, {"x": experiment.id, "t": tenant_id, "l": learner_id,
                                        "arm": arm, "now": at})
         config = experiment.arm(arm)
-        outcomes = self._recent_correct(conn, tenant_id, learner_id, last_seq) \
+        outcomes = self._recent_correct(conn, tenant_id, learner_id, last_seq,
+                                        outcomes_read(config.built)) \
             if config.policy in NEEDS_OUTCOMES else ()
         return Served(config.built, config.policy, config.options.get("target_success"),
                       experiment.id, arm, outcomes)
 
     def _recent_correct(self, conn: Connection, tenant_id: int, learner_id: str,
-                        last_seq: int | None) -> tuple[bool, ...]:
+                        last_seq: int | None, n: int) -> tuple[bool, ...]:
         rows = conn.execute(self._outcomes, {"t": tenant_id, "l": learner_id,
-                                             "n": self._streak,
+                                             "n": n,
                                              "last": 2**31 - 1 if last_seq is None
                                              else last_seq}).scalars().all()
         return tuple(bool(c) for c in reversed(rows))
+
+
+def outcomes_read(policy: Policy) -> int:
+    """How many of a learner's last outcomes ``policy`` reads: the fixed curriculum's
+    streak (an arm's own, not the opted-out learners' 3: a streak of 5 read from 3 outcomes
+    never passed a skill), none for the others."""
+    return policy.streak if isinstance(policy, FixedCurriculumPolicy) else 0
 
 
 def _servable(rows: Iterable[Row[Any]]) -> Iterable[Experiment]:

@@ -193,6 +193,30 @@ def test_fixed_curriculum_arm_counts_streaks(client, make_tenant) -> None:
     assert "passed" in item["reason"] and "3 correct answers in a row" in item["reason"], item
 
 
+
+def test_fixed_curriculum_arm_counts_its_own_streak(client, make_tenant) -> None:
+    """An arm's streak longer than the opted-out learners' 3 is counted in full (only 3
+    outcomes were read: a streak of 5 stuck at "4 of 5" forever); one longer than the answers
+    the service remembers (10) could never pass, and 2**53 made every exercise of the arm a
+    500: refused, nothing stored."""
+    t = make_tenant()
+    for streak in (11, 10**6, 2**53):
+        arms = [{"name": "a", "policy": "fixed-curriculum", "options": {"streak": streak}},
+                {"name": "b"}]
+        r = client.post("/v1/experiments", headers=t.headers, json={"name": "s", "arms": arms})
+        assert "streak" in error_of(r, 422, "validation_error")["message"], r.text
+    assert client.get("/v1/experiments", headers=t.headers).json()["experiments"] == []
+    arms = [{"name": "adaptive"}, {"name": "fixed", "policy": "fixed-curriculum",
+                                   "options": {"streak": 5}}]
+    name = define(client, t, arms=arms)["name"]
+    learner = learners_in(name, "fixed", 1, "fc5", arms)[0]
+    item = client.get(f"/v1/learners/{learner}/next", headers=t.headers).json()["next"][0]
+    for k in range(1, 5):
+        item = answer(client, t, learner, item["item"], True)["next"]
+        assert f"{k} of 5 correct in a row" in item["reason"], item
+    item = answer(client, t, learner, item["item"], True)["next"]
+    assert "passed" in item["reason"] and "5 correct answers in a row" in item["reason"], item
+
 def test_experiment_requiring_consent_enrols_only_consenting(client, backend,
                                                              make_tenant) -> None:
     t = make_tenant()
