@@ -200,7 +200,7 @@ placements = Table(
 service_secrets = Table(
     "service_secrets", metadata,
     Column("name", String(64), primary_key=True),
-    Column("value", LargeBinary, nullable=False),
+    Column("value", String(128), nullable=False),  # hex: readable as text, like every column
 )
 
 
@@ -211,7 +211,7 @@ def _secret(engine: Engine, name: str) -> bytes:
             service_secrets.c.name == name)).scalar()
     if value is None:
         raise RuntimeError(f"the database has no secret {name!r}: run `tutor db upgrade`")
-    return bytes(value)
+    return bytes.fromhex(value)
 
 
 def state_cache_key(engine: Engine) -> bytes:

@@ -25,9 +25,9 @@ def upgrade() -> None:
     table = op.create_table(
         "service_secrets",
         sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("value", sa.LargeBinary, nullable=False),
+        sa.Column("value", sa.String(128), nullable=False),  # hex
     )
-    op.bulk_insert(table, [{"name": "state_cache_key", "value": secrets.token_bytes(32)}])
+    op.bulk_insert(table, [{"name": "state_cache_key", "value": secrets.token_hex(32)}])
 
 
 def downgrade() -> None:
