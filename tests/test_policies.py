@@ -136,6 +136,9 @@ def test_registry_builds_every_policy_and_names_the_choices_in_errors() -> None:
 def test_policies_refuse_bad_options_and_unknown_courses() -> None:
     with pytest.raises(ValueError, match="streak"):
         make_policy("fixed-curriculum", streak=0)
+    # a stored experiment arm of streak 2**53 allocated (1, streak) arrays per choice: a 500
+    with pytest.raises(ValueError, match="streak must be at most 100"):
+        make_policy("fixed-curriculum", streak=2**53)
     with pytest.raises(ValueError, match="mastery_threshold"):
         make_policy("lowest-mastery", mastery_threshold=0.0)
     for name in POLICIES:

@@ -197,8 +197,10 @@ def _skills_of_items(prepared: PreparedCatalog, items: np.ndarray) -> np.ndarray
 
 
 # ====================================================================== fixed curriculum
-#: correct answers in a row that pass a skill (the skill-builder rule)
-STREAK = 3
+#: correct answers in a row that pass a skill (the skill-builder rule), and the most a policy
+#: may ask for: it keeps (1, streak) arrays per choice, and a skill passed after more than 100
+#: answers in a row is a misconfiguration (2**53 allocated 64 PiB)
+STREAK, MAX_STREAK = 3, 100
 
 
 class FixedCurriculumPolicy:
@@ -217,6 +219,8 @@ class FixedCurriculumPolicy:
 
     def __init__(self, streak: int = STREAK, seed: int = 0) -> None:
         check_count(streak, "streak", 1)
+        if streak > MAX_STREAK:
+            raise ValueError(f"streak must be at most {MAX_STREAK}, got {streak!r}")
         check_seed(seed)
         self.streak = streak
         self.seed = seed
