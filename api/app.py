@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # what the routes use (api.routes.deps)
     app.state.service = service
     app.state.max_content_items = settings.max_content_items  # (api.routes.content)
+    app.state.request_budget_seconds = settings.request_budget_seconds  # (.experiments)
     app.state.keys = KeyCache(engine, ttl=settings.key_cache_seconds)
     app.add_middleware(BodyLimit, limit=lambda path: settings.max_pack_bytes
                        if path.startswith("/v1/content") else settings.max_body_bytes)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
 from api import logs
+from api.experiment_results import OverBudget
 from api.placement import PlacementConflict, PlacementNotFound
 from api.render import JSON
 from api.service import Conflict, Invalid, NotFound
@@ -37,6 +38,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     PlacementConflict: (409, "conflict"),
     ContentError: (422, "invalid_content"),
     StoreUnavailable: (503, "unavailable"),
+    OverBudget: (503, "over_budget"),
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

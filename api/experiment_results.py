@@ -15,13 +15,22 @@ whose row records this experiment's arm count (the arm chose what they answered)
   the arm, among learners whose first answer is at least a day old (the others could not have).
 
 Learners per arm are checked against the weights (sample-ratio mismatch).
+
+Replaying is the costly part (every answer of the experiment's learners through the tracer), so
+one tenant polling its results must not take a worker's threads from the others: each worker
+replays an experiment at most once per :data:`REPLAY_SECONDS` (concurrent requests wait for the
+one replay under way and share it), and a replay that runs past the request budget
+(``TUTOR_REQUEST_BUDGET_SECONDS``) stops with :class:`OverBudget`; ``tutor experiment report``
+has no budget.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Sequence
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +40,7 @@ from sqlalchemy import select
 from api.db import events, experiment_assignments
 from api.experiment_admin import find_experiment, status
 from api.experiment_schemas import ArmResults, Difference, Estimate, ResultsResponse
+from api.experiments import Experiment
 from api.service import Conflict, TutorService
 from api.tenants import Tenant
 from engine.events import AnswerEvent
@@ -52,6 +62,12 @@ METRICS: dict[str, str] = {
 }
 BINARY = {"returned"}
 RETURN_AFTER = timedelta(days=1)
+#: how long a worker reuses an experiment's replay, and how many replays it keeps
+REPLAY_SECONDS, REPLAYS_KEPT = 15.0, 64
+
+
+class OverBudget(RuntimeError):
+    """A computation that would take longer than a request may (the service's 503)."""
 
 
 @dataclass
@@ -65,18 +81,91 @@ class _Learner:
     to_mastery: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Replayed:
+    """An experiment's learners replayed at ``now``: their assigned arms and values."""
+
+    now: datetime
+    arm_of: dict[str, str]
+    values: dict[str, _Learner]
+
+
+class _Replays:
+    """Each (tenant, experiment, content version)'s replay, kept :data:`REPLAY_SECONDS`; one
+    replay at a time per key, the others waiting for it (a burst of polls costs one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[int, int, int], threading.Lock] = {}
+        self._done: OrderedDict[tuple[int, int, int], tuple[float, _Replayed]] = OrderedDict()
+
+    def get(self, key: tuple[int, int, int], replay: Callable[[], _Replayed]) -> _Replayed:
+        with self._lock:
+            key_lock = self._keys.setdefault(key, threading.Lock())
+        with key_lock:
+            kept = self._done.get(key)
+            if kept is not None and time.monotonic() - kept[0] < REPLAY_SECONDS:
+                return kept[1]
+            replayed = replay()
+            with self._lock:
+                self._done[key] = (time.monotonic(), replayed)
+                self._done.move_to_end(key)
+                while len(self._done) > REPLAYS_KEPT:
+                    self._keys.pop(self._done.popitem(last=False)[0], None)
+            return replayed
+
+
+_REPLAYS = _Replays()
+
+
 def experiment_results(service: TutorService, tenant: Tenant, name: str,
-                       alpha: float = 0.05) -> ResultsResponse:
-    """The results of the tenant's experiment ``name`` now (:class:`NotFound` if none,
-    :class:`Conflict` if its stored definition cannot be served)."""
+                       alpha: float = 0.05, budget_s: float | None = None) -> ResultsResponse:
+    """The results of the tenant's experiment ``name`` (:class:`NotFound` if none,
+    :class:`Conflict` if its stored definition cannot be served), from a replay at most
+    :data:`REPLAY_SECONDS` old; :class:`OverBudget` if replaying takes more than
+    ``budget_s`` seconds (None: no limit)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
-    now = datetime.now(UTC)
     experiment = find_experiment(service, tenant.id, name)
     try:  # a definition stored before the API refused it: never served, no split to check
         experiment.check()
     except ValueError as exc:
         raise Conflict(f"experiment {name!r} cannot be served, nor analysed: {exc}") from None
+    rt = service.runtimes.get(tenant)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    replayed = _REPLAYS.get((tenant.id, experiment.id, rt.content_version),
+                            lambda: _replay_all(service, tenant, experiment, deadline))
+    arm_of, values = replayed.arm_of, replayed.values
+    arms: list[ArmResults] = []
+    samples: dict[str, dict[str, Sample]] = {}
+    for arm in experiment.arms:
+        members = [values[x] for x, a in arm_of.items() if a == arm.name and x in values
+                   and values[x].answers]
+        per_metric = _samples(members, replayed.now)
+        samples[arm.name] = per_metric
+        arms.append({"arm": arm.name, "policy": arm.policy, "weight": arm.weight,
+                     "learners": sum(1 for a in arm_of.values() if a == arm.name),
+                     "active": len(members), "answers": sum(m.answers for m in members),
+                     "metrics": {k: _estimate(mean_interval(s, alpha, binary=k in BINARY), s.n)
+                                 for k, s in per_metric.items()}})
+    control = experiment.arms[0].name
+    differences = {arm.name: {k: _difference(difference_interval(
+        samples[control][k], samples[arm.name][k], alpha, binary=k in BINARY))
+        for k in METRICS} for arm in experiment.arms[1:]}
+    srm = srm_check([a["learners"] for a in arms], [a.weight for a in experiment.arms])
+    return {"experiment": experiment.name, "status": status(experiment, datetime.now(UTC)),
+            "computed_at": replayed.now, "alpha": alpha, "control": control, "metrics": METRICS,
+            "arms": arms, "differences": differences,
+            "srm": {"counts": list(srm.counts), "expected": [round(e, 6) for e in srm.expected],
+                    "chi2": round(srm.chi2, 6), "p_value": srm.p_value,
+                    "mismatch": srm.mismatch}}
+
+
+def _replay_all(service: TutorService, tenant: Tenant, experiment: Experiment,
+                deadline: float | None) -> _Replayed:
+    """Every assigned learner's log through the tenant's tracer (:class:`OverBudget` past
+    ``deadline``, a :func:`time.monotonic` time)."""
+    now = datetime.now(UTC)
     rt = service.runtimes.get(tenant)
     threshold = service.policy.mastery_threshold
     assigned = (select(experiment_assignments.c.learner_id)
@@ -95,31 +184,15 @@ def experiment_results(service: TutorService, tenant: Tenant, name: str,
     for row in rows:
         by_learner[row.learner_id].append(row)
     for learner_id, log in by_learner.items():
+        if deadline is not None and time.monotonic() > deadline:
+            raise OverBudget(
+                f"the results of experiment {experiment.name!r} take longer to replay than a "
+                f"request may ({len(rows)} answers of {len(arm_of)} learners; "
+                "TUTOR_REQUEST_BUDGET_SECONDS): `tutor experiment report` computes them "
+                "without a limit")
         values[learner_id] = _replay(rt.tracer, learner_id, log, experiment.id,
                                      arm_of[learner_id], threshold, now, rt.catalog.skills)
-    arms: list[ArmResults] = []
-    samples: dict[str, dict[str, Sample]] = {}
-    for arm in experiment.arms:
-        members = [values[x] for x, a in arm_of.items() if a == arm.name and x in values
-                   and values[x].answers]
-        per_metric = _samples(members, now)
-        samples[arm.name] = per_metric
-        arms.append({"arm": arm.name, "policy": arm.policy, "weight": arm.weight,
-                     "learners": sum(1 for a in arm_of.values() if a == arm.name),
-                     "active": len(members), "answers": sum(m.answers for m in members),
-                     "metrics": {k: _estimate(mean_interval(s, alpha, binary=k in BINARY), s.n)
-                                 for k, s in per_metric.items()}})
-    control = experiment.arms[0].name
-    differences = {arm.name: {k: _difference(difference_interval(
-        samples[control][k], samples[arm.name][k], alpha, binary=k in BINARY))
-        for k in METRICS} for arm in experiment.arms[1:]}
-    srm = srm_check([a["learners"] for a in arms], [a.weight for a in experiment.arms])
-    return {"experiment": experiment.name, "status": status(experiment, now),
-            "computed_at": now, "alpha": alpha, "control": control, "metrics": METRICS,
-            "arms": arms, "differences": differences,
-            "srm": {"counts": list(srm.counts), "expected": [round(e, 6) for e in srm.expected],
-                    "chi2": round(srm.chi2, 6), "p_value": srm.p_value,
-                    "mismatch": srm.mismatch}}
+    return _Replayed(now, arm_of, values)
 
 
 def _replay(tracer: Any, learner_id: str, log: Sequence[Any], experiment_id: int, arm: str,

@@ -41,6 +41,10 @@ class Settings:
     max_placement_items: int = 2_000
     #: bytes of placement banks' tables each worker keeps (least recently used evicted)
     placement_cache_bytes: int = 64 * 1024 * 1024
+    #: seconds of computation a request may take where the work grows with a tenant's log
+    #: (an experiment's results replay every answer of its learners): past it, 503
+    #: ``over_budget`` naming the command that has no limit
+    request_budget_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,4 +69,6 @@ class Settings:
                                             cls.max_placement_items)),
             placement_cache_bytes=int(env.get("TUTOR_PLACEMENT_CACHE_BYTES",
                                               cls.placement_cache_bytes)),
+            request_budget_seconds=float(env.get("TUTOR_REQUEST_BUDGET_SECONDS",
+                                                 cls.request_budget_seconds)),
         )

@@ -73,7 +73,8 @@ def get_experiment_results(
     against the control (the first), and the sample-ratio-mismatch check. 409 for a
     definition stored before the API refused such definitions (weights too far apart to
     split the learners): it is never served."""
-    return experiment_results(service(request), t, name, alpha)
+    return experiment_results(service(request), t, name, alpha,
+                              budget_s=request.app.state.request_budget_seconds)
 
 
 @router.put("/v1/learners/{learner_id}/consent", responses=documented(

@@ -483,3 +483,41 @@ def test_openapi_states_the_experiment_rules(client) -> None:
     for kind in ("integer", "number"):
         (branch,) = [b for b in value["anyOf"] if b["type"] == kind]
         assert (branch["minimum"], branch["maximum"]) == (-(2**53), 2**53)
+
+
+def test_polling_results_costs_one_replay_and_a_replay_has_a_budget(
+        make_client, make_tenant, monkeypatch) -> None:
+    """Results replay every answer of the experiment's learners, in a worker thread: a
+    tenant polling them from several clients took every thread of the worker from the other
+    tenants. Concurrent and repeated polls now share one replay per REPLAY_SECONDS, and a
+    replay longer than the request budget stops with 503 ``over_budget``."""
+    import api.experiment_results as results
+
+    replays: list[int] = []
+    real = results._replay_all
+
+    def counted(*args: Any) -> Any:
+        replays.append(1)
+        time.sleep(0.2)  # long enough for the other polls to arrive meanwhile
+        return real(*args)
+
+    monkeypatch.setattr(results, "_replay_all", counted)
+    client = make_client()
+    t = make_tenant()
+    name = f"exp-{uuid.uuid4().hex[:8]}"
+    define(client, t, name)
+    for learner in learners_in(name, "control", 2, "p"):
+        answer(client, t, learner, "mini.c.1", True)
+    with ThreadPoolExecutor(8) as pool:
+        polled = list(pool.map(lambda _: client.get(f"/v1/experiments/{name}/results",
+                                                    headers=t.headers), range(8)))
+    assert [r.status_code for r in polled] == [200] * 8, polled[0].text
+    assert len({r.json()["computed_at"] for r in polled}) == 1
+    assert len(replays) == 1
+    monkeypatch.setattr(results, "REPLAY_SECONDS", 0.0)  # the replay has aged: done again
+    assert client.get(f"/v1/experiments/{name}/results", headers=t.headers).status_code == 200
+    assert len(replays) == 2
+    tight = make_client(request_budget_seconds=0.0)
+    err = error_of(tight.get(f"/v1/experiments/{name}/results", headers=t.headers), 503,
+                   "over_budget")
+    assert "tutor experiment report" in err["message"], err
