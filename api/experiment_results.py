@@ -90,16 +90,20 @@ class _Replayed:
     values: dict[str, _Learner]
 
 
+_Key = tuple[str, int, int, int]
+
+
 class _Replays:
-    """Each (tenant, experiment, content version)'s replay, kept :data:`REPLAY_SECONDS`; one
-    replay at a time per key, the others waiting for it (a burst of polls costs one)."""
+    """Each (database, tenant, experiment, content version)'s replay, kept
+    :data:`REPLAY_SECONDS`; one replay at a time per key, the others waiting for it (a burst of
+    polls costs one)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: dict[tuple[int, int, int], threading.Lock] = {}
-        self._done: OrderedDict[tuple[int, int, int], tuple[float, _Replayed]] = OrderedDict()
+        self._keys: dict[_Key, threading.Lock] = {}
+        self._done: OrderedDict[_Key, tuple[float, _Replayed]] = OrderedDict()
 
-    def get(self, key: tuple[int, int, int], replay: Callable[[], _Replayed]) -> _Replayed:
+    def get(self, key: _Key, replay: Callable[[], _Replayed]) -> _Replayed:
         with self._lock:
             key_lock = self._keys.setdefault(key, threading.Lock())
         with key_lock:
@@ -133,7 +137,8 @@ def experiment_results(service: TutorService, tenant: Tenant, name: str,
         raise Conflict(f"experiment {name!r} cannot be served, nor analysed: {exc}") from None
     rt = service.runtimes.get(tenant)
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    replayed = _REPLAYS.get((tenant.id, experiment.id, rt.content_version),
+    replayed = _REPLAYS.get((str(service.engine.url), tenant.id, experiment.id,
+                             rt.content_version),
                             lambda: _replay_all(service, tenant, experiment, deadline))
     arm_of, values = replayed.arm_of, replayed.values
     arms: list[ArmResults] = []
