@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from engine.events import NO_TIMESTAMP, AnswerEvent, AnswerLog
-from engine.tracing import make_tracer
+from engine.tracing import ItemIndex, make_tracer
 from engine.tracing.simulate import random_params, simulate
+from engine.tracing.timed import MAX_ITEMS
 from engine.tracing.timed_features import (
+    TIME_SCALES,
     add_answer,
     answer_times,
     decayed_counts,
     read_entry,
+    recency_keys,
     scales_with_count,
 )
 from training.readers import read_log, write_csv
@@ -107,7 +111,9 @@ def test_state_counts_practice_per_skill_and_item_in_time() -> None:
     assert since == DAY
     a, w, _ = read_entry(state.skills["t"], START.timestamp() + 2 * DAY, scales)
     np.testing.assert_allclose([a, w], [[math.exp(-1), 1], [0, 0]], rtol=1e-12)
-    assert set(state.items) == {"i1", "i2"} and state.total is not None
+    assert len(state.item_keys) == 2 and state.total is not None
+    assert model.item_entry(state, "i1") == add_answer(None, START.timestamp(), 1.0, scales)
+    assert model.item_entry(state, "i3") is None
 
 
 def test_answers_without_time_take_the_previous_answers_time() -> None:
@@ -118,13 +124,19 @@ def test_answers_without_time_take_the_previous_answers_time() -> None:
 
 
 # ================================================================== online = batch, time
-@pytest.mark.parametrize("name", [*TIMED_MODELS, "every family"])
+@pytest.mark.parametrize("name", [*TIMED_MODELS, "every family", "2 items kept"])
 def test_online_updates_reproduce_batch_predictions_in_time(name: str,
                                                             timed_log: AnswerLog) -> None:
     """Each answer predicted online at its own time (``at``), before the update, equals the
-    batch prediction: gaps of minutes and of days, decaying counters and all."""
+    batch prediction: gaps of minutes and of days, decaying counters and all, and items
+    leaving the state's recency list (2 kept, of the 3 per skill the learners answer)."""
+    if name == "2 items kept":  # the log has answers to items that left the list
+        key = timed_log.learner.astype(np.int64) * len(timed_log.item_ids) + timed_log.item
+        assert len(np.unique(recency_keys(timed_log.learner, timed_log.item, 2))) > len(
+            np.unique(key))
     model = (make_tracer("timed", features=EVERY_FAMILY) if name == "every family"
-             else make_tracer(name)).fit(timed_log)
+             else make_tracer("timed", features=EVERY_FAMILY, max_items=2)
+             if name == "2 items kept" else make_tracer(name)).fit(timed_log)
     batch = model.predict_log(timed_log)
     states: dict[str, Any] = {}
     online = []
@@ -134,6 +146,96 @@ def test_online_updates_reproduce_batch_predictions_in_time(name: str,
                                             at=event.timestamp))
         states[event.learner] = model.update(state, event)
     np.testing.assert_allclose(online, batch, rtol=0, atol=1e-9)
+
+
+# ================================================================== bounded state
+def test_recency_keys_by_hand() -> None:
+    """Learner 0 answers a b a c b a, learner 1 answers a (third row). With 2 items kept: the
+    second a is 1 distinct item after the first (kept: same key); c is new; b comes back 2
+    distinct items (a, c) after its last answer: it had left, a new key; so had a (c, b)."""
+    learner = np.array([0, 0, 1, 0, 0, 0, 0])
+    item = np.array([0, 1, 0, 0, 2, 1, 0])
+    # keys are positions in learner order: rows 0 1 3 4 5 6 of learner 0 are 0..5, row 2 is 6
+    np.testing.assert_array_equal(recency_keys(learner, item, 2), [0, 1, 6, 0, 3, 4, 5])
+    np.testing.assert_array_equal(recency_keys(learner, item, 3), [0, 1, 6, 0, 3, 1, 0])
+
+
+def _answers(n_items: int, start: datetime = START) -> list[AnswerEvent]:
+    """One learner answering items q0, q1, ... once each, a minute apart, on one skill."""
+    return [AnswerEvent("a", f"q{k}", ("s",), k % 3 > 0, start + timedelta(minutes=k))
+            for k in range(n_items)]
+
+
+def test_the_state_keeps_the_items_answered_most_recently() -> None:
+    """With 2 items kept, answering q0 q1 q0 q2 evicts q1 (the least recently answered): q1 is
+    then predicted as an item never answered (q9; both unknown to the model, so their item
+    weights are alike), while q0, answered twice, keeps both answers' counters. (The model is
+    fitted on answers r0 r0 r1 r1 r2 r2 ...: repeats within 2 items, so that its item counters
+    have weights.)"""
+    train = AnswerLog.from_events([
+        AnswerEvent("b", f"r{k // 2 % 3}", ("s",), k % 3 > 0, START + timedelta(minutes=k))
+        for k in range(12)])
+    times = [START + timedelta(minutes=k) for k in range(4)]
+    events = [AnswerEvent("a", item, ("s",), correct, t) for item, correct, t in zip(
+        ["q0", "q1", "q0", "q2"], [True, False, True, False], times, strict=True)]
+    at = START + timedelta(minutes=5)
+    scales = [*TIME_SCALES, math.inf]
+    for kept, evicted in ((2, True), (3, False)):
+        model = make_tracer("timed", max_items=kept).fit(train)
+        state = model.fold(events)
+        assert (model.item_entry(state, "q1") is None) is evicted
+        assert model.item_entry(state, "q0") == add_answer(
+            add_answer(None, times[0].timestamp(), 1.0, scales), times[2].timestamp(), 1.0,
+            scales)
+        q0, q1, q9 = model.predict_items(
+            state, ItemIndex([(i, ("s",)) for i in ("q0", "q1", "q9")]), at=at)
+        assert bool(q1 == q9) is evicted and q0 != q9
+
+
+def test_state_size_is_bounded() -> None:
+    """A learner who answered 10,000 distinct items on one skill "s" keeps the default
+    4,000: 4 bytes of magic, 9 of header, (1 time + 11 total + 8 recent + 3 ability + 11 for
+    the skill + 11 x 4,000 items) floats of 8 bytes, 32,000 of item keys, 4 + 1 for the
+    skill's id: 384,290 bytes; the newest 4,000 items are the ones kept, and online still
+    equals batch when items on either side of that line are answered again."""
+    assert MAX_ITEMS == 4000
+    events = _answers(10_000)
+    again = [replace(e, timestamp=START + timedelta(days=10, minutes=k))
+             for k, e in enumerate(events[5_990:6_010])]
+    model = make_tracer("timed").fit(AnswerLog.from_events([*events, *again]))
+    state = model.fold(events)
+    data = model.state_to_bytes(state)
+    assert (len(data) == 4 + 9 + 8 * (1 + 11 + 8 + 3 + 11 + 11 * 4000) + 32_000 + 4 + 1
+            == 384_290)
+    assert model.item_entry(state, "q5999") is None
+    assert model.item_entry(state, "q6000") is not None
+    assert model.state_to_bytes(model.state_from_bytes(data)) == data
+    online = []
+    for event in again:
+        online.append(model.predict_correct(state, event.item, event.skills,
+                                            at=event.timestamp))
+        state = model.update(state, event)
+    assert len(set(np.round(online, 9))) > 1
+    np.testing.assert_allclose(
+        online, model.predict_log(AnswerLog.from_events([*events, *again]))[-len(again):],
+        rtol=0, atol=1e-9)
+
+
+def test_a_learner_under_the_bound_is_predicted_as_without_it(timed_log: AnswerLog) -> None:
+    """The bound changes nothing for learners who answered no more distinct items than it:
+    the same fit, the same predictions online and in batch, to the last bit."""
+    most = max(len(np.unique(timed_log.item[timed_log.learner == k]))
+               for k in range(timed_log.n_learners))
+    bounded = make_tracer("timed", max_items=most).fit(timed_log)
+    unbounded = make_tracer("timed", max_items=10**9).fit(timed_log)
+    np.testing.assert_array_equal(bounded.predict_log(timed_log),
+                                  unbounded.predict_log(timed_log))
+    events = [e for e in timed_log.events() if e.learner == "u1"]
+    items = ItemIndex([(i, (s,)) for i, s in zip(timed_log.item_ids, ["s0", "s1", "s2"] * 4,
+                                                   strict=False)])
+    at = START + timedelta(days=400)
+    np.testing.assert_array_equal(bounded.predict_items(bounded.fold(events), items, at=at),
+                                  unbounded.predict_items(unbounded.fold(events), items, at=at))
 
 
 def test_predictions_depend_on_when_they_are_asked(timed_log: AnswerLog) -> None:
@@ -188,6 +290,9 @@ def test_weights_recovered_from_answers_drawn_with_known_weights() -> None:
     ({"c": 0}, "c must be positive"),
     ({"time_scales": [-1.0]}, "time_scales must be positive"),
     ({"recent_rates": [1.5]}, "recent_rates must lie in"),
+    ({"max_items": 0}, "max_items must be a whole number"),
+    ({"max_items": True}, "max_items must be a whole number"),
+    ({"max_items": 2.5}, "max_items must be a whole number"),
 ])
 def test_bad_options_are_refused(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -202,10 +307,24 @@ def test_bad_logs_and_bytes_are_refused(timed_log: AnswerLog) -> None:
     model = make_tracer("timed").fit(timed_log)
     state = model.fold(e for e in timed_log.events() if e.learner == "u2")
     data = model.state_to_bytes(state)
-    for bad in (b"XXXX" + data[4:], data[:-3], data + b"x", b"TLR1"):
+    # the first format (ids, no recency order) too: the service rebuilds it from the log
+    for bad in (b"XXXX" + data[4:], data[:-3], data + b"x", b"TLR2", b"TLR1" + data[4:]):
         with pytest.raises(ValueError, match="timed-model state"):
             model.state_from_bytes(bad)
+    # a state holding more items than the model keeps (another model's) is refused
     doc = json.loads(model.to_bytes())
+    smaller = type(model).from_bytes(json.dumps(
+        {**doc, "options": {**doc["options"], "max_items": 2}}).encode())
+    assert len(state.item_keys) > 2
+    with pytest.raises(ValueError, match="keeps 2 at most"):
+        smaller.state_from_bytes(data)
+    # repeated item keys (no state holds them)
+    n_keys = len(state.item_keys)
+    keys_at = data.rindex(state.item_keys.tobytes())
+    twice = (data[:keys_at] + state.item_keys[:1].tobytes() * n_keys
+             + data[keys_at + 8 * n_keys:])
+    with pytest.raises(ValueError, match="repeated ids"):
+        model.state_from_bytes(twice)
     with pytest.raises(ValueError, match="version 2"):
         type(model).from_bytes(json.dumps({**doc, "version": 2}).encode())
     with pytest.raises(ValueError, match="do not match"):
