@@ -90,9 +90,17 @@ class XapiActor(BaseModel):
     account: XapiAccount
 
 
+#: the one xAPI verb taken (api.xapi refuses others with its own code, unsupported_verb)
+XAPI_ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
+#: an xAPI ``result.duration`` as read: ISO 8601 hours, minutes and seconds (api.xapi)
+XAPI_DURATION_PATTERN = r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$"
+
+
 class XapiVerb(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: str
+    id: str = Field(json_schema_extra={"const": XAPI_ANSWERED},
+                    description="Only `answered` statements are taken (another verb: 422 "
+                                "`unsupported_verb`).")
 
 
 class XapiObject(BaseModel):
@@ -103,7 +111,8 @@ class XapiObject(BaseModel):
 class XapiResult(BaseModel):
     model_config = ConfigDict(extra="allow")
     success: bool = Field(strict=True)
-    duration: str | None = None
+    duration: Annotated[str, Field(json_schema_extra={"pattern": XAPI_DURATION_PATTERN})] | None \
+        = Field(None, description="How long the answer took, e.g. `PT5.4S` (at most a day).")
 
 
 class XapiStatement(BaseModel):

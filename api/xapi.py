@@ -6,11 +6,11 @@ import re
 from collections.abc import Container, Sequence
 
 from api.errors import ApiError
-from api.schemas import MAX_RESPONSE_MS, XapiStatement
+from api.schemas import MAX_RESPONSE_MS, XAPI_ANSWERED, XAPI_DURATION_PATTERN, XapiStatement
 from api.service import Answer
 
-ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
-_DURATION = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
+ANSWERED = XAPI_ANSWERED
+_DURATION = re.compile(XAPI_DURATION_PATTERN)  # the document's pattern: whole string (fullmatch)
 
 
 def statement_answer(statement: XapiStatement, items: Container[str]) -> Answer:
@@ -24,7 +24,7 @@ def statement_answer(statement: XapiStatement, items: Container[str]) -> Answer:
         item_id = re.split(r"[/#]", item_id.rstrip("/"))[-1]
     response_ms = None
     if statement.result.duration is not None:
-        match = _DURATION.match(statement.result.duration)
+        match = _DURATION.fullmatch(statement.result.duration)
         if match is None:
             raise ApiError(422, "validation_error", "result.duration: expected an ISO 8601 "
                            f"duration like PT5.4S, got {statement.result.duration!r}")

@@ -69,3 +69,42 @@ def test_a_lone_surrogate_in_an_id_is_still_refused(client, make_tenant) -> None
     err = error_of(r, 422, "validation_error")
     assert "item_id" in err["message"], err
     assert id_problem("a\ud800") is not None
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return SPEC["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+
+def test_the_xapi_verb_is_stated_as_the_one_accepted(client, make_tenant) -> None:
+    """Only ``answered`` statements are taken (422 ``unsupported_verb`` otherwise): the
+    document says so (schemathesis' valid-looking statements with any verb were refused)."""
+    verb = _schema("XapiVerb")["properties"]["id"]
+    assert verb["const"] == "http://adlnet.gov/expapi/verbs/answered"
+    t = make_tenant()
+    statement = {"id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                 "actor": {"account": {"name": "ada"}}, "verb": {"id": "urn:other"},
+                 "object": {"id": "mini.a.easy"}, "result": {"success": True}}
+    error_of(client.post("/v1/xapi/statements", headers=t.headers, json=[statement]), 422,
+             "unsupported_verb")
+
+
+@pytest.mark.parametrize(("duration", "valid"), [
+    ("PT5.4S", True), ("PT1H2M3S", True), ("PT2M", True), ("PT", True), ("PT0.5H", True),
+    ("5.4", False), ("P1D", False), ("PT5,4S", False), ("pt5s", False), ("PT5S ", False),
+    ("PT1H.5S", False), ("", False), ("PT5S\n", False)])
+def test_the_xapi_duration_pattern_is_the_one_read(client, make_tenant, duration: str,
+                                                   valid: bool) -> None:
+    """``result.duration`` is an ISO 8601 duration of hours, minutes and seconds (the server
+    refuses any other, 422): the document states the pattern it reads."""
+    pattern = _schema("XapiResult")["properties"]["duration"]["anyOf"][0]["pattern"]
+    assert bool(re.fullmatch(pattern, duration)) == valid
+    assert jsonschema_rs.validator_for({"type": "string", "pattern": pattern}) \
+        .is_valid(duration) == valid
+    t = make_tenant()
+    statement = {"id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                 "actor": {"account": {"name": "ada"}},
+                 "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                 "object": {"id": "mini.a.easy"},
+                 "result": {"success": True, "duration": duration}}
+    r = client.post("/v1/xapi/statements", headers=t.headers, json=[statement])
+    assert (r.status_code == 200) == valid, r.text
