@@ -6,8 +6,10 @@ seed, so the same folds, for every model; AUC pooled over all out-of-fold predic
 ``tutor replay --folds 5`` reports it), and on ednet-heavy (11 learners) also the
 chronological split within each learner (``--split chrono:0.7``). Then the online update of a
 fitted ``timed`` model, per answer: in memory, and with the state's bytes read and written
-(what the API does per answer). Every number of one table comes from one run: the machine is
-shared and noisy. DKT runs with one thread (``--threads``), as the busy 2-core machine needs.
+(what the API does per answer); and that answer's cost for learners who answered 100 to 10,000
+distinct items (the state keeps the ``max_items`` answered most recently). Every number of one
+table comes from one run: the machine is shared and noisy. DKT runs with one thread
+(``--threads``), as the busy 2-core machine needs.
 
 Run from the repository root: ``.venv/bin/python bench/timed_bench.py [--help]``.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,8 @@ import numba
 import numpy as np
 from benchinfo import latencies, log, machine
 
-from engine.events import AnswerLog
-from engine.tracing import Tracer, make_tracer
+from engine.events import AnswerEvent, AnswerLog
+from engine.tracing import ItemIndex, Tracer, make_tracer
 from training.readers import read_log
 from training.replay import chrono_replay, cross_validate
 from training.splits import ChronoSplit
@@ -43,6 +47,8 @@ REFERENCE = {
 }
 TARGET = {"assist2017-timed": 0.77, "ednet-heavy": 0.75}
 FOLDS, SEED = 5, 42
+#: distinct items answered by the learners whose answer cost is measured
+DISTINCT_ITEMS = (100, 1_000, 2_400, 10_000)
 
 
 def _progress(model: str) -> Any:
@@ -74,12 +80,11 @@ def evaluate_models(name: str, data: AnswerLog, models: tuple[str, ...],
     return rows
 
 
-def update_cost(data: AnswerLog, answers: int) -> dict[str, Any]:
-    """The online update of ``timed`` fitted on 80% of the learners, over the other learners'
-    answers in log order: ``update`` alone (state in memory), and ``state_from_bytes`` +
-    ``update`` + ``state_to_bytes`` (the state kept as bytes)."""
-    held_out = np.isin(data.learner, np.arange(0, data.n_learners, 5))
-    model: Tracer[Any] = make_tracer("timed").fit(data.take(~held_out))
+def update_cost(data: AnswerLog, model: Tracer[Any], held_out: np.ndarray,
+                answers: int) -> dict[str, Any]:
+    """The online update of ``model`` (``timed`` fitted on the other learners), over the
+    ``held_out`` learners' answers in log order: ``update`` alone (state in memory), and
+    ``state_from_bytes`` + ``update`` + ``state_to_bytes`` (the state kept as bytes)."""
     events = list(data.take(held_out).events())[:answers]
     states: dict[str, Any] = {}
 
@@ -103,6 +108,48 @@ def update_cost(data: AnswerLog, answers: int) -> dict[str, Any]:
             "state_bytes_mean": float(np.mean(sizes)), "state_bytes_max": int(max(sizes))}
 
 
+def distinct_items_cost(data: AnswerLog, model: Tracer[Any], sizes: Sequence[int],
+                        answers: int = 300) -> dict[int, dict[str, Any]]:
+    """Per size n: one learner answers n distinct items (the log's, then made-up ids on the
+    same skills: unknown items are served with the mean item weight), a minute apart; then
+    ``answers`` more answers, to items among them, are timed as the API handles one with a
+    stored state: ``state_from_bytes`` + ``update`` + ``state_to_bytes``, and separately
+    ``predict_items`` over 200 candidates (100 of them answered, 100 not)."""
+    first = np.unique(data.item, return_index=True)[1]
+    skills = [tuple(str(s) for s in data.skill_ids[data.skill_codes[
+        data.skill_ptr[r]:data.skill_ptr[r + 1]]]) for r in first]
+    ids = [str(data.item_ids[data.item[r]]) for r in first]
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    out: dict[int, dict[str, Any]] = {}
+    for n in sizes:
+        item = [ids[k] if k < len(ids) else f"made-up-{k}" for k in range(n)]
+        skill = [skills[k % len(skills)] for k in range(n)]
+        state = model.fold(AnswerEvent("heavy", item[k], skill[k], k % 3 > 0,
+                                       start + timedelta(minutes=k)) for k in range(n))
+        stored = model.state_to_bytes(state)
+        later = start + timedelta(minutes=n)
+        events = [AnswerEvent("heavy", item[k * 7919 % n], skill[k * 7919 % n], k % 2 > 0,
+                              later + timedelta(seconds=k)) for k in range(answers)]
+        step = max(n // 100, 1)
+        candidates = ItemIndex([*((item[k], skill[k]) for k in range(0, n, step))][:100]
+                               + [(f"unseen-{k}", skills[k % len(skills)]) for k in range(100)])
+        out[n] = {"state_bytes": len(stored),
+                  **_answer_cost(model, stored, state, events, candidates)}
+    return out
+
+
+def _answer_cost(model: Tracer[Any], stored: bytes, state: Any, events: list[AnswerEvent],
+                 candidates: ItemIndex) -> dict[str, Any]:
+    """Per event: ``state_from_bytes`` + ``update`` + ``state_to_bytes`` from ``stored``, and
+    ``predict_items`` of ``candidates`` for ``state``."""
+    def answer(event: AnswerEvent) -> None:
+        model.state_to_bytes(model.update(model.state_from_bytes(stored), event))
+
+    model.predict_items(state, candidates)  # the model's view of them, cached
+    return {"with_bytes": latencies(events, answer),
+            "predict_200": latencies(events, lambda _: model.predict_items(state, candidates))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path,
@@ -116,6 +163,10 @@ def main() -> None:
                         help="Skip the chronological split of ednet-heavy.")
     parser.add_argument("--update-answers", type=int, default=20_000,
                         help="Answers timed for the online update (default 20,000).")
+    parser.add_argument("--distinct-items", default=",".join(map(str, DISTINCT_ITEMS)),
+                        help="Distinct items answered by the learners whose answer cost is "
+                             "measured, comma-separated (default "
+                             f"{','.join(map(str, DISTINCT_ITEMS))}; empty: none).")
     parser.add_argument("--threads", type=int, default=1,
                         help="Threads for numba and PyTorch (default 1).")
     parser.add_argument("--json", type=Path, help="Also write the results to this file.")
@@ -126,7 +177,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"machine": machine(), "folds": FOLDS, "seed": SEED,
-                               "threads": args.threads, "tables": {}, "update": {}}
+                               "threads": args.threads, "tables": {}, "update": {},
+                               "distinct_items": {}}
+    sizes = [int(n) for n in args.distinct_items.split(",") if n.strip()]
     for name in args.datasets.split(","):
         path = args.data_dir / name / DATASETS[name]
         if not path.is_file():
@@ -139,7 +192,11 @@ def main() -> None:
                 name, data, tuple(m for m in models if m in CHRONO_MODELS), ChronoSplit(0.7))
         if "timed" in models:
             log(f"{name}: online update cost")
-            results["update"][name] = update_cost(data, args.update_answers)
+            held_out = np.isin(data.learner, np.arange(0, data.n_learners, 5))
+            model: Tracer[Any] = make_tracer("timed").fit(data.take(~held_out))
+            results["update"][name] = update_cost(data, model, held_out, args.update_answers)
+            log(f"{name}: answer cost by distinct items answered")
+            results["distinct_items"][name] = distinct_items_cost(data, model, sizes)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
     print_tables(results)
@@ -170,6 +227,13 @@ def print_tables(results: dict[str, Any]) -> None:
               f"state's bytes mean {b['mean_us']:.1f} p50 {b['p50_us']:.1f} p99 "
               f"{b['p99_us']:.1f} µs (state {cost['state_bytes_mean']:,.0f} bytes mean, "
               f"{cost['state_bytes_max']:,} max); target <= 20 µs")
+    for name, by_size in results["distinct_items"].items():
+        for n, cost in by_size.items():
+            b, p = cost["with_bytes"], cost["predict_200"]
+            print(f"a learner of {n:,} distinct items, {name}: state {cost['state_bytes']:,} "
+                  f"bytes; state_from_bytes + update + state_to_bytes p50 {b['p50_us']:.0f} "
+                  f"p99 {b['p99_us']:.0f} µs; predict_items (200) p50 {p['p50_us']:.0f} p99 "
+                  f"{p['p99_us']:.0f} µs")
 
 
 if __name__ == "__main__":

@@ -407,16 +407,19 @@ class TimedLR(DocumentTracer[TimedState]):
         key = item_key(event.item)
         found = np.flatnonzero(keys == key)
         if len(found):  # moves to the end of the recency list
-            kept = np.arange(len(keys)) != found[0]
-            keys, entries = keys[kept], entries[kept]
-        elif len(keys) >= self.max_items:  # the least recently answered item leaves
-            leaving = len(keys) - self.max_items + 1
-            keys, entries = keys[leaving:], entries[leaving:]
-        entry = add_answer(tuple(state.item_entries[found[0]].tolist()) if len(found) else None,
-                           at, y, scales)
+            j = int(found[0])
+            old: Entry | None = tuple(entries[j].tolist())
+            kept = [slice(0, j), slice(j + 1, len(keys))]
+        else:  # beyond the bound, the least recently answered item leaves
+            old = None
+            kept = [slice(max(len(keys) - self.max_items + 1, 0), len(keys))]
+        entry = np.array([add_answer(old, at, y, scales)])
+        # one copy of each array: the old state's stay as they are
         return TimedState(at, add_answer(state.total, at, y, scales), recent, ability,
-                          new_skills, _frozen(np.append(keys, np.array([key], dtype=_KEY))),
-                          _frozen(np.vstack([entries, np.array([entry])])))
+                          new_skills,
+                          _frozen(np.concatenate([*(keys[k] for k in kept),
+                                                  np.array([key], dtype=_KEY)])),
+                          _frozen(np.concatenate([*(entries[k] for k in kept), entry])))
 
     def item_entry(self, state: TimedState, item: str) -> Entry | None:
         """The counters the state holds for ``item`` (None: never answered, or no longer among
