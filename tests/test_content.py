@@ -352,11 +352,12 @@ def test_the_forbidden_id_characters_are_unicodes_controls_and_invisible_ones() 
         assert bool(forbidden.match(ch)) == want, (hex(code), category)
 
 
-@given(st.text(st.characters(codec=None), min_size=0, max_size=6)
+@given(st.text(st.characters(codec="utf-8"), min_size=0, max_size=6)
        | st.sampled_from([".", "..", "...", " a", "a ", "a b", ".a", "a.", "\u200b", "é"]))
 @settings(max_examples=3000, deadline=None)
 def test_the_id_pattern_holds_exactly_for_valid_ids(value: str) -> None:
-    """The id rule (:func:`engine.ids.id_problem`) and the pattern the API states agree."""
+    """The id rule (:func:`engine.ids.id_problem`) and the pattern the API states agree on
+    text (Unicode scalar values: the pattern names no surrogates, which id_problem refuses)."""
     import re
 
     from engine.ids import ID_PATTERN, id_problem
