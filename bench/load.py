@@ -686,6 +686,31 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------- main
+def add_server_options(parser: argparse.ArgumentParser, redis_url: str) -> None:
+    """The options of a benchmark that starts its servers with :func:`start` (this one and
+    bench/noisy_neighbour.py): the wait for a quiet machine, the back ends, the settings."""
+    parser.add_argument("--quiet-below", type=float, default=30.0,
+                        help="before each measurement, wait until the machine is busy under "
+                             "this %% of one core (other users' jobs share it) ...")
+    parser.add_argument("--quiet-wait", type=float, default=10.0,
+                        help="... but at most this many seconds")
+    parser.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 user=postgres "
+                                            "dbname=postgres",
+                        help="libpq DSN of a role that may CREATE DATABASE")
+    parser.add_argument("--redis-url", default=redis_url,
+                        help="Redis database for states; FLUSHDB before and after")
+    parser.add_argument("--server-env", nargs="+", default=[], metavar="TUTOR_NAME=VALUE",
+                        help="settings for the engine servers (e.g. TUTOR_THREADS=8); the "
+                             "servers otherwise inherit no TUTOR_* variable")
+
+
+def check_server_env(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for setting in args.server_env:
+        name, sep, _ = setting.partition("=")
+        if not sep or not name.startswith("TUTOR_"):
+            parser.error(f"--server-env takes TUTOR_NAME=VALUE, got {setting!r}")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Open-loop load benchmark of POST /v1/learners/{id}/answers over several "
@@ -697,11 +722,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0,
                         help="seconds of load at the lowest rate before measuring each setup")
     parser.add_argument("--pause", type=float, default=1.0, help="idle seconds between rates")
-    parser.add_argument("--quiet-below", type=float, default=30.0,
-                        help="before each rate, wait until the machine is busy under this %% of "
-                             "one core (other users' jobs share it) ...")
-    parser.add_argument("--quiet-wait", type=float, default=10.0,
-                        help="... but at most this many seconds")
     parser.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS),
                         help="which setups, in this order")
     parser.add_argument("--all-rates", action="store_true",
@@ -717,20 +737,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
                         help="HTTP client: hand-written asyncio streams, or httpx.AsyncClient")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 user=postgres "
-                                            "dbname=postgres",
-                        help="libpq DSN of a role that may CREATE DATABASE")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
-                        help="Redis database for states; FLUSHDB before and after")
-    parser.add_argument("--server-env", nargs="+", default=[], metavar="TUTOR_NAME=VALUE",
-                        help="settings for the engine servers (e.g. TUTOR_THREADS=8); the "
-                             "servers otherwise inherit no TUTOR_* variable")
+    add_server_options(parser, "redis://127.0.0.1:6379/14")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
-    for setting in args.server_env:
-        name, sep, _ = setting.partition("=")
-        if not sep or not name.startswith("TUTOR_"):
-            parser.error(f"--server-env takes TUTOR_NAME=VALUE, got {setting!r}")
+    check_server_env(parser, args)
     if sorted(args.rates) != args.rates:
         parser.error("--rates must be increasing")
     return args
