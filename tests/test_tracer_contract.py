@@ -109,6 +109,15 @@ def test_state_bytes_round_trip(fitted: Tracer[Any], log: AnswerLog) -> None:
         fitted.state_from_bytes(data + b"\0")
 
 
+def test_a_new_state_round_trips_through_bytes(fitted: Tracer[Any]) -> None:
+    """A learner never seen is cached as the new state (GET /next, a batch's first answer):
+    ``timed`` could not read back a state of no skills (a 500 for every new learner)."""
+    data = fitted.state_to_bytes(fitted.new_state())
+    again = fitted.state_from_bytes(data)
+    assert fitted.state_to_bytes(again) == data
+    assert fitted.mastery(again) == fitted.mastery(fitted.new_state())
+
+
 @pytest.mark.parametrize("fill", [b"\xff", b"\x7f"], ids=["nan", "huge"])
 def test_damaged_state_bytes_are_refused(fitted: Tracer[Any], fill: bytes) -> None:
     """Bytes of the right size that no state holds (every value NaN, or every value about

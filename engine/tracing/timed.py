@@ -551,8 +551,8 @@ class TimedLR(DocumentTracer[TimedState]):
             raise ValueError(f"a timed-model state whose ids take {len(data) - ids_at} bytes, "
                              "not what their lengths say")
         try:
-            skills = [data[a:b].decode() for a, b in zip([ids_at, *ends[:-1].tolist()],
-                                                          ends.tolist(), strict=True)]
+            starts = [ids_at, *ends[:-1].tolist()] if n_skills else []  # (a new state: none)
+            skills = [data[a:b].decode() for a, b in zip(starts, ends.tolist(), strict=True)]
         except UnicodeDecodeError:
             raise ValueError("a timed-model state whose ids are not UTF-8") from None
         _check_state_values(floats, width, r, e, bool(has_total))
