@@ -8,8 +8,19 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
+from content.packs import pack_json_schema
 from engine.ids import ID_PATTERN, MAX_ID_LENGTH, check_id
 
 # the id rule is engine.ids's (check_id); its lengths and pattern are stated in the OpenAPI
@@ -138,16 +149,37 @@ class XapiStatement(BaseModel):
 Statements = Annotated[list[XapiStatement], Field(min_length=1)]
 
 
-class PackIn(BaseModel):
-    """A content pack document (see content/packs/README.md); validated by the content loader."""
+def _pack_schema(schema: dict[str, Any]) -> None:
+    """PackIn's OpenAPI schema is the content loader's own (:func:`pack_json_schema`, made from
+    its checkers), not one derived from PackIn's few fields."""
+    schema.clear()
+    schema.update(pack_json_schema())
 
-    model_config = ConfigDict(extra="allow")
+
+class PackIn(BaseModel):
+    """A content pack document (see content/packs/README.md); validated by the content loader.
+
+    The fields are what a route reads before the loader runs; the loader gets the body itself
+    (:meth:`document`), and its rules are what the OpenAPI document states."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_pack_schema)
     format: Literal["tutor-content-pack"] = Field(description="Always `tutor-content-pack`.")
     version: Literal[1] = Field(description="The pack format's version: 1.")
     name: Id
+    _sent: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_sent(cls, data: Any, handler: ModelWrapValidatorHandler[PackIn]) -> PackIn:
+        pack = handler(data)
+        if isinstance(data, dict):
+            pack._sent = data
+        return pack
 
     def document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The body exactly as sent: the fields' lax reading (``"version": true`` is 1 to
+        pydantic) must not decide what the loader sees."""
+        return self._sent
 
 
 class PlacementIn(BaseModel):

@@ -7,14 +7,18 @@ self-contained (its items and prerequisites only name its own skills); :func:`ca
 merges packs into one :class:`~engine.catalog.Catalog`, refusing ids defined by two packs.
 
 Validation is table-driven: each JSON object is a table of keys and checkers (functions of the
-value and its JSON path that return the converted value or raise).
+value and its JSON path that return the converted value or raise), each carrying the JSON
+Schema of its rule: :func:`pack_json_schema` is assembled from the same tables, so what the
+API documents for a pack is what the loader checks.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
+import operator
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +27,8 @@ from typing import Any
 
 from engine.catalog import BKTSkillParams, Catalog, ContentError, Course, Item, Skill, path_text
 from engine.catalog import Path as PathType
-from engine.ids import id_problem
+from engine.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
+from engine.tracing.bkt_params import DEFAULT_CLASS
 
 PACK_FORMAT = "tutor-content-pack"
 PACK_VERSION = 1
@@ -82,9 +87,10 @@ def load_pack(path: str | os.PathLike[str]) -> Pack:
 def parse_pack(document: Mapping[str, Any], source: str = "<pack>") -> Pack:
     """Validate a pack already parsed from JSON; errors name ``source`` and the JSON path.
 
-    This module checks the JSON's shape (keys, types); what the content means (ids, references,
-    parameter ranges, an acyclic prerequisite graph) is checked once, by the catalog's own
-    types and :meth:`Catalog.build`, whose error paths become JSON paths here.
+    This module checks each value on its own (keys, types, ids, the parameters' ranges: what
+    :func:`pack_json_schema` states); what holds between values (guess + slip, references,
+    unique ids, an acyclic prerequisite graph) is checked by the catalog's own types and
+    :meth:`Catalog.build`, whose error paths become JSON paths here.
     """
     try:
         _check_header(document)
@@ -101,6 +107,32 @@ def parse_pack(document: Mapping[str, Any], source: str = "<pack>") -> Pack:
     return Pack(name=doc["name"], title=doc["title"], skills=skills, items=items, courses=courses,
                 language=doc.get("language"), description=doc.get("description", ""),
                 source=source)
+
+
+#: what a pack must also satisfy, beyond what JSON Schema can state (:func:`pack_json_schema`)
+_BEYOND_THE_SCHEMA = (
+    "Checked by the server, not stated by this schema (a pack breaking one is refused with "
+    "422 `invalid_content` naming its JSON path): a skill's `bkt.guess` + `bkt.slip` is below "
+    "1, and so is an item's `guess` + `slip` with each of its skills' (the item's own where it "
+    "gives them); skill ids, item ids and course ids are each unique in the pack; every skill "
+    "named in `requires`, an item's `skills`/`skill` or a course's `skills` is a skill of the "
+    "pack, and a skill does not require itself; prerequisites form no cycle; no skill, item or "
+    "course id is also defined by another of the tenant's packs (a pack of the same name is "
+    "replaced); the tenant's content then holds at most `TUTOR_MAX_CONTENT_ITEMS` items; a "
+    "model the tenant registered (if any) was fitted on every skill of that content; numbers "
+    "fit a double (at most about 1.8e308 in size).")
+
+
+def pack_json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12, no ``$ref``: it can be embedded anywhere, e.g. in an OpenAPI
+    document) of a pack document, made from the loader's own declarations (``_PACK``), so it
+    states exactly the rules :func:`parse_pack` checks on each value; a document it refuses,
+    the loader refuses. The rules between values that JSON Schema cannot state are listed in
+    its ``description``."""
+    schema = copy.deepcopy(dict(_PACK.schema))
+    return {"title": "Content pack",
+            "description": "A content pack document (format in content/packs/README.md). "
+                           + _BEYOND_THE_SCHEMA, **schema}
 
 
 def _at(prefix: PathType, make: Callable[[dict[str, Any]], Any], d: dict[str, Any]) -> Any:
@@ -168,7 +200,21 @@ class _Invalid(Exception):
         self.message = message
 
 
-Check = Callable[[Any, str], Any]
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A checker of one JSON value together with the JSON Schema of the same rule.
+
+    ``check(value, at)`` returns the converted value or raises :class:`_Invalid` (``at`` is the
+    value's JSON path); ``schema`` states that rule for other tools. The loader runs the checks
+    and :func:`pack_json_schema` assembles the schemas from the same declarations, so the
+    document the API publishes cannot drift from what the loader accepts.
+    """
+
+    check: Callable[[Any, str], Any]
+    schema: Mapping[str, Any]
+
+    def __call__(self, value: Any, at: str) -> Any:
+        return self.check(value, at)
 
 
 #: how :func:`_show` names a JSON object or array too long to quote
@@ -192,26 +238,75 @@ def _expect(ok: bool, at: str, what: str, value: Any) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A JSON number a double holds (not a bool, not an integer literal beyond 1.8e308)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float: JSON allows it, the engine cannot
+        return False
 
 
-def _number(value: Any, at: str) -> float:
-    _expect(_is_number(value), at, "a number", value)
-    return float(value)
+#: a bound of :func:`_number`: its keyword, its words, its JSON Schema keyword, its test
+_BOUNDS: tuple[tuple[str, str, str, Callable[[float, float], bool]], ...] = (
+    ("ge", "at least", "minimum", operator.ge), ("gt", "above", "exclusiveMinimum", operator.gt),
+    ("le", "at most", "maximum", operator.le), ("lt", "below", "exclusiveMaximum", operator.lt))
 
 
-def _string(value: Any, at: str) -> str:
+def _number(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None) -> _Rule:
+    """A number within the given bounds (none: any number a double holds); the bounds of the
+    catalog's parameters (:mod:`engine.catalog`) are stated here, so a pack gets them checked
+    with its JSON path and the schema states them."""
+    given = {"ge": ge, "gt": gt, "le": le, "lt": lt}
+    bounds = [(words, key, bound, holds) for name, words, key, holds in _BOUNDS
+              if (bound := given[name]) is not None]
+    if ge is not None and le is not None and len(bounds) == 2:
+        words = f"between {ge:g} and {le:g}"
+    else:
+        words = " and ".join(f"{word} {bound:g}" for word, _, bound, _ in bounds)
+
+    def check(value: Any, at: str) -> float:
+        _expect(_is_number(value), at, "a number", value)
+        number = float(value)
+        if not all(holds(number, bound) for _, _, bound, holds in bounds):
+            raise _Invalid(at, f"must be {words}, got {_show(value)}")
+        return number
+    return _Rule(check, {"type": "number"} | {key: bound for _, key, bound, _ in bounds})
+
+
+def _const(expected: str | int) -> _Rule:
+    """Exactly ``expected`` (a number equal to it for a number: ``1.0`` is ``1`` in JSON)."""
+    def check(value: Any, at: str) -> Any:
+        same_type = _is_number(value) if isinstance(expected, int) else isinstance(value, str)
+        _expect(same_type and value == expected, at, json.dumps(expected), value)
+        return value
+    return _Rule(check, {"const": expected})
+
+
+def _check_string(value: Any, at: str) -> str:
     _expect(isinstance(value, str), at, "a string", value)
     return value
 
 
-def _text(value: Any, at: str) -> str:
+_string = _Rule(_check_string, {"type": "string"})
+
+#: the characters :meth:`str.strip` removes (those for which :meth:`str.isspace` holds), as a
+#: regular-expression class body; tests/test_content.py derives it again from Python
+_WHITESPACE = ("\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028"
+               "\\u2029\\u202f\\u205f\\u3000")
+
+
+def _check_text(value: Any, at: str) -> str:
     _expect(isinstance(value, str) and value.strip() != "", at, "a non-empty string", value)
     return value
 
 
-def _id(value: Any, at: str) -> str:
+#: a string with a character other than whitespace (a JSON Schema pattern is not anchored)
+_text = _Rule(_check_text, {"type": "string", "pattern": f"[^{_WHITESPACE}]"})
+
+
+def _check_id(value: Any, at: str) -> str:
     _expect(isinstance(value, str), at, "a string id", value)
     problem = id_problem(value)
     if problem:
@@ -219,24 +314,48 @@ def _id(value: Any, at: str) -> str:
     return value
 
 
-def _ids(value: Any, at: str) -> tuple[str, ...]:
-    hint = f' (write [{_show(value)}] for one)' if isinstance(value, str) else ""
-    _expect(isinstance(value, list), at, "an array of ids" + hint, value)
-    out = tuple(_id(v, f"{at}[{i}]") for i, v in enumerate(value))
-    for i, v in enumerate(out):
-        if v in out[:i]:
-            raise _Invalid(f"{at}[{i}]", f"{v!r} is listed twice")
-    return out
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
+              "pattern": ID_PATTERN}
+_id = _Rule(_check_id, _ID_SCHEMA)
 
 
-def _answer(value: Any, at: str) -> str | list[str]:
+def _id_except(reserved: str, why: str) -> _Rule:
+    """An id other than ``reserved`` (``why`` says what it names)."""
+    def check(value: Any, at: str) -> str:
+        if _check_id(value, at) == reserved:
+            raise _Invalid(at, f"{reserved!r} is reserved ({why})")
+        return value
+    return _Rule(check, _ID_SCHEMA | {"not": {"const": reserved}})
+
+
+def _ids(*, at_least_one: str | None = None) -> _Rule:
+    """An array of distinct ids; ``at_least_one``: the message when it must not be empty."""
+    def check(value: Any, at: str) -> tuple[str, ...]:
+        hint = f' (write [{_show(value)}] for one)' if isinstance(value, str) else ""
+        _expect(isinstance(value, list), at, "an array of ids" + hint, value)
+        out = tuple(_check_id(v, f"{at}[{i}]") for i, v in enumerate(value))
+        for i, v in enumerate(out):
+            if v in out[:i]:
+                raise _Invalid(f"{at}[{i}]", f"{v!r} is listed twice")
+        if at_least_one is not None and not out:
+            raise _Invalid(at, at_least_one)
+        return out
+    schema = {"type": "array", "items": _ID_SCHEMA, "uniqueItems": True}
+    return _Rule(check, schema | ({"minItems": 1} if at_least_one is not None else {}))
+
+
+def _check_answer(value: Any, at: str) -> str | list[str]:
     ok = isinstance(value, str) or (isinstance(value, list) and bool(value)
                                     and all(isinstance(v, str) for v in value))
     _expect(ok, at, "a string or a non-empty array of accepted answers (strings)", value)
     return value if isinstance(value, str) else list(value)
 
 
-def _metadata(value: Any, at: str) -> dict[str, Any]:
+_answer = _Rule(_check_answer, {"anyOf": [
+    {"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]})
+
+
+def _check_metadata(value: Any, at: str) -> dict[str, Any]:
     _expect(isinstance(value, dict), at, "an object", value)
     try:  # a deep copy that is sure to be plain JSON
         return json.loads(json.dumps(value, allow_nan=False))
@@ -244,16 +363,20 @@ def _metadata(value: Any, at: str) -> dict[str, Any]:
         raise _Invalid(at, f"must hold JSON data only ({e})") from None
 
 
-def _array(of: Check) -> Check:
+_metadata = _Rule(_check_metadata, {"type": "object"})
+
+
+def _array(of: _Rule) -> _Rule:
     def check(value: Any, at: str) -> tuple[Any, ...]:
         _expect(isinstance(value, list), at, "an array", value)
         return tuple(of(v, f"{at}[{i}]") for i, v in enumerate(value))
-    return check
+    return _Rule(check, {"type": "array", "items": of.schema})
 
 
-def _object(required: Mapping[str, Check], optional: Mapping[str, Check],
-            after: Callable[[dict[str, Any], str], None] | None = None) -> Check:
-    """An object with these keys; ``after`` checks the converted values together."""
+def _object(required: Mapping[str, _Rule], optional: Mapping[str, _Rule],
+            *together: _Rule) -> _Rule:
+    """An object with these keys and no others; each of ``together`` then checks the object
+    (its converted values) as a whole."""
     allowed = {**required, **optional}
 
     def check(value: Any, at: str) -> dict[str, Any]:
@@ -268,35 +391,50 @@ def _object(required: Mapping[str, Check], optional: Mapping[str, Check],
             if key not in value:
                 raise _Invalid(at, f"missing required key {key!r}")
         out = {k: allowed[k](v, f"{at}.{k}" if at else k) for k, v in value.items()}
-        if after is not None:
-            after(out, at)
+        for rule in together:
+            rule(out, at)
         return out
-    return check
+    schema: dict[str, Any] = {
+        "type": "object", "properties": {k: rule.schema for k, rule in allowed.items()},
+        "required": list(required), "additionalProperties": False}
+    if together:
+        schema["allOf"] = [rule.schema for rule in together]
+    return _Rule(check, schema)
 
 
-def _item_keys(obj: dict[str, Any], at: str) -> None:
-    if ("skill" in obj) == ("skills" in obj):
-        raise _Invalid(at, "needs exactly one of 'skills' (an array of skill ids) or 'skill' "
-                           "(one skill id)")
-    if "skill" in obj:
-        obj["skills"] = (obj.pop("skill"),)
-    for key in _HOISTED:
-        if key in obj and key in obj.get("metadata", {}):
-            raise _Invalid(at, f"{key!r} is given both as a key and in 'metadata'; keep one")
+def _one_of(*keys: str, what: str) -> _Rule:
+    """Exactly one of ``keys`` in an object (``what`` describes them)."""
+    def check(obj: dict[str, Any], at: str) -> None:
+        if sum(key in obj for key in keys) != 1:
+            raise _Invalid(at, f"needs exactly one of {what}")
+    return _Rule(check, {"oneOf": [{"required": [key]} for key in keys]})
 
 
-_BKT = _object({k: _number for k in _BKT_FIELDS[:4]}, {"forget": _number})
+def _not_also_in(key: str, inner: str) -> _Rule:
+    """``key`` not given both in the object and in its object ``inner``."""
+    def check(obj: dict[str, Any], at: str) -> None:
+        if key in obj and key in obj.get(inner, {}):
+            raise _Invalid(at, f"{key!r} is given both as a key and in {inner!r}; keep one")
+    return _Rule(check, {"not": {"required": [key, inner],
+                                 "properties": {inner: {"required": [key]}}}})
+
+
+_PROBABILITY = _number(ge=0, le=1)
+_BKT = _object({k: _PROBABILITY for k in _BKT_FIELDS[:4]}, {"forget": _PROBABILITY})
 _SKILL = _object({"id": _id, "name": _text},
-                 {"description": _string, "requires": _ids, "bkt": _BKT})
-_ITEM = _object({"id": _id}, {
-    "skills": _ids, "skill": _id, "kind": _id,
-    "difficulty": _number, "discrimination": _number, "guessing": _number,
-    "guess": _number, "slip": _number,
-    "prompt": _string, "answer": _answer, "metadata": _metadata,
-}, _item_keys)
-_COURSE = _object({"id": _id, "name": _text, "skills": _ids}, {})
-_PACK = _object({"format": _string, "version": _number, "name": _id, "title": _text,
-                 "skills": _array(_SKILL), "items": _array(_ITEM)},
+                 {"description": _string, "requires": _ids(), "bkt": _BKT})
+_ITEM = _object(
+    {"id": _id_except(DEFAULT_CLASS, "it names each skill's default guess/slip class")},
+    {"skills": _ids(at_least_one="must list at least one skill"), "skill": _id, "kind": _id,
+     "difficulty": _number(), "discrimination": _number(gt=0), "guessing": _number(ge=0, lt=1),
+     "guess": _PROBABILITY, "slip": _PROBABILITY,
+     "prompt": _string, "answer": _answer, "metadata": _metadata},
+    _one_of("skills", "skill", what="'skills' (an array of skill ids) or 'skill' (one skill "
+                                    "id)"),
+    *(_not_also_in(key, "metadata") for key in _HOISTED))
+_COURSE = _object({"id": _id, "name": _text, "skills": _ids()}, {})
+_PACK = _object({"format": _const(PACK_FORMAT), "version": _const(PACK_VERSION), "name": _id,
+                 "title": _text, "skills": _array(_SKILL), "items": _array(_ITEM)},
                 {"language": _text, "description": _string, "courses": _array(_COURSE)})
 
 
@@ -322,7 +460,8 @@ def _skill(d: dict[str, Any]) -> Skill:
 
 def _item(d: dict[str, Any]) -> Item:
     metadata = {k: d[k] for k in _HOISTED if k in d} | d.get("metadata", {})
-    return Item(id=d["id"], skills=d["skills"], kind=d.get("kind", "exercise"),
+    skills = d["skills"] if "skills" in d else (d["skill"],)
+    return Item(id=d["id"], skills=skills, kind=d.get("kind", "exercise"),
                 metadata=metadata, **{k: d.get(k) for k in _IRT_FIELDS})
 
 

@@ -363,3 +363,204 @@ def test_the_id_pattern_holds_exactly_for_valid_ids(value: str) -> None:
     from engine.ids import ID_PATTERN, id_problem
 
     assert (id_problem(value) is None) == bool(re.fullmatch(ID_PATTERN, value)), repr(value)
+
+
+# ============================================================== the pack's JSON Schema
+def _schema_validator() -> Any:
+    import jsonschema_rs
+
+    from content.packs import pack_json_schema
+
+    return jsonschema_rs.validator_for(pack_json_schema())
+
+
+def _loader_refuses(doc: Any) -> str | None:
+    """The loader's message for ``doc``, or None if it accepts it."""
+    try:
+        parse_pack(doc, "mini.json")
+    except ContentError as e:
+        return str(e)
+    return None
+
+
+#: what the loader refuses that JSON Schema cannot state (the schema's description lists them)
+_BEYOND_THE_SCHEMA = ("guess + slip must be below 1", "duplicate skill id", "duplicate item id",
+                      "duplicate course id", "unknown skill", "cannot require itself",
+                      "prerequisites: cycle")
+
+
+def test_every_bundled_pack_is_valid_by_the_schema() -> None:
+    validator = _schema_validator()
+    for name, path in BUNDLED.items():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        assert [e.message for e in validator.iter_errors(doc)] == [], name
+    assert validator.is_valid(_doc())
+    assert validator.is_valid(_doc() | {"version": 1.0})  # the loader's reading of 1 too
+
+
+@pytest.mark.parametrize(("change", "loader_says"), [
+    (lambda d: d.pop("title"), "missing required key 'title'"),
+    (lambda d: d.pop("skills"), "missing required key 'skills'"),
+    (lambda d: d.update(title=" \u3000\n"), "title: must be a non-empty string"),
+    (lambda d: d.update(titel="x"), "unknown key 'titel'"),
+    (lambda d: d.update(version=2), "version 1 packs, got 2"),
+    (lambda d: d.update(version=True), "version 1 packs, got true"),
+    (lambda d: d.update(format="other"), 'format: must be "tutor-content-pack"'),
+    (lambda d: d.update(name="a/b"), "name: must not contain '/'"),
+    (lambda d: d.update(skills={}), "skills: must be an array"),
+    (lambda d: d["skills"][0].update(name=3), "skills[0].name: must be a non-empty string"),
+    (lambda d: d["skills"][0].update(id="x" * 129), "must be at most 128 characters"),
+    (lambda d: d["skills"][1].update(requires=["a", "a"]), "'a' is listed twice"),
+    (lambda d: d["skills"][1]["bkt"].pop("slip"), "missing required key 'slip'"),
+    (lambda d: d["skills"][1]["bkt"].update(prior=-0.1), "prior: must be between 0 and 1"),
+    (lambda d: d["skills"][1]["bkt"].update(forget="0"), "forget: must be a number"),
+    (lambda d: d["items"][0].update(skills=["a"]), "needs exactly one of 'skills'"),
+    (lambda d: d["items"][0].pop("skill"), "needs exactly one of 'skills'"),
+    (lambda d: d["items"][1].update(skills=[]), "items[1].skills: must list at least one"),
+    (lambda d: d["items"][0].update(id="default"), "items[0].id: 'default' is reserved"),
+    (lambda d: d["items"][0].update(kind=""), "kind: must not be empty"),
+    (lambda d: d["items"][0].update(difficulty=True), "difficulty: must be a number"),
+    (lambda d: d["items"][2].update(discrimination=0), "discrimination: must be above 0"),
+    (lambda d: d["items"][2].update(guessing=1), "guessing: must be at least 0 and below 1"),
+    (lambda d: d["items"][1].update(guess=1.01), "items[1].guess: must be between 0 and 1"),
+    (lambda d: d["items"][0].update(answer=[]), "answer: must be a string or"),
+    (lambda d: d["items"][0].update(answer=["x", 1]), "answer: must be a string or"),
+    (lambda d: d["items"][0].update(metadata=[]), "metadata: must be an object"),
+    (lambda d: d["items"][0].update(metadata={"answer": "3"}), "'answer' is given both"),
+    (lambda d: d["items"][0].update(promt="x"), "unknown key 'promt'"),
+    (lambda d: d["courses"][0].update(extra=1), "courses[0]: unknown key 'extra'"),
+    (lambda d: d["courses"][0].update(skills="a"), "must be an array of ids"),
+], ids=lambda v: "" if callable(v) else v)
+def test_a_pack_the_loader_refuses_for_its_shape_the_schema_refuses(
+        change: Callable[[dict[str, Any]], Any], loader_says: str) -> None:
+    """The schema the API publishes for a pack states the loader's rules on each value: a
+    document refused for one of them is refused by the schema too (and valid before)."""
+    doc = _mutated(change)
+    message = _loader_refuses(doc)
+    assert message is not None and loader_says in message, message
+    assert not _schema_validator().is_valid(doc)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["skills"][2].update(bkt={"prior": 0, "learn": 1, "guess": 0, "slip": 0.999,
+                                         "forget": 1}),
+    lambda d: d["items"][2].update(discrimination=1e-300, guessing=0),
+    lambda d: d["items"][0].update(difficulty=-1e308, answer=["2"], metadata={"x": [None]}),
+    lambda d: d["courses"][0].update(name="\u00a0x\u00a0", id="é " + "x" * 126),
+    lambda d: d.pop("courses"),
+], ids=["probabilities-at-their-bounds", "irt-at-bounds", "difficulty", "text", "no-courses"])
+def test_a_pack_at_the_bounds_is_valid_for_both(change: Callable[[dict[str, Any]], Any]) -> None:
+    doc = _mutated(change)
+    assert _loader_refuses(doc) is None
+    assert _schema_validator().is_valid(doc)
+
+
+@pytest.mark.parametrize(("change", "loader_says"), [
+    (lambda d: d["skills"][1]["bkt"].update(guess=0.5, slip=0.5), "guess + slip must be below"),
+    (lambda d: d["items"][0].update(guess=0.9), "guess + slip must be below 1 (with skill"),
+    (lambda d: d["skills"][1].update(id="a"), "duplicate skill id 'a'"),
+    (lambda d: d["items"][1].update(id="i1"), "duplicate item id 'i1'"),
+    (lambda d: d["items"][0].update(skill="z"), "items[0].skill: unknown skill 'z'"),
+    (lambda d: d["skills"][0].update(requires=["a"]), "cannot require itself"),
+    (lambda d: d["skills"][0].update(requires=["c"]), "prerequisites: cycle"),
+    (lambda d: d["courses"][0].update(skills=["q"]), "unknown skill 'q'"),
+], ids=["bkt", "item-with-skill", "skill-id", "item-id", "item-skill", "self", "cycle",
+        "course"])
+def test_the_rules_between_values_are_the_servers_alone(
+        change: Callable[[dict[str, Any]], Any], loader_says: str) -> None:
+    """What JSON Schema cannot state (arithmetic, references, uniqueness of ids in objects,
+    cycles) the schema accepts, names in its description, and the loader refuses."""
+    from content.packs import pack_json_schema
+
+    doc = _mutated(change)
+    message = _loader_refuses(doc)
+    assert message is not None and loader_says in message, message
+    assert any(rule in message for rule in _BEYOND_THE_SCHEMA)
+    assert _schema_validator().is_valid(doc)
+    description = pack_json_schema()["description"]
+    for words in ("guess` + `bkt.slip` is below 1", "unique", "is a skill of the pack",
+                  "does not require itself", "no cycle", "another of the tenant's packs",
+                  "TUTOR_MAX_CONTENT_ITEMS"):
+        assert words in description
+
+
+def test_a_number_beyond_a_double_is_refused_not_a_crash() -> None:
+    """A JSON integer literal of 400 digits is a number to JSON, not to the engine: it was an
+    OverflowError (a 500 from the API) where the loader checked it was finite."""
+    doc = _mutated(lambda d: d["items"][0].update(difficulty=10**400))
+    message = _loader_refuses(doc)
+    assert message is not None and "items[0].difficulty: must be a number" in message
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
+    | st.sampled_from(["", " ", "\u3000", "a", "b", "i1", "default", ".", "a/b", "x" * 129,
+                       "tutor-content-pack", 0, 1, 1.0, 0.5, 0.95, -1.0]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=3) | st.sampled_from(
+        ["id", "name", "skill", "skills", "requires", "bkt", "prompt", "answer", "metadata",
+         "guess", "slip", "prior", "learn", "forget", "courses", "title"]), inner, max_size=3),
+    max_leaves=5)
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document, the document itself first."""
+    out = [path]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for k, value in enumerate(node):
+            out += _paths(value, (*path, k))
+    return out
+
+
+@given(st.data())
+@settings(max_examples=400, deadline=None)
+def test_the_schema_and_the_loader_agree_on_damaged_packs(data: st.DataObject) -> None:
+    """A valid pack with one value replaced, removed, added or repeated in its array: the
+    loader accepts it only if the schema does, and refuses a schema-valid one only for a rule
+    between values."""
+    doc = _doc()
+    path = data.draw(st.sampled_from(_paths(doc)[1:]))
+    parent = doc
+    for step in path[:-1]:
+        parent = parent[step]
+    action = data.draw(st.sampled_from(["replace", "remove", "add", "repeat"]))
+    if action == "remove":
+        del parent[path[-1]]
+    elif action == "repeat" and isinstance(parent, list):
+        parent.append(copy.deepcopy(parent[path[-1]]))
+    elif action == "add" and isinstance(parent, dict):
+        key = data.draw(st.sampled_from(["name", "skill", "skills", "kind", "bkt", "forget",
+                                         "language", "courses", "metadata", "prompt", "x"]))
+        parent[key] = data.draw(JSON_VALUES)
+    else:
+        parent[path[-1]] = data.draw(JSON_VALUES)
+    valid = _schema_validator().is_valid(doc)
+    message = _loader_refuses(doc)
+    if message is None:
+        assert valid, doc
+    elif valid:
+        assert any(rule in message for rule in _BEYOND_THE_SCHEMA), message
+
+
+def test_the_whitespace_the_text_pattern_names_is_what_strip_removes() -> None:
+    """``_text`` (a non-empty string after :meth:`str.strip`) is stated as a pattern naming
+    Python's whitespace; derived again here over every code point, and read the same by
+    jsonschema-rs (the validator schemathesis uses)."""
+    import re
+    import sys
+
+    import jsonschema_rs
+
+    from content.packs import _WHITESPACE, pack_json_schema
+
+    space = re.compile(f"[{_WHITESPACE}]")
+    for code in range(sys.maxunicode + 1):
+        assert bool(space.fullmatch(chr(code))) == chr(code).isspace(), hex(code)
+    pattern = pack_json_schema()["properties"]["title"]["pattern"]
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+    for text in ["a", " a ", "", " ", "\u3000\u2028\x1c", "\u200b", "\t\n"]:
+        assert validator.is_valid(text) == (text.strip() != ""), repr(text)
