@@ -19,11 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import experiments, learners, retry_if_disconnected, tenants
 from api.experiment_schemas import INT64_MAX, INT64_MIN, ExperimentIn, ExperimentResponse
-from api.experiments import Experiment, build_policy, outcomes_read
+from api.experiments import Experiment, build_policy
 from api.responses import Consent
-from api.service import RECENT, Conflict, Invalid, NotFound, TutorService
+from api.service import Conflict, Invalid, NotFound, TutorService
 from engine.experiments import Arm, check_arms
-from engine.selection import Policy
 
 Status = Literal["scheduled", "running", "stopped"]
 
@@ -50,12 +49,13 @@ def create_experiment(service: TutorService, tenant_id: int,
     :class:`Conflict` for a name taken or a time overlapping another experiment's."""
     now = datetime.now(UTC)
     starts = body.starts_at or now
-    arms = [{"name": a.name, "weight": a.weight, "policy": a.policy, "options": a.options}
-            for a in body.arms]
+    # the options given, not the defaults (a whole-number float of an integer option as an int)
+    arms: list[dict[str, Any]] = [{"name": a.name, "weight": a.weight, "policy": a.policy,
+             "options": a.options.model_dump(exclude_unset=True)} for a in body.arms]
     try:
         check_arms([Arm(a.name, a.weight) for a in body.arms])
-        for arm in body.arms:
-            _check_servable(arm.name, build_policy(arm.policy, arm.options))
+        for arm in arms:  # the policy's own checks: the same rules as the document's
+            build_policy(arm["policy"], arm["options"])
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     if body.stops_at is not None and (body.stops_at <= starts or body.stops_at <= now):
@@ -153,15 +153,6 @@ def _serialise_creations(conn: Connection, tenant_id: int) -> None:
     makes stale (``service.log.writer`` queues only this process's writers)."""
     conn.execute(update(tenants).where(tenants.c.id == tenant_id)
                  .values(target_success=tenants.c.target_success))
-
-
-def _check_servable(arm: str, policy: Policy) -> None:
-    """ValueError for a policy the service cannot serve as configured: a fixed curriculum
-    whose streak is longer than the answers the service keeps per learner (it would never
-    pass a skill; a streak of 2**53 made every exercise of the arm a 500)."""
-    if outcomes_read(policy) > RECENT:
-        raise ValueError(f"arm {arm!r}: the streak is at most {RECENT} (the answers the "
-                         f"service remembers per learner), got {outcomes_read(policy)}")
 
 
 def _renderable(value: Any) -> Any:

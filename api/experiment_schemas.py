@@ -4,28 +4,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
-    StrictBool,
     StrictFloat,
     StrictInt,
-    StringConstraints,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
+    Tag,
+    create_model,
     field_validator,
 )
 from typing_extensions import TypedDict
 
 from api.experiments import DEFAULT_POLICY
-from api.schemas import Id, Moment
+from api.schemas import Id, Moment, WholeNumber
 from api.service import RECENT
-from engine.selection.registry import POLICIES
-
-_POLICY_NAMES = ", ".join(f"`{name}`" for name in POLICIES)
+from engine.selection.options import Option
+from engine.selection.registry import POLICIES, PolicySpec
 
 #: the range of an arm's weight: shares as unequal as 1 to a million, and never a sum that
 #: overflows or a share that rounds to 0 (issue 20: two arms of 1e308 broke every assignment)
@@ -33,35 +31,35 @@ MIN_WEIGHT, MAX_WEIGHT = 1e-3, 1e3
 #: the integers a response can render (orjson: signed 64 bits; issue 20: a 100-bit seed was
 #: stored, then no listing could render it)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-#: an option's numbers lie within +-2**53: integers that every JSON client holds exactly
-#: (JavaScript's safe integers), well within 64 bits. One bound for integers and floats, and
-#: exact in both: JSON Schema counts 1e16 as an integer, Python reads it as a float, and the
-#: document must refuse what the server refuses either way
+#: an option that its policy leaves unbounded (a seed, a count) lies within +-2**53 here:
+#: integers that every JSON client holds exactly (JavaScript's safe integers), well within 64
+#: bits, and one bound exact for integers and floats alike
 OPTION_NUMBER_BOUND = 2**53
-MAX_OPTIONS = 16
+#: narrower maxima the service sets: a fixed curriculum's streak is read from the last RECENT
+#: outcomes the service keeps per learner (a longer one never passed a skill)
+_SERVICE_MAXIMUM = {"streak": RECENT}
 
 
-def _bounded_integer(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Refuse a wider integer before the union below could read it as a float (a 30-digit
-    seed as 1e30, 2**53 + 1 as 2**53, silently)."""
-    if isinstance(value, int) and not isinstance(value, bool) \
-            and not -OPTION_NUMBER_BOUND <= value <= OPTION_NUMBER_BOUND:
-        raise ValueError(f"an option's integer must be within +-2**53 "
-                         f"({OPTION_NUMBER_BOUND}), got {value}")
-    return handler(value)
+def _option_type(option: Option) -> Any:
+    """The pydantic type of one declared option: its kind and range as the policy checks
+    them, bounded by +-2**53 where the policy sets no bound, and by the service's maxima."""
+    low = -OPTION_NUMBER_BOUND if option.minimum is None else option.minimum
+    high = min(OPTION_NUMBER_BOUND if option.maximum is None else option.maximum,
+               _SERVICE_MAXIMUM.get(option.name, OPTION_NUMBER_BOUND))
+    bounds: dict[str, Any] = {
+        "gt" if option.exclusive_minimum and option.minimum is not None else "ge": low,
+        "lt" if option.exclusive_maximum and high == option.maximum else "le": high}
+    if option.integer:
+        whole: dict[str, Any] = {key: int(value) for key, value in bounds.items()}
+        return Annotated[StrictInt, Field(**whole), WholeNumber]
+    return Annotated[StrictFloat, Field(allow_inf_nan=False, **bounds)]
 
 
-#: an option's value: a boolean or a bounded number (what policies take)
-OptionValue = Annotated[
-    StrictBool
-    | Annotated[StrictInt, Field(ge=-OPTION_NUMBER_BOUND, le=OPTION_NUMBER_BOUND)]
-    | Annotated[StrictFloat, Field(ge=-OPTION_NUMBER_BOUND, le=OPTION_NUMBER_BOUND,
-                                   allow_inf_nan=False)],
-    Field(union_mode="left_to_right"), WrapValidator(_bounded_integer)]
-OptionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+def _title(policy: str) -> str:
+    return "".join(word.capitalize() for word in policy.split("-"))
 
 
-class ArmIn(BaseModel):
+class _Arm(BaseModel):
     """One arm: a policy configuration and its share of the learners."""
 
     model_config = ConfigDict(extra="forbid")
@@ -70,18 +68,49 @@ class ArmIn(BaseModel):
     weight: float = Field(1.0, ge=MIN_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False, strict=True,
                           description=f"Allocation weight, {MIN_WEIGHT:g} to {MAX_WEIGHT:g}: the "
                                       "arm gets weight / (sum of the weights) of the learners.")
-    policy: str = Field(DEFAULT_POLICY, max_length=64, json_schema_extra={
-        "enum": list(POLICIES)}, description=f"The policy choosing exercises: {_POLICY_NAMES}.")
-    options: dict[OptionName, OptionValue] = Field(
-        default_factory=dict, max_length=MAX_OPTIONS,
-        json_schema_extra={"additionalProperties": False}, description=(
-            "The policy's options (its keyword arguments, at most "
-            f"{MAX_OPTIONS}), e.g. `{{\"target_success\": 0.7}}` for `target-success` (an arm's "
-            "target overrides the tenant's and requests'). Values are booleans or numbers "
-            "within +-2**53 (9007199254740992, integers every JSON client holds exactly); "
-            "an option the policy does not take, or a value it refuses, is a 422 "
-            f"(`fixed-curriculum`'s `streak` is at most {RECENT}: the answers the service "
-            "remembers per learner)."))
+    # each policy's arm states these two exactly (:func:`_arm_model`)
+    policy: str
+    options: BaseModel
+
+
+def _arm_model(policy: str, spec: PolicySpec) -> type[_Arm]:
+    """The arm of ``policy``: its name as a constant and exactly its declared options (any
+    other is a 422), generated from the registry, so the document states what the
+    policy's constructor checks."""
+    options = create_model(  # type: ignore[call-overload]
+        f"{_title(policy)}Options", __config__=ConfigDict(extra="forbid"),
+        __doc__=f"The options of `{policy}` (its keyword arguments; omitted: the default).",
+        **{o.name: (_option_type(o), spec.default(o.name)) for o in spec.options})
+    tag: Any = Literal[policy]
+    required = policy != DEFAULT_POLICY
+    return cast(type[_Arm], create_model(
+        f"{_title(policy)}Arm", __base__=_Arm,
+        __doc__=f"An arm served by `{policy}`: {spec.summary}.",
+        policy=(tag, Field(... if required else policy, description=(
+            "The policy choosing exercises" + ("." if required else
+                                               " (default: `target-success`).")))),
+        options=(options, Field(default_factory=options, description=(
+            "The policy's options; an option it does not take, or a value outside its "
+            "range, is a 422.")))))
+
+
+def _policy_of(arm: Any) -> Any:
+    """The tag that picks an arm's model: its policy (the default when none is given)."""
+    if isinstance(arm, dict):
+        return arm.get("policy", DEFAULT_POLICY)
+    return getattr(arm, "policy", None)
+
+
+#: an arm: one of the registry's policies with that policy's options (to a type checker, the
+#: fields every arm has)
+if TYPE_CHECKING:
+    ArmIn = _Arm
+else:
+    ArmIn = Annotated[
+        Union[tuple(Annotated[_arm_model(name, spec), Tag(name)]  # noqa: UP007
+                    for name, spec in POLICIES.items())],
+        Discriminator(_policy_of, custom_error_type="unknown_policy",
+                      custom_error_message=f"unknown policy (policies: {', '.join(POLICIES)})")]
 
 
 class ExperimentIn(BaseModel):

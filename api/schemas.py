@@ -11,6 +11,7 @@ from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -44,6 +45,21 @@ CourseId = Annotated[PathId, Path(description="A course's id, from the content p
 PackName = Annotated[PathId, Path(description="A content pack's name (its `name` key).",
                                   examples=["spanish-vocab-a1"])]
 Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+def _whole(value: Any) -> Any:
+    """A float with no fractional part as its integer; anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: an integer of a JSON body (a count, a seed), read as JSON Schema reads "integer": 76.0 is 76
+#: (the document says "integer", and a client's 76.0 met a 422), while a boolean, a fraction, a
+#: string or an infinity stays a 422 (StrictInt: `true` is not 1). It goes last, after the
+#: bounds: ``Annotated[StrictInt, Field(ge=1, le=100), WholeNumber]`` (bounds given after a
+#: before-validator are still enforced, but pydantic documents them as "ge"/"le", which no
+#: OpenAPI tool reads)
+WholeNumber = BeforeValidator(_whole)
+
 _FIRST_YEAR, _LAST_YEAR = 2000, 2099  # of a time a request gives
 
 
@@ -192,8 +208,8 @@ class PlacementIn(BaseModel):
         "The course to place the learner in: its items with IRT parameters (`difficulty`) are "
         "the test's; it becomes the learner's current course. Omitted: the learner's current "
         "course (none: the whole content)."))
-    max_length: StrictInt = Field(12, ge=1, le=100, description="The test ends after this "
-                                                                "many items.")
+    max_length: Annotated[StrictInt, Field(ge=1, le=100), WholeNumber] = Field(
+        12, description="The test ends after this many items.")
     se_target: float | None = Field(0.3, gt=0, le=2, description=(
         "The test ends earlier, after at least 3 items, once the ability estimate's standard "
         "error is at most this (null: only at `max_length`)."))

@@ -147,6 +147,32 @@ def test_policies_refuse_bad_options_and_unknown_courses() -> None:
                                      _context(course="x"))
 
 
+def test_each_policy_declares_exactly_the_options_it_checks() -> None:
+    """A policy's declared OPTIONS are its constructor's keyword arguments (the API documents
+    an arm's options from them), its defaults lie in their ranges, and each declared rule is
+    the constructor's: a value out of range, a boolean (``mastery_threshold=True`` was taken
+    as 1) or the wrong kind is refused, by name."""
+    import inspect
+
+    for name, spec in POLICIES.items():
+        parameters = inspect.signature(spec.build).parameters
+        assert [o.name for o in spec.options] == list(parameters), name
+        for option in spec.options:
+            option.check(spec.default(option.name))
+            refused: list[Any] = [True, "1", None]
+            if option.minimum is not None:
+                refused.append(option.minimum - (0 if option.exclusive_minimum else 1))
+            if option.maximum is not None:
+                refused.append(option.maximum + (0 if option.exclusive_maximum else 1))
+            refused.append(1.5 if option.integer else float("inf"))
+            for value in refused:
+                with pytest.raises(ValueError, match=f"^{option.name} must be "):
+                    make_policy(name, **{option.name: value})
+    with pytest.raises(ValueError, match=r"takes no option 'target_success' \(options: "
+                                         r"streak, seed\)"):
+        make_policy("fixed-curriculum", target_success=0.7)
+
+
 # ------------------------------------------------------------------ batched paths
 def _random_batch(catalog: Catalog, tracer: Tracer[Any], n: int, course: str | None,
                   seed: int) -> tuple[Any, SelectionBatch]:

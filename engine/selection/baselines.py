@@ -19,20 +19,15 @@ so a choice is a pure function of the context: the API passes the answer count a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from engine.catalog import Catalog
 from engine.selection import batch as b
 from engine.selection.batch import SelectionBatch
-from engine.selection.policy import (
-    Choice,
-    SelectionContext,
-    check_count,
-    check_seed,
-    check_threshold,
-)
+from engine.selection.options import AVOID_RECENT, MASTERY_THRESHOLD, SEED, Option
+from engine.selection.policy import Choice, SelectionContext
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 
@@ -60,8 +55,10 @@ def _choice(prepared: PreparedCatalog, tracer: Tracer[Any], state: Any, item: in
 class RandomPolicy:
     """Any item of the scope, drawn uniformly (the no-model, no-prerequisite baseline)."""
 
+    OPTIONS: ClassVar[tuple[Option, ...]] = (SEED,)
+
     def __init__(self, seed: int = 0) -> None:
-        check_seed(seed)
+        SEED.check(seed)
         self.seed = seed
 
     def __repr__(self) -> str:
@@ -102,11 +99,13 @@ class LowestMasteryPolicy:
     items, skipping the last ``avoid_recent`` answered unless no other is left.
     """
 
+    OPTIONS: ClassVar[tuple[Option, ...]] = (MASTERY_THRESHOLD, AVOID_RECENT, SEED)
+
     def __init__(self, mastery_threshold: float = 0.95, avoid_recent: int = 3,
                  seed: int = 0) -> None:
-        check_threshold(mastery_threshold)
-        check_count(avoid_recent, "avoid_recent", 0)
-        check_seed(seed)
+        MASTERY_THRESHOLD.check(mastery_threshold)
+        AVOID_RECENT.check(avoid_recent)
+        SEED.check(seed)
         self.mastery_threshold = mastery_threshold
         self.avoid_recent = avoid_recent
         self.seed = seed
@@ -201,6 +200,7 @@ def _skills_of_items(prepared: PreparedCatalog, items: np.ndarray) -> np.ndarray
 #: may ask for: it keeps (1, streak) arrays per choice, and a skill passed after more than 100
 #: answers in a row is a misconfiguration (2**53 allocated 64 PiB)
 STREAK, MAX_STREAK = 3, 100
+STREAK_OPTION = Option("streak", True, 1, MAX_STREAK)
 
 
 class FixedCurriculumPolicy:
@@ -217,11 +217,11 @@ class FixedCurriculumPolicy:
     of the baseline.
     """
 
+    OPTIONS: ClassVar[tuple[Option, ...]] = (STREAK_OPTION, SEED)
+
     def __init__(self, streak: int = STREAK, seed: int = 0) -> None:
-        check_count(streak, "streak", 1)
-        if streak > MAX_STREAK:
-            raise ValueError(f"streak must be at most {MAX_STREAK}, got {streak!r}")
-        check_seed(seed)
+        STREAK_OPTION.check(streak)
+        SEED.check(seed)
         self.streak = streak
         self.seed = seed
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from engine.catalog import Catalog
 from engine.selection import batch as b
 from engine.selection.batch import SelectionBatch
+from engine.selection.options import AVOID_RECENT, MASTERY_THRESHOLD, SEED, TARGET_SUCCESS, Option
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 
@@ -86,7 +87,7 @@ class SelectionContext:
             raise ValueError(f"recent_correct has {len(self.recent_correct)} outcomes for "
                              f"{len(self.recent_items)} recent items (one per item at most)")
         if self.target_success is not None:
-            check_target(self.target_success)
+            TARGET_SUCCESS.check(self.target_success)
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n (how many choices) must be an integer >= 1, got {self.n!r}")
 
@@ -134,12 +135,16 @@ class TargetSuccessPolicy:
     fixed by (seed, learner), so one learner in one state always gets the same answer.
     """
 
+    #: the constructor's options, checked by it and stated by the API (engine.selection.options)
+    OPTIONS: ClassVar[tuple[Option, ...]] = (TARGET_SUCCESS, MASTERY_THRESHOLD, AVOID_RECENT,
+                                             SEED)
+
     def __init__(self, target_success: float = 0.75, mastery_threshold: float = 0.95,
                  avoid_recent: int = 3, seed: int = 0) -> None:
-        check_target(target_success)
-        check_threshold(mastery_threshold)
-        check_count(avoid_recent, "avoid_recent", 0)
-        check_seed(seed)
+        TARGET_SUCCESS.check(target_success)
+        MASTERY_THRESHOLD.check(mastery_threshold)
+        AVOID_RECENT.check(avoid_recent)
+        SEED.check(seed)
         self.target_success = target_success
         self.mastery_threshold = mastery_threshold
         self.avoid_recent = avoid_recent
@@ -298,28 +303,6 @@ class TargetSuccessPolicy:
         if pool.repeated:
             text += "; answered recently, but no other item is open"
         return text
-
-
-def check_target(target: float) -> None:
-    """A policy's target success, strictly between 0 and 1. (This check and the three below
-    are every policy's: one message for one mistake, whichever the policy.)"""
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target_success must be strictly between 0 and 1, got {target!r}")
-
-
-def check_threshold(mastery_threshold: float) -> None:
-    if not 0.0 < mastery_threshold <= 1.0:
-        raise ValueError(f"mastery_threshold must be in (0, 1], got {mastery_threshold!r}")
-
-
-def check_count(value: int, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def check_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
 
 
 def _skill_list(prepared: PreparedCatalog, mastery: np.ndarray, skills: list[int],

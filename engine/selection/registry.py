@@ -9,23 +9,36 @@ numbers where they are numbers.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from engine.selection.baselines import FixedCurriculumPolicy, LowestMasteryPolicy, RandomPolicy
+from engine.selection.options import Option
 from engine.selection.policy import Policy, TargetSuccessPolicy
 from engine.selection.spaced import SpacedPolicy
 
 __all__ = ["POLICIES", "PolicySpec", "make_policy", "parse_policy"]
 
 
+_Registered = type[TargetSuccessPolicy | FixedCurriculumPolicy | RandomPolicy
+                   | LowestMasteryPolicy | SpacedPolicy]
+
+
 @dataclass(frozen=True)
 class PolicySpec:
-    """A registered policy: what builds it, and one line for ``--help``."""
+    """A registered policy: what builds it, and one line for ``--help``. Its options are the
+    class's declared ``OPTIONS`` (what the constructor checks, and the API states)."""
 
-    build: Callable[..., Policy]
+    build: _Registered
     summary: str
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        return self.build.OPTIONS
+
+    def default(self, option: str) -> Any:
+        """The value the policy takes for ``option`` when none is given."""
+        return inspect.signature(self.build).parameters[option].default
 
 
 POLICIES: dict[str, PolicySpec] = {
@@ -49,7 +62,7 @@ def make_policy(name: str, **options: Any) -> Policy:
         spec = POLICIES[name]
     except KeyError:
         raise ValueError(f"unknown policy {name!r} (policies: {', '.join(POLICIES)})") from None
-    takes = inspect.signature(spec.build).parameters
+    takes = [option.name for option in spec.options]
     unknown = sorted(o for o in options if o not in takes)
     if unknown:
         raise ValueError(f"policy {name!r} takes no option {', '.join(map(repr, unknown))} "

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numba
 import numpy as np
@@ -40,14 +40,14 @@ from engine.catalog import Catalog
 from engine.memory.reviews import REVIEW_HORIZON
 from engine.selection import batch as b
 from engine.selection.batch import SelectionBatch
-from engine.selection.policy import (
-    Choice,
-    SelectionContext,
-    check_count,
-    check_seed,
-    check_target,
-    check_threshold,
+from engine.selection.options import (
+    AVOID_RECENT,
+    SEED,
+    TARGET_SUCCESS,
+    Option,
 )
+from engine.selection.options import MASTERY_THRESHOLD as THRESHOLD_OPTION
+from engine.selection.policy import Choice, SelectionContext
 from engine.selection.prepared import PreparedCatalog, prepare
 from engine.tracing.base import Tracer
 from engine.tracing.items import ItemIndex
@@ -110,18 +110,23 @@ def _memory(tracer: Tracer[Any], states: Any, index: ItemIndex, at: datetime | N
 class SpacedPolicy:
     """Due reviews interleaved with new material (module docstring)."""
 
+    RETENTION = Option("retention", False, 0.0, 1.0, exclusive_minimum=True,
+                       exclusive_maximum=True)
+    MAX_REVIEWS = Option("max_reviews", True, 0)
+    SESSION_HOURS = Option("session_hours", False, 0.0, exclusive_minimum=True)
+    OPTIONS: ClassVar[tuple[Option, ...]] = (TARGET_SUCCESS, THRESHOLD_OPTION, RETENTION,
+                                             MAX_REVIEWS, SESSION_HOURS, AVOID_RECENT, SEED)
+
     def __init__(self, target_success: float = 0.75, mastery_threshold: float = MASTERY_THRESHOLD,
                  retention: float = 0.9, max_reviews: int = 5, session_hours: float = 2.0,
                  avoid_recent: int = 3, seed: int = 0) -> None:
-        check_target(target_success)
-        check_threshold(mastery_threshold)
-        if not 0.0 < retention < 1.0:
-            raise ValueError(f"retention must be strictly between 0 and 1, got {retention!r}")
-        check_count(max_reviews, "max_reviews", 0)
-        check_count(avoid_recent, "avoid_recent", 0)
-        check_seed(seed)
-        if not session_hours > 0:
-            raise ValueError(f"session_hours must be positive, got {session_hours!r}")
+        TARGET_SUCCESS.check(target_success)
+        THRESHOLD_OPTION.check(mastery_threshold)
+        self.RETENTION.check(retention)
+        self.MAX_REVIEWS.check(max_reviews)
+        self.SESSION_HOURS.check(session_hours)
+        AVOID_RECENT.check(avoid_recent)
+        SEED.check(seed)
         self.target_success = target_success
         self.mastery_threshold = mastery_threshold
         self.retention = retention

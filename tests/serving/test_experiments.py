@@ -4,6 +4,7 @@ results (hand-checked numbers, the sample-ratio-mismatch check), on both backend
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import threading
@@ -13,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema_rs
 import sqlalchemy as sa
 from scipy import stats
 
 from api.db import experiments as experiment_rows
 from api.experiments import CACHE_SECONDS
 from engine.experiments import Arm, Sample, assign, mean_interval
+from engine.selection.registry import POLICIES
 
 from .conftest import TUTOR, Backend, TenantKey, error_of, new_event_id
 
@@ -467,22 +470,86 @@ def test_concurrent_creations_leave_one_running(make_client, backend, make_tenan
     assert assignments(backend, t) == enrolled
 
 
-def test_openapi_states_the_experiment_rules(client) -> None:
-    """What the server refuses is in the document (issue 20, finding 13): unique arm names,
-    the weights' range, the options' names, count and values."""
+#: (policy or None for the default, options, whether the server takes them): each policy takes
+#: its own options only, each within the range the policy checks (issue 20, finding 13)
+OPTION_CASES: list[tuple[str | None, dict[str, Any], bool]] = [
+    ("target-success", {"b": 0.5, "w4": True}, False),  # schemathesis' case: documented, 422
+    ("target-success", {"target_success": 0.7, "mastery_threshold": 1, "avoid_recent": 0,
+                        "seed": -5}, True),
+    ("target-success", {"target_success": 1}, False),
+    ("target-success", {"avoid_recent": 3.0}, True),  # JSON Schema's integer: 3.0 is 3
+    ("target-success", {"avoid_recent": 2.5}, False),
+    ("target-success", {"retention": 0.9}, False),  # spaced's, not target-success's
+    ("fixed-curriculum", {"streak": 10.0, "seed": 2**53}, True),
+    ("fixed-curriculum", {"streak": 11}, False),  # the service keeps 10 outcomes
+    ("fixed-curriculum", {"streak": 0}, False),
+    ("fixed-curriculum", {"target_success": 0.7}, False),
+    ("random", {"seed": 7}, True),
+    ("random", {"seed": True}, False),
+    ("random", {"seed": 2**53 + 1}, False),
+    ("random", {"mastery_threshold": 0.9}, False),
+    ("lowest-mastery", {"mastery_threshold": 0.5, "avoid_recent": 10}, True),
+    ("lowest-mastery", {"mastery_threshold": True}, False),  # was taken as 1
+    ("lowest-mastery", {"target_success": 0.7}, False),
+    ("spaced", {"retention": 0.95, "max_reviews": 0, "session_hours": 0.5}, True),
+    ("spaced", {"retention": 1.0}, False),
+    ("spaced", {"session_hours": 0}, False),
+    ("spaced", {"streak": 3}, False),
+    (None, {"target_success": 0.6}, True),  # no policy: target-success
+    (None, {"seed": "1"}, False),
+    ("nope", {}, False),
+]
+
+
+def test_the_document_states_each_policys_options(client, make_tenant) -> None:
+    """Issue 20, finding 13: an arm's options were documented as any names (booleans or
+    numbers), but each policy takes only its own, in its own ranges: schemathesis sent
+    `{"b": ..., "w4": true}` to target-success and got a 422. Now the OpenAPI document's
+    schema of the body accepts exactly what the server accepts (201) and rejects exactly what
+    it refuses (422, nothing stored)."""
+    t = make_tenant()
+    document = client.get("/openapi.json").json()
+    body_schema = document["paths"]["/v1/experiments"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    validator = jsonschema_rs.validator_for({**body_schema,
+                                             "components": document["components"]})
+    accepted = []
+    for k, (policy, options, takes) in enumerate(OPTION_CASES):
+        arm = {"name": "a", "options": options, **({"policy": policy} if policy else {})}
+        body = {"name": f"case-{k}", "arms": [arm, {"name": "b"}]}
+        r = client.post("/v1/experiments", headers=t.headers, json=body)
+        assert r.status_code == (201 if takes else 422), (policy, options, r.text)
+        assert validator.is_valid(body) == takes, (policy, options)
+        if takes:
+            accepted.append(r.json()["arms"][0]["options"])
+            stopped = client.post(f"/v1/experiments/case-{k}/stop", headers=t.headers)
+            assert stopped.status_code == 200, stopped.text
+    assert [a["options"] for e in listed(client, t) for a in e["arms"][:1]] == accepted
+    # stored as given, a whole-number float of an integer option as its integer
+    assert {"streak": 10, "seed": 2**53} in accepted and {"avoid_recent": 3} in accepted
+    assert all(type(v) is int for v in accepted[accepted.index({"avoid_recent": 3})].values())
+
+
+def test_the_documents_options_are_the_registrys(client) -> None:
+    """The per-policy option schemas are generated from the policies' declared options (one
+    source): every registered policy, exactly its constructor's keyword arguments, no other,
+    with the constructor's defaults; the weights' range and unique names stated too."""
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "unique" in schemas["ExperimentIn"]["properties"]["arms"]["description"]
-    arm = schemas["ArmIn"]["properties"]
-    assert (arm["weight"]["minimum"], arm["weight"]["maximum"]) == (0.001, 1000)
-    assert arm["policy"]["enum"] == ["target-success", "fixed-curriculum", "random",
-                                     "lowest-mastery", "spaced"]
-    options = arm["options"]
-    assert options["maxProperties"] == 16 and options["additionalProperties"] is False
-    (value,) = options["patternProperties"].values()
-    assert {"type": "boolean"} in value["anyOf"]
-    for kind in ("integer", "number"):
-        (branch,) = [b for b in value["anyOf"] if b["type"] == kind]
-        assert (branch["minimum"], branch["maximum"]) == (-(2**53), 2**53)
+    arms = schemas["ExperimentIn"]["properties"]["arms"]["items"]["oneOf"]
+    assert len(arms) == len(POLICIES)
+    for ref, (name, spec) in zip(arms, POLICIES.items(), strict=True):
+        arm = schemas[ref["$ref"].rsplit("/", 1)[1]]
+        assert arm["additionalProperties"] is False and arm["properties"]["policy"]["const"] == name
+        assert (arm["properties"]["weight"]["minimum"],
+                arm["properties"]["weight"]["maximum"]) == (0.001, 1000)
+        options = schemas[arm["properties"]["options"]["$ref"].rsplit("/", 1)[1]]
+        assert options["additionalProperties"] is False
+        parameters = inspect.signature(spec.build).parameters
+        assert list(options["properties"]) == list(parameters)
+        for option, described in options["properties"].items():
+            assert described["default"] == parameters[option].default
+            assert described["type"] in ("integer", "number")
 
 
 def test_polling_results_costs_one_replay_and_a_replay_has_a_budget(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -386,6 +387,29 @@ def test_placement_answers_keep_the_tests_course_and_time(client, make_tenant) -
     r = client.post("/v1/learners/ny/placement", headers=t.headers,
                     json={"course": COURSE, "max_length": True})
     error_of(r, 422)
+
+
+def test_max_length_is_an_integer_as_the_document_reads_one(client, make_tenant) -> None:
+    """The document says `integer`, and JSON Schema counts 76.0 as one: the server refused it
+    (StrictInt; schemathesis: a valid request rejected). A whole-number float is its integer
+    now; a boolean (`true` was taken as 1 once), a fraction or a string is still a 422, and
+    the document rejects exactly those."""
+    t = make_tenant(["math"])
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PlacementIn"][
+        "properties"]["max_length"]
+    assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, 100)
+    for k, (value, takes) in enumerate(((76.0, True), (76, True), (100.0, True), (True, False),
+                                        (7.5, False), ("7", False), (101.0, False),
+                                        (0.0, False), (1e300, False))):
+        r = client.post(f"/v1/learners/wn-{k}/placement", headers=t.headers,
+                        json={"course": COURSE, "max_length": value})
+        assert r.status_code == (201 if takes else 422), (value, r.text)
+        assert jsonschema_rs.is_valid(schema, value) == takes, value
+    with client.app.state.service.engine.connect() as conn:
+        lengths = conn.execute(sa.text("SELECT learner_id, max_length FROM placements "
+                                       "WHERE tenant_id = :t ORDER BY learner_id"),
+                               {"t": t.tenant.id}).all()
+    assert [tuple(row) for row in lengths] == [("wn-0", 76), ("wn-1", 76), ("wn-2", 100)]
 
 
 def test_reads_select_nothing_and_an_answer_selects_once(client, make_tenant,
