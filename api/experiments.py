@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from api import threads
 from api.db import events, experiment_assignments, experiments, learners, retry_if_disconnected
 from api.responses import Assignment, Consent
 from engine.experiments import Arm, assign, check_arms
@@ -149,6 +149,7 @@ class ExperimentServing:
         self._streak = outcomes_read(self.opted_out)
         self._cache: dict[int, tuple[float, tuple[Experiment, ...]]] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[int] = set()  # tenants whose copy none_running is reading again
         dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" \
             else sqlite.insert
         self._consent = select(learners.c.personalization, learners.c.experiment_consent).where(
@@ -202,10 +203,17 @@ class ExperimentServing:
     async def none_running(self, tenant_id: int, at: datetime) -> bool:
         """Whether no experiment of the tenant runs at ``at``, for the event loop: from this
         process's copy, read again in a worker thread when it is stale (once per
-        :data:`CACHE_SECONDS`; never a blocking read on the loop)."""
+        :data:`CACHE_SECONDS`; never a blocking read on the loop). While one answer reads it
+        again, the tenant's other answers use the stale copy: they used to queue a read each
+        for a thread, behind whatever held the threads."""
         cached = self._cache.get(tenant_id)
-        if cached is None or time.monotonic() - cached[0] >= CACHE_SECONDS:
-            found = await anyio.to_thread.run_sync(self.experiments, tenant_id)
+        if cached is None or (time.monotonic() - cached[0] >= CACHE_SECONDS
+                              and tenant_id not in self._refreshing):
+            self._refreshing.add(tenant_id)
+            try:
+                found = await threads.run(self.experiments, tenant_id, tenant=tenant_id)
+            finally:
+                self._refreshing.discard(tenant_id)
         else:
             found = cached[1]
         return not any(e.running(at) for e in found)

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio.to_thread
 import orjson
 from sqlalchemy import Connection, Engine
 
-from api import metrics
+from api import metrics, threads
 from api.answer_log import AnswerLog, EventRow, LearnerRow, LoggedAnswer
 from api.db import retry_if_disconnected
 from api.experiments import ExperimentServing, Served, learner_record
@@ -158,7 +157,7 @@ class TutorService:
             metrics.ONE_STATEMENT.labels("locked" if done is None else "applied").inc()
             if done is not None:
                 return done
-        return await anyio.to_thread.run_sync(self.answer, tenant, learner_id, answer)
+        return await threads.run(self.answer, tenant, learner_id, answer, tenant=tenant.id)
 
     @retry_if_disconnected  # answers are idempotent by event id: safe even after a commit
     def answer(self, tenant: Tenant, learner_id: str, answer: Answer) -> AnswerResponse:
@@ -349,7 +348,7 @@ class TutorService:
             learner_id, answer = answers[0]
             with _naming(what, 0, answer.event_id):
                 return [await self.answer_async(tenant, learner_id, answer)]
-        return await anyio.to_thread.run_sync(self.answer_batch, tenant, answers, what)
+        return await threads.run(self.answer_batch, tenant, answers, what, tenant=tenant.id)
 
     @retry_if_disconnected  # all or nothing, and idempotent by event id
     def answer_batch(self, tenant: Tenant, answers: Sequence[tuple[str, Answer]],

@@ -21,13 +21,14 @@ from api.responses import (
     SkillResponse,
     SkillsPage,
 )
-from api.routes.deps import Auth, keys, service
+from api.routes.deps import Auth, FairRoute, keys, service
 from api.schemas import CourseId, ItemId, PackIn, PackName, SkillId
 from api.service import Conflict, NotFound
 from api.tenants import import_pack
 from engine.catalog import ContentError
 
-router = APIRouter(prefix="/v1/content", tags=["content"], default_response_class=JSON)
+router = APIRouter(prefix="/v1/content", tags=["content"], default_response_class=JSON,
+                   route_class=FairRoute)
 
 
 @router.post("/packs", responses=documented(

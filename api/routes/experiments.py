@@ -23,10 +23,11 @@ from api.experiment_schemas import (
 from api.openapi import documented
 from api.render import JSON
 from api.responses import Consent
-from api.routes.deps import Auth, service
+from api.routes.deps import Auth, FairRoute, service
 from api.schemas import LearnerId, PathId
 
-router = APIRouter(tags=["experiments"], default_response_class=JSON)
+router = APIRouter(tags=["experiments"], default_response_class=JSON,
+                   route_class=FairRoute)
 
 ExperimentName = Annotated[PathId, Path(description="The experiment's name.",
                                         examples=["target-0.7-vs-0.8"])]

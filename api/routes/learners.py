@@ -18,11 +18,12 @@ from api.responses import (
     ReviewsResponse,
     StateResponse,
 )
-from api.routes.deps import Auth, service
+from api.routes.deps import Auth, FairRoute, service
 from api.schemas import AnswerIn, LearnerId, Moment
 from api.service import Answer
 
-router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_class=JSON)
+router = APIRouter(prefix="/v1/learners", tags=["learners"], default_response_class=JSON,
+                   route_class=FairRoute)
 
 #: the target retentions a review schedule is asked for. Below 0.5 a skill is more likely
 #: forgotten than recalled when it falls due: that is relearning, not a review, and its due

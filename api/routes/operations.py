@@ -13,9 +13,10 @@ from api.errors import ApiError
 from api.openapi import documented
 from api.render import JSON
 from api.responses import Health, Readiness
-from api.routes.deps import service
+from api.routes.deps import FairRoute, service
 
-router = APIRouter(tags=["operations"], default_response_class=JSON)
+router = APIRouter(tags=["operations"], default_response_class=JSON,
+                   route_class=FairRoute)
 
 
 @router.get("/healthz", responses=documented(Health, "The process is up."))

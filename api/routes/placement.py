@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from api.openapi import documented
 from api.render import JSON
 from api.responses import PlacementResponse
-from api.routes.deps import Auth, service
+from api.routes.deps import Auth, FairRoute, service
 from api.schemas import LearnerId, PlacementIn
 
-router = APIRouter(prefix="/v1/learners", tags=["placement"], default_response_class=JSON)
+router = APIRouter(prefix="/v1/learners", tags=["placement"], default_response_class=JSON,
+                   route_class=FairRoute)
 
 
 @router.post("/{learner_id}/placement", status_code=201, responses=documented(

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 
 from api.openapi import documented
 from api.render import JSON
 from api.responses import StatementsResponse
-from api.routes.deps import Auth, service
+from api.routes.deps import Auth, FairRoute, service
 from api.schemas import Statements, XapiStatement
+from api.threads import run
 from api.xapi import statement_answers
 
-router = APIRouter(prefix="/v1/xapi", tags=["xapi"], default_response_class=JSON)
+router = APIRouter(prefix="/v1/xapi", tags=["xapi"], default_response_class=JSON,
+                   route_class=FairRoute)
 
 
 @router.post("/statements", responses=documented(
@@ -27,7 +28,7 @@ async def post_statements(request: Request, body: XapiStatement | Statements,
     (index and id)."""
     statements = body if isinstance(body, list) else [body]
     tutor = service(request)
-    items = (await anyio.to_thread.run_sync(tutor.runtimes.get, t)).catalog.items
+    items = (await run(tutor.runtimes.get, t, tenant=t.id)).catalog.items
     answers = statement_answers(statements, items)
     response: StatementsResponse = {
         "ids": [str(s.id) for s in statements],
