@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import Counter
+import statistics
+import time
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +64,13 @@ from engine.tracing.recall import RecallTracer
 
 RECENT = 10  # item ids remembered per learner for "no repeats" (the policy uses the last few)
 MAX_COURSES_NOTED = 500_000  # learners' current courses held per process (see _remember_course)
+#: CPU seconds an answer's step (the tracer's update, the choice, the state's bytes) may take,
+#: the median of a tenant's last few, to run on the event loop in the one-statement answer (a
+#: median: a process's first step compiles kernels, ~0.3 s once): every
+#: tenant's requests wait while the loop computes (a `timed` learner of thousands of items, or
+#: thousands of items to choose from, cost tens of ms), so a costlier tenant's answers take a
+#: thread in their turn (api.threads) instead
+LOOP_STEP_CPU_S = 0.002
 
 
 class NotFound(LookupError):
@@ -120,6 +129,8 @@ class TutorService:
         #: answer, which has no database read: its statement checks it against the learner's
         #: row (a stale or missing entry costs a locked answer, never a wrong course)
         self._courses: dict[tuple[int, str], str] = {}
+        #: each tenant's last answer steps' CPU seconds (LOOP_STEP_CPU_S)
+        self._step_cpu: dict[int, deque[float]] = {}
         self.log = AnswerLog(engine)
         self.runtimes = Runtimes(engine)
         #: learners' placement tests (api.placement): their answers come here too
@@ -149,6 +160,7 @@ class TutorService:
         rt = self.runtimes.current(tenant)
         # not while an experiment runs: enrolment needs the locked path's reads and writes
         if (self.one_statement is not None and self.one_statement.is_open and rt is not None
+                and not self._costly_steps(tenant.id)
                 and answer.item_id in rt.catalog.items
                 and (answer.course is None or answer.course in rt.catalog.courses)
                 and await self.experiments.none_running(tenant.id, datetime.now(UTC))):
@@ -253,6 +265,7 @@ class TutorService:
         that appends it chains), ``served`` who chooses the next item (recorded in the row),
         ``state`` the decoded ``cached.state`` when the caller has it, ``placed`` the starting
         masteries of a placement test that this answer ends (:mod:`api.placement`)."""
+        began = time.thread_time()
         seq = cached.version + 1
         answered_at = answer.answered_at or now
         event = AnswerEvent(learner_id, item.id, item.skills, answer.correct,
@@ -291,9 +304,18 @@ class TutorService:
                "response_ms": answer.response_ms,
                # orjson: a few µs per answer less than json.dumps, for the same JSON
                "response": orjson.dumps(response).decode(), **served.columns()}
-        return _Step(response, row, CachedState(cached.epoch, rt.content_version, seq,
+        step = _Step(response, row, CachedState(cached.epoch, rt.content_version, seq,
                                                 rt.tracer.state_to_bytes(state), recent,
                                                 chain(cached.digest, link)))
+        self._step_cpu.setdefault(tenant.id, deque(maxlen=5)).append(
+            time.thread_time() - began)
+        return step
+
+    def _costly_steps(self, tenant_id: int) -> bool:
+        """Whether the tenant's answer steps cost more than :data:`LOOP_STEP_CPU_S` (the
+        median of its last five, once there are three)."""
+        costs = self._step_cpu.get(tenant_id, ())
+        return len(costs) >= 3 and statistics.median(costs) > LOOP_STEP_CPU_S
 
     def _checked_item(self, rt: Runtime, answer: Answer, now: datetime) -> Item:
         """The answer's item, after checking the answer: :class:`NotFound` for an item the

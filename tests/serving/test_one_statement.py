@@ -110,6 +110,25 @@ def test_a_current_cache_makes_an_answer_one_statement(pg_backend, two) -> None:
     assert_same_mastery(out["mastery"], {"mini.a": replay(t.packs, log)["mini.a"]})
 
 
+def test_a_tenant_whose_answers_cost_much_cpu_answers_off_the_event_loop(
+        pg_backend, two, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-statement answer computes its step (update, choice, the state's bytes) on the
+    event loop, where every tenant's requests wait for it: a `timed` learner of thousands of
+    items took tens of ms a step there. A tenant whose steps cost more than LOOP_STEP_CPU_S on
+    average answers through a worker thread instead; cheap ones stay on the loop."""
+    a, _ = two
+    t = make_tenant_on(pg_backend.engine)
+    a.answer(t, "warm", "mini.a.mid", True)  # loads the content (locked path)
+    a.answer(t, "cheap", "mini.a.mid", True)
+    assert a.writes == ["ONE"]
+    a.answer(t, "cheap", "mini.a.easy", True)
+    assert a.writes == ["ONE"]  # three steps seen, each cheap
+    monkeypatch.setattr("api.service.LOOP_STEP_CPU_S", -1.0)  # every step now costs too much
+    out = a.answer(t, "cheap", "mini.a.hard", False)
+    assert "ONE" not in a.writes and out["seq"] == 3 and out["duplicate"] is False
+    assert last_seq(pg_backend, t, "cheap") == 3
+
+
 def test_a_lost_cache_entry_writes_nothing_and_the_locked_path_rebuilds(pg_backend,
                                                                         two) -> None:
     a, b = two
