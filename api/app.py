@@ -15,7 +15,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors
+from api import errors, threads
 from api.db import make_engine
 from api.middleware import BodyLimit, Observe, PathEncoding, UnknownKeys
 from api.openapi import TutorApi
@@ -25,6 +25,7 @@ from api.service import TutorService
 from api.settings import Settings
 from api.store import make_store
 from api.tenants import KeyCache
+from api.threads import FairThreads
 from content.packs import BUNDLED_PACKS_DIR
 
 
@@ -39,8 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # sync routes run in AnyIO's default thread pool, sized here (only in a running loop)
+        # blocking work runs in this many threads, shared fairly between tenants (only in a
+        # running loop); AnyIO's default pool, sized alike, serves the rest
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        threads.install(FairThreads(settings.threads, settings.tenant_cpu_share))
         await service.open()
         try:
             yield

@@ -45,6 +45,11 @@ class Settings:
     #: (an experiment's results replay every answer of its learners): past it, 503
     #: ``over_budget`` naming the command that has no limit
     request_budget_seconds: float = 10.0
+    #: cores' worth of CPU a tenant's blocking work may use on average in each worker while
+    #: other tenants are being served (api.threads): one tenant pushing every limit at once
+    #: (bench/noisy_neighbour.py) otherwise kept both cores busy and the others' answers
+    #: waited; a tenant alone is never held back
+    tenant_cpu_share: float = 0.5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,4 +76,5 @@ class Settings:
                                               cls.placement_cache_bytes)),
             request_budget_seconds=float(env.get("TUTOR_REQUEST_BUDGET_SECONDS",
                                                  cls.request_budget_seconds)),
+            tenant_cpu_share=float(env.get("TUTOR_TENANT_CPU_SHARE", cls.tenant_cpu_share)),
         )

@@ -9,6 +9,14 @@ behind the burst: a quiet tenant's answer p99 went from 97 ms to 4.3 s
 the fewest threads, the longest waiting first among equals: a tenant alone may use them all,
 and a busy tenant cannot make another wait behind more than one of its requests per thread.
 
+Turns alone do not stop a tenant whose requests are all slow (re-importing the largest pack,
+placement tests, thousands of distinct items) from keeping every core busy, and the other
+tenants' answers then wait for the CPU and the interpreter lock. So while other tenants are
+being served (a request in the last :data:`ACTIVE_S`), each tenant's blocking work may use at
+most ``cpu_share`` of a core on average (``TUTOR_TENANT_CPU_SHARE``; a bucket of
+:data:`BURST_CPU_S` CPU seconds refilled at that rate, measured with the threads' CPU clocks):
+a tenant past it waits before its next thread. A tenant alone is never held back.
+
 The caller's tenant is a context variable that authentication sets (:func:`serve_tenant`):
 synchronous routes run here (:class:`api.routes.deps.FairRoute`), and the service's own hops to
 a thread (:func:`run`) name the tenant themselves. Everything runs on the worker's event loop,
@@ -18,6 +26,8 @@ so the bookkeeping needs no lock.
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -29,11 +39,16 @@ from anyio.lowlevel import RunVar
 
 _T = TypeVar("_T")
 _TENANT: ContextVar[int | None] = ContextVar("tutor_tenant", default=None)
+#: seconds after its last request that a tenant counts as being served, and the CPU seconds a
+#: tenant may spend at once before its share applies
+ACTIVE_S, BURST_CPU_S = 1.0, 1.0
 
 
 def serve_tenant(tenant_id: int) -> None:
-    """Count this request's blocking work as ``tenant_id``'s (authentication calls it)."""
+    """Count this request's blocking work as ``tenant_id``'s, and the tenant as being served
+    (authentication calls it)."""
     _TENANT.set(tenant_id)
+    fair_threads().seen[tenant_id] = time.monotonic()
 
 
 class FairThreads:
@@ -41,21 +56,59 @@ class FairThreads:
     docstring). Invariant: ``busy`` = the sum of ``held`` <= ``total``, and nobody waits while
     ``busy`` < ``total``."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, cpu_share: float = 1.0) -> None:
+        if total < 1 or not cpu_share > 0:  # (NaN too)
+            raise ValueError(f"threads must be >= 1 and the CPU share > 0, got {total}, "
+                             f"{cpu_share}")
         self.total = total
+        self.cpu_share = cpu_share
         self.busy = 0
         self.held: Counter[int | None] = Counter()
+        #: when each tenant was last served (:func:`serve_tenant`)
+        self.seen: dict[int | None, float] = {}
         self._waiting: dict[int | None, deque[tuple[int, anyio.Event]]] = {}
         self._tickets = itertools.count()
         self._limiter = anyio.CapacityLimiter(total)  # never waited on: busy <= total
+        self._credit: dict[int | None, tuple[float, float]] = {}  # CPU s left, as of when
+        self._credit_lock = threading.Lock()  # (threads spend it)
 
     async def run(self, tenant: int | None, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` in a thread, once ``tenant``'s turn for one has come."""
+        """``fn(*args)`` in a thread, once ``tenant``'s turn for one has come (and, while
+        others are served, once it is within its CPU share)."""
+        while (wait := self._over_share(tenant)) > 0:
+            await anyio.sleep(wait)
         await self._acquire(tenant)
         try:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(self._counted, tenant, fn, *args,
+                                                  limiter=self._limiter)
         finally:
             self._release(tenant)
+
+    def _counted(self, tenant: int | None, fn: Callable[..., _T], *args: Any) -> _T:
+        began = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            spent = time.thread_time() - began
+            with self._credit_lock:
+                self._credit[tenant] = (self._left(tenant) - spent, time.monotonic())
+
+    def _left(self, tenant: int | None) -> float:
+        """The tenant's CPU seconds left now (refilled at ``cpu_share`` a second)."""
+        left, when = self._credit.get(tenant, (BURST_CPU_S, 0.0))
+        return min(BURST_CPU_S, left + (time.monotonic() - when) * self.cpu_share)
+
+    def _over_share(self, tenant: int | None) -> float:
+        """Seconds ``tenant`` is to wait before its next thread: 0 within its share, or when
+        no other tenant is being served; at most a tenth of a second at a time, so that it
+        notices when the others leave."""
+        left = self._left(tenant)
+        if left >= 0:
+            return 0.0
+        now = time.monotonic()
+        if not any(t != tenant and now - at < ACTIVE_S for t, at in self.seen.items()):
+            return 0.0
+        return min(0.1, -left / self.cpu_share)
 
     async def _acquire(self, tenant: int | None) -> None:
         if self.busy < self.total and not self._waiting:
@@ -95,9 +148,14 @@ class FairThreads:
 _FAIR: RunVar[FairThreads] = RunVar("tutor_fair_threads")
 
 
+def install(threads: FairThreads) -> None:
+    """Use ``threads`` on this event loop (the app's lifespan, with its settings)."""
+    _FAIR.set(threads)
+
+
 def fair_threads() -> FairThreads:
-    """This event loop's threads, as many as AnyIO's default limiter allows (the app's
-    lifespan sets it to ``TUTOR_THREADS``)."""
+    """This event loop's threads (:func:`install`; else as many as AnyIO's default limiter
+    allows, with no CPU share)."""
     try:
         return _FAIR.get()
     except LookupError:
