@@ -10,16 +10,22 @@ a query string or a body that does not decode (:class:`api.middleware.PathEncodi
 413 for a body too large (:class:`api.middleware.BodyLimit`); 503 for a database that cannot be
 reached (:mod:`api.errors`); and the one error shape for 422 instead of FastAPI's
 ``HTTPValidationError``, which the server never sends (:mod:`api.errors`).
+
+A body too large to parse on the event loop without holding up every tenant's requests (a
+content pack of thousands of items) is read by its route in a worker thread instead
+(:func:`parse_body`); :func:`body_of` documents it as FastAPI would have.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.responses import ErrorResponse
 
@@ -41,6 +47,34 @@ ERRORS: dict[int, str] = {
          "done; retry.",
 }
 _ERROR_SCHEMA = "ErrorResponse"
+_Model = TypeVar("_Model", bound=BaseModel)
+#: the models of the bodies routes read themselves (body_of), for the document's components
+_READ_BY_ROUTES: dict[str, type[BaseModel]] = {}
+
+
+def body_of(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra=`` for a route that reads its body itself (:func:`parse_body`): the
+    body is a ``model``, as if the route had taken it as a parameter."""
+    _READ_BY_ROUTES[model.__name__] = model
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def parse_body(model: type[_Model], raw: bytes) -> _Model:
+    """``raw`` as a ``model``, with the errors FastAPI gives for a body parameter (422)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # (UnicodeDecodeError too)
+        raise RequestValidationError([{
+            "type": "json_invalid", "loc": ("body", getattr(exc, "pos", 0)),
+            "msg": "JSON decode error", "input": {},
+            "ctx": {"error": getattr(exc, "msg", str(exc))}}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
+            body=data) from None
 
 
 def documented(model: Any, description: str, *errors: int,
@@ -67,6 +101,9 @@ class TutorApi(FastAPI):
             "type": "http", "scheme": "bearer",
             "description": "An API key from `tutor tenant create NAME`."}}
         schemas = components.setdefault("schemas", {})
+        for name, model in _READ_BY_ROUTES.items():
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(found.pop("$defs", {}), **{name: found})
         if _ERROR_SCHEMA not in schemas:  # no route names an error itself: added here
             error = TypeAdapter(ErrorResponse).json_schema(
                 ref_template="#/components/schemas/{model}")
