@@ -37,6 +37,25 @@ RULES = [
     # a schema is static while "now" moves (a generated stop of "now" is already past)
     Inexpressible("a stop later than the start and than now", "POST /v1/experiments", 422,
                   re.compile(r"^stops_at must be later than starts_at and than now$")),
+    # a pack's ids refer to each other, and to the tenant's other packs; values of different
+    # entities are compared (content.packs.pack_json_schema's description lists these)
+    Inexpressible("a pack's references, unique ids and parameters taken together",
+                  "POST /v1/content/packs", 422, re.compile(
+                      r"^pack '[^']*': (?:skills|items|courses)\[\d+\]"
+                      r"(?:\.(?:requires|skills|skill|id|bkt))?(?:\[\d+\])?: "
+                      r"(?:unknown skill |duplicate (?:skill|item|course) id |"
+                      r"guess \+ slip must be below 1|skill '.*' cannot require itself)")),
+    Inexpressible("ids defined by another of the tenant's packs, its model, its item limit",
+                  "POST /v1/content/packs", 422, re.compile(
+                      r"^pack '[^']*': (?:(?:skill|item|course) id '.*' is also defined by pack"
+                      r"|the registered model was not fitted on |the tenant's content would "
+                      r"hold \d+ items)")),
+    Inexpressible("prerequisite cycles", "POST /v1/content/packs", 422,
+                  re.compile(r"^pack '[^']*': prerequisites: cycle ")),
+    # a sum of hours, minutes and seconds compared with a day: no pattern states it
+    Inexpressible("a response time of at most a day", "POST /v1/xapi/statements", 422,
+                  re.compile(r"^statement \d+ \(id [^)]*\): result\.duration: longer than a "
+                             r"day, got ")),
 ]
 
 
