@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
+    Strict,
     StrictInt,
     StringConstraints,
     model_validator,
@@ -44,7 +45,10 @@ CourseId = Annotated[PathId, Path(description="A course's id, from the content p
                                   examples=["es.course.first-steps"])]
 PackName = Annotated[PathId, Path(description="A content pack's name (its `name` key).",
                                   examples=["spanish-vocab-a1"])]
-Rate = Annotated[float, Field(gt=0.0, lt=1.0)]
+#: a JSON number in a body, as the document types it: pydantic's lax float also took `true` as
+#: 1 and the string "0.3" as 0.3 (integers stay numbers)
+Number = Annotated[float, Strict()]
+Rate = Annotated[Number, Field(gt=0.0, lt=1.0)]
 
 
 def _whole(value: Any) -> Any:
@@ -94,7 +98,7 @@ class AnswerIn(BaseModel):
                                        "and gets the same response.")
     answered_at: Moment | None = Field(None, description="When the learner answered "
                                                            "(default: when received).")
-    response_ms: float | None = Field(None, ge=0, le=MAX_RESPONSE_MS,
+    response_ms: Number | None = Field(None, ge=0, le=MAX_RESPONSE_MS,
                                       description="How long the learner took, in "
                                                   "milliseconds.")
     target_success: Rate | None = Field(None, description="Override the tenant's target "
@@ -210,6 +214,6 @@ class PlacementIn(BaseModel):
         "course (none: the whole content)."))
     max_length: Annotated[StrictInt, Field(ge=1, le=100), WholeNumber] = Field(
         12, description="The test ends after this many items.")
-    se_target: float | None = Field(0.3, gt=0, le=2, description=(
+    se_target: Number | None = Field(0.3, gt=0, le=2, description=(
         "The test ends earlier, after at least 3 items, once the ability estimate's standard "
         "error is at most this (null: only at `max_length`)."))

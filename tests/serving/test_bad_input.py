@@ -116,6 +116,11 @@ def test_malformed_json_is_422(client, t, lee, raw) -> None:
     ({"event_id": 12345}, "event_id"),
     ({"response_ms": -1}, "response_ms"),
     ({"response_ms": "fast"}, "response_ms"),
+    # a number is a JSON number (the lax float took these as 1.0 and 2500.0)
+    ({"response_ms": True}, "response_ms"),
+    ({"response_ms": "2500"}, "response_ms"),
+    ({"target_success": True}, "target_success"),
+    ({"target_success": "0.7"}, "target_success"),
     ({"answered_at": "yesterday"}, "answered_at"),
     ({"target_success": 1.0}, "target_success"),
     ({"target_success": 0}, "target_success"),

@@ -412,6 +412,16 @@ def test_max_length_is_an_integer_as_the_document_reads_one(client, make_tenant)
     assert [tuple(row) for row in lengths] == [("wn-0", 76), ("wn-1", 76), ("wn-2", 100)]
 
 
+def test_se_target_is_a_json_number(client, make_tenant) -> None:
+    """`se_target` is a number in the document; the lax float took `true` as 1.0 and "0.3" as
+    0.3."""
+    t = make_tenant(["math"])
+    for k, (value, takes) in enumerate(((0.3, True), (1, True), (True, False), ("0.3", False))):
+        r = client.post(f"/v1/learners/se-{k}/placement", headers=t.headers,
+                        json={"course": COURSE, "se_target": value})
+        assert r.status_code == (201 if takes else 422), (value, r.text)
+
+
 def test_reads_select_nothing_and_an_answer_selects_once(client, make_tenant,
                                                          monkeypatch) -> None:
     """The session is restored from the placement row, never replayed: GET /placement,
