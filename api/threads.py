@@ -48,7 +48,7 @@ def serve_tenant(tenant_id: int) -> None:
     """Count this request's blocking work as ``tenant_id``'s, and the tenant as being served
     (authentication calls it)."""
     _TENANT.set(tenant_id)
-    fair_threads().seen[tenant_id] = time.monotonic()
+    fair_threads().serving(tenant_id, time.monotonic())
 
 
 class FairThreads:
@@ -64,8 +64,9 @@ class FairThreads:
         self.cpu_share = cpu_share
         self.busy = 0
         self.held: Counter[int | None] = Counter()
-        #: when each tenant was last served (:func:`serve_tenant`)
-        self.seen: dict[int | None, float] = {}
+        #: the last two tenants served, and when, the latest first (:meth:`serving`): enough
+        #: to tell whether any tenant but a given one was served lately
+        self._served: list[tuple[int | None, float]] = []
         self._waiting: dict[int | None, deque[tuple[int, anyio.Event]]] = {}
         self._tickets = itertools.count()
         self._limiter = anyio.CapacityLimiter(total)  # never waited on: busy <= total
@@ -83,6 +84,11 @@ class FairThreads:
                                                   limiter=self._limiter)
         finally:
             self._release(tenant)
+
+    def serving(self, tenant: int | None, at: float) -> None:
+        """``tenant`` is being served at ``at`` (a :func:`time.monotonic` time)."""
+        others = [entry for entry in self._served if entry[0] != tenant]
+        self._served = [(tenant, at), *others[:1]]
 
     def _counted(self, tenant: int | None, fn: Callable[..., _T], *args: Any) -> _T:
         began = time.thread_time()
@@ -105,8 +111,8 @@ class FairThreads:
         left = self._left(tenant)
         if left >= 0:
             return 0.0
-        now = time.monotonic()
-        if not any(t != tenant and now - at < ACTIVE_S for t, at in self.seen.items()):
+        other = next((at for t, at in self._served if t != tenant), None)
+        if other is None or time.monotonic() - other >= ACTIVE_S:
             return 0.0
         return min(0.1, -left / self.cpu_share)
 

@@ -86,7 +86,7 @@ def test_a_tenant_past_its_cpu_share_waits_only_while_others_are_served() -> Non
         for _ in range(5):  # 1.5 s of CPU: 0.5 s past the burst
             await fair.run(1, burn)
         waits.append(fair._over_share(1))  # alone: not held back
-        fair.seen[2] = time.monotonic()  # another tenant is being served
+        fair.serving(2, time.monotonic())  # another tenant is being served
         waits.append(fair._over_share(1))  # held back (a tenth of a second at a time)
         waits.append(fair._over_share(2))  # the other tenant is not
         return waits
