@@ -16,12 +16,13 @@ from engine.selection.baselines import FixedCurriculumPolicy, LowestMasteryPolic
 from engine.selection.options import Option
 from engine.selection.policy import Policy, TargetSuccessPolicy
 from engine.selection.spaced import SpacedPolicy
+from engine.selection.teach import TeachPolicy
 
-__all__ = ["POLICIES", "PolicySpec", "make_policy", "parse_policy"]
+__all__ = ["DEFAULT_POLICY", "POLICIES", "PolicySpec", "make_policy", "parse_policy"]
 
 
 _Registered = type[TargetSuccessPolicy | FixedCurriculumPolicy | RandomPolicy
-                   | LowestMasteryPolicy | SpacedPolicy]
+                   | LowestMasteryPolicy | SpacedPolicy | TeachPolicy]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,13 @@ class PolicySpec:
         return inspect.signature(self.build).parameters[option].default
 
 
+#: the policy a tenant that names none is served, and what ``tutor simulate`` recommends
+DEFAULT_POLICY = "teach"
+
 POLICIES: dict[str, PolicySpec] = {
+    "teach": PolicySpec(TeachPolicy, "the engine's default: new material in prerequisite "
+                        "order, due reviews of what is being forgotten, known skills tested "
+                        "out; best with the bkt-memory tracer"),
     "target-success": PolicySpec(TargetSuccessPolicy, "the engine's policy: predicted success "
                                  "closest to a target (0.75), prerequisites first"),
     "fixed-curriculum": PolicySpec(FixedCurriculumPolicy, "course order, a skill passed after "

@@ -143,6 +143,8 @@ class SpacedPolicy:
 
     #: the tracer this policy is meant to run with (the simulator builds it from the content)
     tracer_model = "bkt-memory"
+    #: whether a tracer without memory is refused (its reviews and reasons need recall)
+    requires_memory = True
 
     # ------------------------------------------------------------------ Policy
     def choose(self, tracer: Tracer[Any], state: Any, catalog: Catalog,
