@@ -1,10 +1,11 @@
 """Generated courses: a seeded random skill graph with items, for simulations at any size.
 
 The bundled packs have 6 to 12 skills per course; a policy comparison also needs larger and
-deeper graphs (the speed target is a 20-skill course), and a generated one is the same for a
-seed on every machine. The content is what a pack holds: skills with BKT parameters (the
-engine's belief about them, which the simulated learners do not follow exactly) and
-prerequisites, items with IRT difficulty and discrimination, and one course with every skill.
+deeper graphs (the speed target is a 20-skill course; issue 21 compares policies on 20 and 60
+skills), and a generated one is the same for a seed on every machine. The content is what a
+pack holds: skills with BKT parameters (the engine's belief about them, which the simulated
+learners do not follow exactly) and prerequisites, items with IRT difficulty and
+discrimination, and one course with every skill.
 """
 
 from __future__ import annotations
@@ -13,22 +14,32 @@ import numpy as np
 
 from engine.catalog import BKTSkillParams, Catalog, Course, Item, Skill
 
-__all__ = ["GENERATED_COURSE", "generated_catalog"]
+__all__ = ["BASE_SKILLS", "GENERATED_COURSE", "RECENT_SKILLS", "generated_catalog"]
 
 #: the id of the one course of a generated catalog
 GENERATED_COURSE = "generated"
+#: the first skills, the course's base: roots, chains and joins drawn anywhere before them
+BASE_SKILLS = 20
+#: a skill beyond the base builds on one of this many skills just before it
+RECENT_SKILLS = 10
 
 
 def generated_catalog(n_skills: int, seed: int = 0, items_per_skill: int = 5) -> Catalog:
     """``n_skills`` skills ``g.s00``... in a random prerequisite DAG, each with
     ``items_per_skill`` items, and the course :data:`GENERATED_COURSE` of all of them.
 
-    Skill ``k`` requires one earlier skill with probability 0.7 and a second with 0.3 (so the
-    graph has roots, chains and joins); BKT parameters are drawn in plausible ranges (prior
-    0.05-0.35, learn 0.1-0.35, guess 0.1-0.25, slip 0.05-0.15); an item's difficulty is its
-    skill's depth in the graph, scaled to [-1.5, 1.5], plus N(0, 0.5) noise, its
-    discrimination log-normal around 1. The last item of a skill with prerequisites also
-    practises its first prerequisite (multi-skill items are normal).
+    The first :data:`BASE_SKILLS` skills are the base: skill ``k`` requires one earlier skill
+    with probability 0.7 and a second with 0.3 (so the graph has roots, chains and joins).
+    Every later skill builds on recent material: it requires one of the :data:`RECENT_SKILLS`
+    skills just before it, and with probability 0.3 also any earlier one. So the graph's depth
+    grows with its size, as a real course's does (over seeds 0-9, 60 skills lie on 9-16 levels
+    and 120 on 20-26, where prerequisites drawn anywhere gave 5-11 and 6-13; the base's 20 lie
+    on 4-9), and a course of at most :data:`BASE_SKILLS` skills is the one it always was for
+    its seed. BKT parameters are drawn in plausible ranges (prior 0.05-0.35, learn 0.1-0.35,
+    guess 0.1-0.25, slip 0.05-0.15); an item's difficulty is its skill's depth in the graph,
+    scaled to [-1.5, 1.5], plus N(0, 0.5) noise, its discrimination log-normal around 1. The
+    last item of a skill with prerequisites also practises its first prerequisite (multi-skill
+    items are normal).
     """
     if isinstance(n_skills, bool) or not isinstance(n_skills, int) or n_skills < 1:
         raise ValueError(f"a generated course needs at least 1 skill, got {n_skills!r}")
@@ -40,7 +51,11 @@ def generated_catalog(n_skills: int, seed: int = 0, items_per_skill: int = 5) ->
     depth = np.zeros(n_skills)
     for k in range(n_skills):
         reqs: list[int] = []
-        if k and rng.random() < 0.7:
+        if k >= BASE_SKILLS:
+            reqs.append(k - 1 - int(rng.integers(RECENT_SKILLS)))
+            if rng.random() < 0.3:
+                reqs.append(int(rng.integers(k)))
+        elif k and rng.random() < 0.7:
             reqs.append(int(rng.integers(k)))
             if k > 1 and rng.random() < 0.3:
                 reqs.append(int(rng.integers(k)))

@@ -30,3 +30,28 @@ def test_bad_sizes_are_refused() -> None:
         generated_catalog(0)
     with pytest.raises(ValueError, match="items_per_skill"):
         generated_catalog(3, items_per_skill=0)
+
+
+def _levels(size: int, seed: int) -> int:
+    catalog = generated_catalog(size, seed=seed)
+    depth: dict[str, int] = {}
+    for sid in catalog.order:
+        depth[sid] = 1 + max((depth[r] for r in catalog.skills[sid].requires), default=-1)
+    return max(depth.values()) + 1
+
+
+def test_a_larger_course_is_a_deeper_graph_and_the_base_is_unchanged() -> None:
+    """60 skills lie on more levels than 20 (the graph deepens with size, issue 21), and the
+    first 20 skills of a larger course are the 20-skill course of the same seed (so the
+    results measured on generated:20 keep their meaning)."""
+    for seed in range(3):
+        assert _levels(60, seed) >= _levels(20, seed) + 4
+        assert _levels(120, seed) >= _levels(60, seed) + 8
+    small, large = generated_catalog(20, seed=1), generated_catalog(60, seed=1)
+    assert [large.skills[s].requires for s in small.skills] == \
+        [s.requires for s in small.skills.values()]
+    # the 20-skill course of seed 0 as the generator made it before issue 21 (recorded then)
+    seed_0 = generated_catalog(20, seed=0)
+    assert [seed_0.skills[f"g.s{k:02d}"].requires for k in range(8)] == [
+        (), ("g.s00",), ("g.s00",), (), (), ("g.s04",), (), ()]
+    assert [i.difficulty for i in list(seed_0.items.values())[:3]] == [-0.79, -1.078, -1.106]
