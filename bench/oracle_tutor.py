@@ -2,19 +2,12 @@
 
 Issue 14 asks the ``spaced`` policy for >= 25% fewer exercises to course mastery than the fixed
 curriculum and >= 15% fewer than lowest-mastery-first. Every real policy sees the learner only
-through a tracer; this script runs, on the same learners (same seed, same answer draws), a
-tutor that sees the ground truth instead (:meth:`Population.mastery` and
-:meth:`Population.p_correct`, at the moment of each choice):
-
-* the first course skill in prerequisite order that the learner has not truly mastered (so a
-  skill forgotten is taken up again at once, a skill mastered is never practised again);
-* among that skill's items, the one whose true P(correct) is closest to 0.75 (as the
-  target-success policy would with a perfect tracer);
-* nothing once every course skill is mastered (the count has stopped).
-
-It is greedy, not optimal, but it wastes nothing a tracer could save: no exercise on a skill
-already mastered, none missing on one forgotten. Its exercises to course mastery, next to the
-real policies', say how much room a better policy has on each learner model.
+through a tracer; this script runs, on the same learners (same seed, same answer draws), the
+engine's oracle tutor (:class:`engine.simulation.oracle.OracleTutor`, also a row of ``tutor
+simulate``), which sees the ground truth instead: the first course skill in prerequisite order
+not truly mastered, its item with true P(correct) closest to 0.75, nothing once the course is
+mastered. Its exercises to course mastery, next to the real policies', say how much room a
+better policy has on each learner model.
 
 ``--fitted``: the policies also run with tracers fitted (``Tracer.fit``, as ``tutor fit``
 does) on the answer log of a warm-up cohort (other learners of the family, seed 99, under the
@@ -37,14 +30,12 @@ from benchinfo import log, machine
 import engine.simulation  # noqa: F401  (registers the families)
 from engine.catalog import Catalog
 from engine.events import AnswerEvent, AnswerLog
-from engine.selection.batch import scope
-from engine.selection.prepared import prepare
 from engine.selection.registry import make_policy
-from engine.simulation.base import FAMILIES, NO_ITEM, Population, make_population
+from engine.simulation.base import FAMILIES, NO_ITEM, make_population
 from engine.simulation.courses import GENERATED_COURSE, generated_catalog
 from engine.simulation.metrics import paired_ci
+from engine.simulation.oracle import OracleTutor
 from engine.simulation.run import (
-    EPOCH,
     EngineTutor,
     Schedule,
     learner_ids,
@@ -55,55 +46,6 @@ from engine.tracing.base import Tracer
 from engine.tracing.registry import make_tracer
 
 POLICIES = ("fixed-curriculum", "lowest-mastery", "target-success", "spaced")
-TARGET = 0.75
-
-
-class OracleTutor:
-    """Chooses from the population's true state (module docstring); learns nothing."""
-
-    def __init__(self, population: Population, catalog: Catalog, course: str) -> None:
-        self.population = population
-        prepared = prepare(catalog)
-        items, skills, _ = scope(prepared, course)
-        position = {s: p for p, s in enumerate(catalog.order)}
-        self.order = np.array(sorted(np.flatnonzero(skills),
-                                     key=lambda k: position[prepared.skill_ids[k]]))
-        # an item belongs to the one of its skills that comes last in the order
-        rank = np.full(len(prepared.skill_ids), -1)
-        rank[self.order] = np.arange(len(self.order))
-        owner = [max(prepared.pair_skill[prepared.pair_ptr[j]:prepared.pair_ptr[j + 1]],
-                     key=lambda k: rank[k]) for j in range(len(prepared.item_ids))]
-        by_skill: dict[int, list[int]] = {int(k): [] for k in self.order}
-        for j in np.flatnonzero(items):
-            by_skill[int(owner[j])].append(int(j))
-        width = max(len(v) for v in by_skill.values())
-        self.items = np.full((len(prepared.skill_ids), width), NO_ITEM, dtype=np.int64)
-        for k, js in by_skill.items():
-            self.items[k, :len(js)] = js
-        self.course_skills = skills
-
-    def choose(self, at: datetime) -> np.ndarray:
-        t = (at - EPOCH).total_seconds()
-        mastered = self.population.mastery(t)[:, self.order]
-        pending = ~mastered
-        first = np.argmax(pending, axis=1)
-        skill = self.order[first]
-        best = np.full(len(skill), NO_ITEM, dtype=np.int64)
-        gap = np.full(len(skill), np.inf)
-        for r in range(self.items.shape[1]):
-            candidate = self.items[skill, r]
-            p = self.population.p_correct(np.where(candidate == NO_ITEM, 0, candidate), t)
-            closer = (candidate != NO_ITEM) & (np.abs(p - TARGET) < gap)
-            best = np.where(closer, candidate, best)
-            gap = np.where(closer, np.abs(p - TARGET), gap)
-        return np.where(pending.any(axis=1), best, NO_ITEM)
-
-    def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
-        """Nothing to trace: the truth is read at every choice."""
-
-    def mastery(self, at: datetime) -> np.ndarray:
-        t = (at - EPOCH).total_seconds()
-        return self.population.mastery(t)[:, self.course_skills].astype(float)
 
 
 class LoggingTutor(EngineTutor):

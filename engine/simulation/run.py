@@ -13,11 +13,21 @@ and traces is a :class:`Tutor`: the engine in this process (:class:`EngineTutor`
 server, driven over HTTP by :mod:`training.simulate_http` through the very same loop
 (:func:`run_tutor`), which gets the same numbers for the same seed. :func:`compare` runs every
 policy on every family with the same seed, so each policy meets the same learners (paired), and
-summarizes with :mod:`engine.simulation.metrics`.
+summarizes with :mod:`engine.simulation.metrics`. A row may also be a tutor built on the
+population itself (a :data:`TutorFactory`: the oracle of :mod:`engine.simulation.oracle`, which
+reads the learners' true state), run through the same loop on the same learners; with the
+fixed curriculum and the oracle both run, each policy's share of the oracle's gain on
+exercises to mastery is reported (:func:`~engine.simulation.metrics.gain_share_ci`).
 
 Outcomes per learner: exercises until every course skill is truly mastered (ground truth;
 learners who never get there count as the whole budget, a lower bound, and the share who get
-there is reported), the post-test (expected score on every course item right after the last
+there is reported); exercises until the tutor *releases* the learner, its course complete as
+the API says it (every course skill's P(mastered) at least the policy's mastery threshold,
+:data:`COMPLETE_THRESHOLD` for a policy without one), or the tutor offering nothing (the whole
+budget if neither happens; a learner who knows the course and a tutor that says so at once
+count 0); of those exercises, the ones spent on what the learner knew at the start (every
+skill of the item truly mastered at time 0: practice a placement or a test-out could have
+saved); the post-test (expected score on every course item right after the last
 session), retention 7 and 30 days later with no practice in between, and the diagnostic AUC of
 the tracer's P(mastered) against the true mastery over the course skills at the end of every
 day. Curves for pictures: true mastery share per day, test score by days after the course.
@@ -43,11 +53,12 @@ from engine.selection.lockstep import choose_many, context_of
 from engine.selection.policy import Policy
 from engine.selection.prepared import prepare
 from engine.simulation.base import DAY, NO_ITEM, Population, make_population
-from engine.simulation.metrics import learner_auc, mean_ci, paired_ci, share_ci
+from engine.simulation.metrics import gain_share_ci, learner_auc, mean_ci, paired_ci, share_ci
 from engine.tracing.base import Tracer
 
-__all__ = ["METRICS", "RECENT", "REPORTED_DECIMALS", "Comparison", "EngineTutor", "PolicyRun",
-           "Schedule", "Tutor", "compare", "learner_ids", "run_policy", "run_tutor"]
+__all__ = ["COMPLETE_THRESHOLD", "METRICS", "RECENT", "REPORTED_DECIMALS", "Comparison",
+           "EngineTutor", "PolicyRun", "PopulationFactory", "Schedule", "Tutor", "TutorFactory",
+           "compare", "learner_ids", "run_policy", "run_tutor"]
 
 #: recent items passed to policies (the API keeps as many)
 RECENT = 10
@@ -56,8 +67,11 @@ EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 #: days after the course at which the retention curve is measured
 RETENTION_DAYS = (0, 1, 2, 3, 5, 7, 10, 14, 21, 30)
 #: the per-learner outcomes, in report order
-METRICS = ("exercises_to_mastery", "post_test", "retention_7d", "retention_30d",
-           "diagnostic_auc")
+METRICS = ("exercises_to_mastery", "exercises_to_complete", "exercises_on_known",
+           "post_test", "retention_7d", "retention_30d", "diagnostic_auc")
+#: the mastery threshold at which a course is complete for a policy that declares none (the
+#: fixed curriculum, random): the target-success policy's, which the API long served
+COMPLETE_THRESHOLD = 0.95
 
 #: called with (steps done, steps in all, what is happening, metrics so far)
 Progress = Callable[[int, int, str, Mapping[str, float]], None]
@@ -105,15 +119,20 @@ class PolicyRun:
 
 @dataclass
 class Comparison:
-    """Every policy on every family (same learners per family), and the baseline policy."""
+    """Every policy on every family (same learners per family), the baseline policy, and
+    ``gain``: the (fixed curriculum, oracle) rows each policy's share of the oracle's gain is
+    measured between, where both were run."""
 
     runs: dict[str, dict[str, PolicyRun]] = field(default_factory=dict)
     baseline: str = ""
+    gain: tuple[str, str] | None = None
 
     def summary(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
         """family -> policy -> metric -> ``{"mean", "ci95", "n"}``, with
         ``"vs_baseline"`` (paired difference and p-value) for every policy but the baseline,
-        and ``mastered_share`` (Wilson interval) for each policy."""
+        ``mastered_share`` (Wilson interval) for each policy, and ``share_of_oracle_gain``
+        (:func:`~engine.simulation.metrics.gain_share_ci`) for each row but the two of
+        ``gain``."""
         out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         for family, runs in self.runs.items():
             base = runs.get(self.baseline)
@@ -126,6 +145,11 @@ class Comparison:
                         metrics[metric]["vs_baseline"] = paired_ci(run.outcomes[metric],
                                                                    base.outcomes[metric])
                 metrics["mastered_share"] = share_ci(run.mastered)
+                if self.gain is not None and name not in self.gain:
+                    floor, ceiling = (runs[g].outcomes["exercises_to_mastery"]
+                                      for g in self.gain)
+                    metrics["share_of_oracle_gain"] = gain_share_ci(
+                        floor, run.outcomes["exercises_to_mastery"], ceiling)
                 out[family][name] = metrics
         return out
 
@@ -159,6 +183,15 @@ class Tutor(Protocol):
         ...
 
 
+#: a tutor built on the population it teaches (``(population, catalog, course) -> Tutor``):
+#: what reads the learners' true state, such as the oracle
+TutorFactory = Callable[[Population, Catalog, str | None], Tutor]
+#: the learners of a run, ``(family, catalog, n, seed) -> Population`` (default
+#: :func:`~engine.simulation.base.make_population`; a study can give learners who know part of
+#: the course)
+PopulationFactory = Callable[[str, Catalog, int, int], Population]
+
+
 class EngineTutor:
     """The engine in this process: ``policy`` chooses from ``tracer``'s states with the
     context the API builds (the last :data:`RECENT` items and their outcomes, the learner's
@@ -166,7 +199,8 @@ class EngineTutor:
 
     ``lockstep`` (the default) makes one batched call per exercise for the whole population
     (``choose_many``, ``update_many``); without it every learner gets the one-learner calls
-    (the reference the tests hold the batched path equal to).
+    (the reference the tests hold the batched path equal to). A course is complete at the
+    policy's ``mastery_threshold`` (:data:`COMPLETE_THRESHOLD` where it declares none).
     """
 
     def __init__(self, catalog: Catalog, course: str | None, policy: Policy,
@@ -174,6 +208,7 @@ class EngineTutor:
         self.catalog, self.course, self.policy, self.tracer = catalog, course, policy, tracer
         self.learners = tuple(learners)
         self.lockstep = lockstep
+        self.mastery_threshold = float(getattr(policy, "mastery_threshold", COMPLETE_THRESHOLD))
         n = len(self.learners)
         self.prepared = prepare(catalog)
         self.course_skills = scope(self.prepared, course)[1]
@@ -230,16 +265,19 @@ def learner_ids(prefix: str, family: str, n: int) -> tuple[str, ...]:
 def run_policy(family: str, catalog: Catalog, course: str | None, policy: Policy, *, n: int,
                seed: int, schedule: Schedule, tracer: Tracer[Any], label: str = "",
                lockstep: bool = True, learners: Sequence[str] | None = None,
-               epoch: datetime = EPOCH, progress: Progress | None = None) -> PolicyRun:
+               epoch: datetime = EPOCH, progress: Progress | None = None,
+               population: Population | None = None) -> PolicyRun:
     """``policy`` on ``n`` learners of ``family`` (seed ``seed``), ``tracer`` tracing them in
     this process (:class:`EngineTutor`); ``learners`` are their ids (default
-    :func:`learner_ids`), ``epoch`` the moment simulated time 0 stands for."""
+    :func:`learner_ids`), ``epoch`` the moment simulated time 0 stands for, ``population``
+    as :func:`run_tutor` takes it."""
     learners = learner_ids(f"sim{seed}", family, n) if learners is None else tuple(learners)
     if len(learners) != n:
         raise ValueError(f"give one id per learner: {len(learners)} ids for {n} learners")
     tutor = EngineTutor(catalog, course, policy, tracer, learners, lockstep=lockstep)
     return run_tutor(family, catalog, course, tutor, n=n, seed=seed, schedule=schedule,
-                     label=label or repr(policy), epoch=epoch, progress=progress)
+                     label=label or repr(policy), epoch=epoch, progress=progress,
+                     population=population)
 
 
 def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *, n: int,
@@ -255,6 +293,10 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
     learner's previous answer, as the API chooses the ``next`` of an answer's response.
     ``population``: the learners, when a study prepares them itself (default: a new one of
     ``family`` with ``n`` learners and ``seed``).
+
+    Whether the course is complete is read from ``tutor.mastery`` after every exercise (at the
+    tutor's ``mastery_threshold``, :data:`COMPLETE_THRESHOLD` if it has none) until every
+    learner's is: a served run asks its server for that too.
     """
     prepared = prepare(catalog)
     course_items, course_skills, _ = scope(prepared, course)
@@ -267,7 +309,14 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
         raise ValueError(f"the population has {population.n} learners, the run {n}")
     answers_rng = np.random.default_rng([seed, 0x5EED])
     answered = np.zeros(n, dtype=np.int64)
-    reached = np.where(population.mastery(0.0)[:, course_skills].all(axis=1), 0, -1)
+    known = population.mastery(0.0)
+    reached = np.where(known[:, course_skills].all(axis=1), 0, -1)
+    # per learner and item: every skill of the item mastered at the start
+    known_item = prepared.all_per_item(known[:, prepared.pair_skill])
+    on_known = np.zeros(n, dtype=np.int64)
+    threshold = float(getattr(tutor, "mastery_threshold", COMPLETE_THRESHOLD))
+    released = np.where((tutor.mastery(epoch) >= threshold).all(axis=1), 0, -1)
+    rows = np.arange(n)
     mastery_curve = np.zeros(schedule.days)
     believed, truth = [], []
     chosen_at = epoch  # the first exercise is chosen at the start
@@ -277,13 +326,18 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
             at = epoch + timedelta(seconds=t)
             chosen = tutor.choose(chosen_at)
             active = chosen != NO_ITEM
+            released = np.where((released < 0) & ~active, answered, released)
             correct = (answers_rng.random(n) < population.p_correct(chosen, t)) & active
             population.practise(chosen, correct, t)
             tutor.record(chosen, correct, at)
             chosen_at = at
+            on_known += active & (released < 0) & known_item[rows, np.maximum(chosen, 0)]
             answered += active
             now_mastered = population.mastery(t)[:, course_skills].all(axis=1)
             reached = np.where((reached < 0) & now_mastered, answered, reached)
+            if (released < 0).any():
+                complete = (tutor.mastery(at) >= threshold).all(axis=1)
+                released = np.where((released < 0) & complete, answered, released)
         t_day = day * DAY + schedule.per_session * schedule.spacing
         true_now = population.mastery(t_day)[:, course_skills]
         mastery_curve[day] = true_now.mean()
@@ -296,6 +350,9 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
     scores = {d: population.test_score(test_items, end + d * DAY) for d in RETENTION_DAYS}
     outcomes = {
         "exercises_to_mastery": np.where(reached >= 0, reached, schedule.budget).astype(float),
+        "exercises_to_complete": np.where(released >= 0, released,
+                                          schedule.budget).astype(float),
+        "exercises_on_known": on_known.astype(float),
         "post_test": scores[0],
         "retention_7d": scores[7],
         "retention_30d": scores[30],
@@ -310,23 +367,37 @@ def compare(families: Sequence[str], catalog: Catalog, course: str | None,
             policies: Mapping[str, Policy], *, n: int, seed: int, schedule: Schedule,
             tracer: Callable[[], Tracer[Any]], baseline: str | None = None,
             progress: Progress | None = None,
-            tracers: Mapping[str, Callable[[], Tracer[Any]]] | None = None) -> Comparison:
+            tracers: Mapping[str, Callable[[], Tracer[Any]]] | None = None,
+            tutors: Mapping[str, TutorFactory] | None = None,
+            population: PopulationFactory = make_population,
+            gain: tuple[str, str] | None = None) -> Comparison:
     """Every policy (label -> policy) on every family, each family's learners the same for
     every policy (seed ``seed``); ``tracer()`` gives the tracer of each run, ``tracers`` another
     one for the policies (by label) that run with their own (a spacing policy needs a tracer
     with memory); ``baseline`` (default: the first policy) is what paired differences are
-    taken against."""
+    taken against. ``tutors`` (label -> factory) are rows after the policies, each built on
+    the population it teaches; ``population`` makes each run's learners; ``gain``: the labels
+    of the fixed curriculum and the oracle, for each row's share of the oracle's gain."""
+    labels = [*policies, *(tutors or {})]
     if not policies:
         raise ValueError("give at least one policy")
-    if baseline is not None and baseline not in policies:
-        raise ValueError(f"baseline {baseline!r} is not among the policies "
-                         f"({', '.join(policies)})")
-    result = Comparison(baseline=baseline or next(iter(policies)))
+    if len(labels) != len(set(labels)):
+        raise ValueError(f"a tutor has a policy's label ({', '.join(labels)})")
+    for what, label in [("baseline", baseline), *(("gain row", g) for g in gain or ())]:
+        if label is not None and label not in labels:
+            raise ValueError(f"{what} {label!r} is not among the policies "
+                             f"({', '.join(labels)})")
+    result = Comparison(baseline=baseline or next(iter(policies)), gain=gain)
     for family in families:
-        result.runs[family] = {
-            label: run_policy(family, catalog, course, policy, n=n, seed=seed,
-                              schedule=schedule, tracer=(tracers or {}).get(label, tracer)(),
-                              label=label,
-                              progress=progress)
-            for label, policy in policies.items()}
+        runs = result.runs[family] = {}
+        for label, policy in policies.items():
+            runs[label] = run_policy(
+                family, catalog, course, policy, n=n, seed=seed, schedule=schedule,
+                tracer=(tracers or {}).get(label, tracer)(), label=label, progress=progress,
+                population=population(family, catalog, n, seed))
+        for label, build in (tutors or {}).items():
+            learners = population(family, catalog, n, seed)
+            runs[label] = run_tutor(family, catalog, course, build(learners, catalog, course),
+                                    n=n, seed=seed, schedule=schedule, label=label,
+                                    progress=progress, population=learners)
     return result

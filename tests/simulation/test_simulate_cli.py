@@ -8,6 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from engine.selection.registry import DEFAULT_POLICY
+from engine.simulation.run import METRICS
 from tutor.cli import app
 
 runner = CliRunner()
@@ -24,10 +26,11 @@ def _json(*extra: str) -> dict:
 def test_json_maps_learner_model_policy_metric_to_mean_and_interval() -> None:
     doc = _json()
     policies = doc["results"]["prereq-forget"]
-    assert set(policies) == {"fixed-curriculum", "random", "lowest-mastery", "target-success"}
+    assert set(policies) == {"fixed-curriculum", "random", "lowest-mastery", "target-success",
+                             "spaced", DEFAULT_POLICY, "oracle"}
+    assert doc["default_policy"] == DEFAULT_POLICY
     for metrics in policies.values():
-        for metric in ("exercises_to_mastery", "post_test", "retention_7d", "retention_30d",
-                       "diagnostic_auc"):
+        for metric in METRICS:
             assert set(metrics[metric]) >= {"mean", "ci95"}
             assert len(metrics[metric]["ci95"]) == 2
     assert doc["baseline"] == "fixed-curriculum"
