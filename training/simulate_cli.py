@@ -177,8 +177,6 @@ def simulate(
         for spec in () if server else policy or dict.fromkeys((*_BASELINES, DEFAULT_POLICY)):
             name, options = parse_policy(spec)
             policies[spec] = make_policy(name, **options)
-        if oracle and _ORACLE in policies:
-            raise ValueError(f"a policy is labelled {_ORACLE!r}: that is the oracle's row")
         if baseline is not None and baseline not in policies:
             raise ValueError(f"--baseline {baseline!r} is not among the policies "
                              f"({', '.join(policies)})")
