@@ -40,7 +40,7 @@ key_app = typer.Typer(
          "one. Servers stop accepting a revoked key within TUTOR_KEY_CACHE_SECONDS.",
     no_args_is_help=True)
 content_app = typer.Typer(help="Content packs.", no_args_is_help=True)
-model_app = typer.Typer(help="Fitted models serving a tenant instead of its content's BKT.",
+model_app = typer.Typer(help="Fitted models serving a tenant instead of its content's tracer.",
                         no_args_is_help=True)
 
 
@@ -335,13 +335,19 @@ def model_unregister(
     tenant: Annotated[str, typer.Option(help="Tenant name.")],
     database_url: DbUrl = None,
 ) -> None:
-    """Serve a tenant with its content's BKT again."""
+    """Serve a tenant with its content's tracer again (the one `tutor tenant defaults`
+    shows)."""
     from api.models import unregister_model
 
     engine, target = _tenant(database_url, tenant)
-    if not unregister_model(engine, target.id):
-        raise fail(f"tenant {tenant!r} has no registered model: it is served by BKT already")
-    print(f"tenant {tenant!r} is served by BKT again")
+    try:
+        tracer = unregister_model(engine, target.id)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if tracer is None:
+        raise fail(f"tenant {tenant!r} has no registered model: it is served by its "
+                   "content's tracer already")
+    print(f"tenant {tenant!r} is served by its content's {tracer} again")
 
 
 def tenant_log(tenant: str, database_url: str | None) -> AnswerLog:

@@ -61,6 +61,11 @@ tenants = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("target_success", Float, nullable=False, server_default="0.75"),
     Column("content_version", Integer, nullable=False, server_default="0"),
+    # the tenant's default policy, its options and its tracer (migration 0010;
+    # api.tenant_defaults): NULL, not configured: the engine's default policy, and its tracer
+    Column("policy", String(64)),
+    Column("policy_options", JSON),
+    Column("tracer", String(32)),
 )
 
 api_keys = Table(

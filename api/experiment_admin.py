@@ -19,9 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.db import experiments, learners, retry_if_disconnected, tenants
 from api.experiment_schemas import INT64_MAX, INT64_MIN, ExperimentIn, ExperimentResponse
-from api.experiments import Experiment, build_policy
+from api.experiments import Experiment
 from api.responses import Consent
 from api.service import Conflict, Invalid, NotFound, TutorService
+from api.tenant_defaults import build_policy, memory_refusal, served_tracer, tenant_of
 from engine.experiments import Arm, check_arms
 
 Status = Literal["scheduled", "running", "stopped"]
@@ -45,7 +46,8 @@ def describe(experiment: Experiment, now: datetime) -> ExperimentResponse:
 
 def create_experiment(service: TutorService, tenant_id: int,
                       body: ExperimentIn) -> ExperimentResponse:
-    """Store a new experiment; :class:`Invalid` for arms or times that cannot be, and
+    """Store a new experiment; :class:`Invalid` for arms or times that cannot be (an arm
+    whose policy needs a tracer with memory, where the tenant's has none, too), and
     :class:`Conflict` for a name taken or a time overlapping another experiment's."""
     now = datetime.now(UTC)
     starts = body.starts_at or now
@@ -62,6 +64,11 @@ def create_experiment(service: TutorService, tenant_id: int,
         raise Invalid("stops_at must be later than starts_at and than now")
     with service.log.writer, service.engine.begin() as conn:
         _serialise_creations(conn, tenant_id)
+        tracer, _ = served_tracer(conn, tenant_of(conn, tenant_id))
+        for arm in arms:  # a policy that needs memory, on a tracer without it
+            problem = memory_refusal(arm["policy"], tracer, f"arm {arm['name']!r}")
+            if problem is not None:
+                raise Invalid(problem)
         others = [Experiment.of(r) for r in conn.execute(
             select(experiments).where(experiments.c.tenant_id == tenant_id))]
         for other in others:

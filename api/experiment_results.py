@@ -9,7 +9,7 @@ whose row records this experiment's arm count (the arm chose what they answered)
 * ``accuracy``: the share of them that were right, per active learner;
 * ``exercises_to_mastery``: per learner who mastered a skill while in the arm, the mean number
   of the arm's answers to each such skill until its mastery (the tenant's tracer replayed over
-  the learner's whole log, mastery at the selection threshold; skills mastered before the
+  the learner's whole log, mastery at :data:`MASTERY_THRESHOLD`; skills mastered before the
   learner's first answer in the arm do not count);
 * ``returned``: whether the learner answered again at least a day after their first answer in
   the arm, among learners whose first answer is at least a day old (the others could not have).
@@ -61,6 +61,10 @@ METRICS: dict[str, str] = {
                 "answer (learners whose first answer is at least a day old)",
 }
 BINARY = {"returned"}
+#: the mastery that counts a skill mastered, the same for every arm whatever its policy's own
+#: threshold (so arms compare on one yardstick): the target-success policy's, as results were
+#: computed before the default policy changed (issue 21)
+MASTERY_THRESHOLD = 0.95
 RETURN_AFTER = timedelta(days=1)
 #: how long a worker reuses an experiment's replay, and how many replays it keeps
 REPLAY_SECONDS, REPLAYS_KEPT = 15.0, 64
@@ -172,7 +176,7 @@ def _replay_all(service: TutorService, tenant: Tenant, experiment: Experiment,
     ``deadline``, a :func:`time.monotonic` time)."""
     now = datetime.now(UTC)
     rt = service.runtimes.get(tenant)
-    threshold = service.policy.mastery_threshold
+    threshold = MASTERY_THRESHOLD
     assigned = (select(experiment_assignments.c.learner_id)
                 .where(experiment_assignments.c.experiment_id == experiment.id))
     with service.engine.connect() as conn:

@@ -19,11 +19,10 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from api.experiments import DEFAULT_POLICY
 from api.schemas import Id, Moment, WholeNumber
 from api.service import RECENT
 from engine.selection.options import Option
-from engine.selection.registry import POLICIES, PolicySpec
+from engine.selection.registry import DEFAULT_POLICY, POLICIES, PolicySpec
 
 #: the range of an arm's weight: shares as unequal as 1 to a million, and never a sum that
 #: overflows or a share that rounds to 0 (issue 20: two arms of 1e308 broke every assignment)
@@ -88,7 +87,8 @@ def _arm_model(policy: str, spec: PolicySpec) -> type[_Arm]:
         __doc__=f"An arm served by `{policy}`: {spec.summary}.",
         policy=(tag, Field(... if required else policy, description=(
             "The policy choosing exercises" + ("." if required else
-                                               " (default: `target-success`).")))),
+                                               f" (default: `{DEFAULT_POLICY}`, the engine's "
+                                               "default, stored by its name).")))),
         options=(options, Field(default_factory=options, description=(
             "The policy's options; an option it does not take, or a value outside its "
             "range, is a 422.")))))
@@ -119,9 +119,12 @@ class ExperimentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "name": "target-0.7-vs-0.8",
-        "arms": [{"name": "control", "options": {"target_success": 0.75}},
-                 {"name": "low", "options": {"target_success": 0.7}},
-                 {"name": "high", "options": {"target_success": 0.8}}],
+        "arms": [{"name": "control", "policy": "target-success",
+                  "options": {"target_success": 0.75}},
+                 {"name": "low", "policy": "target-success",
+                  "options": {"target_success": 0.7}},
+                 {"name": "high", "policy": "target-success",
+                  "options": {"target_success": 0.8}}],
         "starts_at": "2026-12-01T00:00:00Z", "stops_at": "2027-01-01T00:00:00Z"}]})
 
     name: Id = Field(description="The experiment's name, unique for the tenant (it also "

@@ -10,7 +10,9 @@ A learner is served by (in this order):
    and served from the stored arm ever after (sticky). Learners who refused experiments
    (``experiment_consent`` false) are never enrolled, nor, for an experiment that requires
    consent, those who did not give it;
-3. the tenant's default: the target-success policy at the tenant's target.
+3. the tenant's default policy (:mod:`api.tenant_defaults`: the one it configured, else the
+   engine's default, :data:`engine.selection.registry.DEFAULT_POLICY`), at the target its
+   options set, else the tenant's.
 
 At most one experiment of a tenant runs at a time (:mod:`api.experiment_admin` refuses
 overlaps), so a learner's policy is never a mix. Each answer row records the policy, experiment
@@ -27,6 +29,7 @@ experiment on targets would otherwise measure whatever apps send.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -41,30 +44,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api import threads
 from api.db import events, experiment_assignments, experiments, learners, retry_if_disconnected
 from api.responses import Assignment, Consent
+from api.tenant_defaults import build_policy, tenant_policy
+from api.tenants import Tenant
 from engine.experiments import Arm, assign, check_arms
 from engine.selection import Policy
 from engine.selection.baselines import FixedCurriculumPolicy
-from engine.selection.registry import make_policy
+from engine.selection.registry import DEFAULT_POLICY
 
 #: how long a worker serves from its copy of a tenant's experiments
 CACHE_SECONDS = 2.0
-#: the policy of learners in no experiment, and the one an opted-out learner gets (arms may
-#: use any of the registry's, engine.selection.registry.POLICIES)
-DEFAULT_POLICY = "target-success"
+#: the policy an opted-out learner gets (arms may use any of the registry's,
+#: engine.selection.registry.POLICIES; learners in no experiment get their tenant's default)
 OPTED_OUT_POLICY = "fixed-curriculum"
 #: policies that read the outcomes of the last answers (SelectionContext.recent_correct)
 NEEDS_OUTCOMES = {"fixed-curriculum"}
 
 log = logging.getLogger("tutor.api")
-
-
-def build_policy(name: str, options: Mapping[str, Any]) -> Policy:
-    """The registry's policy ``name`` with ``options``; ValueError, saying what is wrong, for
-    an unknown name or option, or an option's value of the wrong type."""
-    try:
-        return make_policy(name, **options)
-    except TypeError as exc:  # e.g. a string where the policy compares a number
-        raise ValueError(f"policy {name!r}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +126,11 @@ class Served:
     experiment_id: int | None = None
     arm: str | None = None
     recent_correct: tuple[bool, ...] = ()
+    #: whether a course's end and its outside prerequisites wrap the policy's choice
+    #: (engine.selection.journey): the tenants' policies; not the fixed curriculum of learners
+    #: who opted out of personalization (no learner model is consulted for them), nor a
+    #: placement test's items
+    journey: bool = False
 
     def columns(self) -> dict[str, Any]:
         """The answer row's record of it."""
@@ -144,9 +144,10 @@ class ExperimentServing:
     """The policy for each learner (see the module's docstring), with the tenants' running
     experiments cached for :data:`CACHE_SECONDS`."""
 
-    def __init__(self, engine: Engine, default: Policy) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.default = Served(default, DEFAULT_POLICY)
+        #: the tenants' default policies, built once per configuration (name, options' JSON)
+        self._defaults: dict[tuple[str, str], Served] = {}
         self.opted_out = build_policy(OPTED_OUT_POLICY, {})
         self._streak = outcomes_read(self.opted_out)
         self._cache: dict[int, tuple[float, tuple[Experiment, ...]]] = {}
@@ -234,7 +235,27 @@ class ExperimentServing:
         finally:
             self._refreshing.discard(tenant_id)
 
-    def served(self, conn: Connection, tenant_id: int, learner_id: str, at: datetime, *,
+    def default_for(self, tenant: Tenant) -> Served:
+        """Who serves the tenant's learners outside experiments: its default policy, at the
+        target its options set (else the tenant's). A configuration the registry no longer
+        takes (a policy or option removed since it was stored) is logged and the engine's
+        default serves: one stale setting must not fail every exercise of the tenant."""
+        name, options = tenant_policy(tenant)
+        key = (name, json.dumps(dict(options), sort_keys=True))
+        served = self._defaults.get(key)
+        if served is None:
+            try:
+                built = build_policy(name, options)
+            except ValueError as exc:
+                log.error("tenant %d's default policy cannot be served, the engine's default "
+                          "serves: %s", tenant.id, exc)
+                name, options, built = DEFAULT_POLICY, {}, build_policy(DEFAULT_POLICY, {})
+            served = Served(built, name, options.get("target_success"), journey=True)
+            with self._lock:
+                self._defaults[key] = served
+        return served
+
+    def served(self, conn: Connection, tenant: Tenant, learner_id: str, at: datetime, *,
                enrol: bool, last_seq: int | None = None,
                consent: tuple[bool, bool | None] | None = None) -> Served | None:
         """Who serves the learner at ``at``, read on ``conn``. A learner to enrol now is
@@ -243,6 +264,7 @@ class ExperimentServing:
         learner's answers to take the fixed curriculum's recent outcomes from (None: all).
         ``consent``: the learner's (personalization, experiment_consent), when the caller read
         them with the learner's row (None: read here; no row, no learner yet)."""
+        tenant_id = tenant.id
         if consent is None:
             row = conn.execute(self._consent, {"t": tenant_id, "l": learner_id}).first()
             consent = None if row is None else (row.personalization, row.experiment_consent)
@@ -254,7 +276,7 @@ class ExperimentServing:
         refused = consent is not None and consent[1] is False
         unasked = consent is None or consent[1] is None
         if experiment is None or refused or (experiment.require_consent and unasked):
-            return self.default
+            return self.default_for(tenant)
         arm = conn.execute(self._assigned, {"x": experiment.id, "l": learner_id}).scalar()
         if arm is None:
             if not enrol:
@@ -269,7 +291,7 @@ class ExperimentServing:
                                         outcomes_read(config.built)) \
             if config.policy in NEEDS_OUTCOMES else ()
         return Served(config.built, config.policy, config.options.get("target_success"),
-                      experiment.id, arm, outcomes)
+                      experiment.id, arm, outcomes, journey=True)
 
     def _recent_correct(self, conn: Connection, tenant_id: int, learner_id: str,
                         last_seq: int | None, n: int) -> tuple[bool, ...]:

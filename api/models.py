@@ -1,5 +1,6 @@
-"""Which knowledge-tracing model serves a tenant: the tracer its content's parameters define
-(BKT, the default), or a fitted model registered for it.
+"""Which knowledge-tracing model serves a tenant: a fitted model registered for it, else the
+tracer its content's parameters define (the model its defaults name, :mod:`api.tenant_defaults`:
+``bkt-memory`` for the default policy).
 
 Any model of the registry can be registered: whatever its ``save`` wrote (a BKT parameter file
 from ``tutor fit``, a DKT checkpoint directory) or pyBKT's ``coef_`` as JSON. It is stored in
@@ -8,7 +9,8 @@ serves the same model without shared files. Registering or removing one bumps th
 content version: cached learner states of the old model stop matching and are rebuilt from
 the answer log with the new one, so no learner keeps a state the model did not compute. A model
 must know every skill of the tenant's content, checked at registration and at every later
-content import.
+content import. A model without memory is refused while a policy that needs memory serves the
+tenant, and so is unregistering one when the tenant's content tracer has none.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from engine.tracing import Tracer, load_tracer, tracer_from_bytes
 def register_model(engine: Engine, tenant_id: int, path: Path,
                    catalog: Catalog) -> dict[str, Any]:
     """Store the model saved at ``path`` as the tenant's; returns its summary."""
+    from api.tenant_defaults import check_model_memory  # (it reads tenants: api.tenants)
+
     tracer = load_tracer(path)  # loads, or says why not
     check_covers(tracer.skills, catalog.skills, what=str(path))
     with engine.begin() as conn:
+        check_model_memory(conn, tenant_id, tracer.name)
         conn.execute(delete(tracer_models).where(tracer_models.c.tenant_id == tenant_id))
         conn.execute(insert(tracer_models).values(
             tenant_id=tenant_id, kind=tracer.name,
@@ -41,28 +46,35 @@ def register_model(engine: Engine, tenant_id: int, path: Path,
     return {"kind": tracer.name, "skills": len(tracer.skills)}
 
 
-def unregister_model(engine: Engine, tenant_id: int) -> bool:
-    """Serve the tenant with its content's BKT again; False if no model was registered."""
+def unregister_model(engine: Engine, tenant_id: int) -> str | None:
+    """Serve the tenant with its content's tracer again: that tracer's name; None if no model
+    was registered. ValueError (nothing changed) if that tracer has no memory and a policy
+    that needs memory serves the tenant."""
+    from api.tenant_defaults import check_model_memory, content_tracer, tenant_of
+
     with engine.begin() as conn:
+        tracer = content_tracer(tenant_of(conn, tenant_id))
+        check_model_memory(conn, tenant_id, tracer)
         gone = conn.execute(delete(tracer_models).where(
             tracer_models.c.tenant_id == tenant_id)).rowcount
         if gone:
             bump_content_version(conn, tenant_id)
-    return bool(gone)
+    return tracer if gone else None
 
 
-def tenant_tracer(engine: Engine, tenant_id: int, catalog: Catalog) -> Tracer[Any]:
-    """The tracer that serves the tenant now."""
+def registered_tracer(engine: Engine, tenant_id: int) -> Tracer[Any] | None:
+    """The model registered for the tenant (None: its content's tracer serves it)."""
     with engine.connect() as conn:
         row = conn.execute(select(tracer_models.c.kind, tracer_models.c.weights)
                            .where(tracer_models.c.tenant_id == tenant_id)).first()
     if row is None:
-        return catalog.tracer()
+        return None
     return tracer_from_bytes(row.kind, row.weights, source=f"tenant {tenant_id}'s model")
 
 
 def model_skills(conn: Connection, tenant_id: int) -> list[str] | None:
-    """The skill ids of the tenant's registered model (None: served by its content's BKT)."""
+    """The skill ids of the tenant's registered model (None: served by its content's
+    tracer)."""
     document = conn.execute(select(tracer_models.c.document).where(
         tracer_models.c.tenant_id == tenant_id)).scalar_one_or_none()
     return None if document is None else list(document["skills"])

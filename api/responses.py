@@ -40,7 +40,20 @@ class Exercise(ItemContent):
     p_correct: Annotated[float, Field(ge=0, le=1, description="The predicted probability that "
                                                               "the learner answers it right.")]
     reason: Annotated[str, Field(description="Why it was chosen, in words.")]
+    outside_course: NotRequired[Annotated[bool, Field(description=(
+        "Present, true, when the item practises a prerequisite that the learner's course does "
+        "not teach: the course's own skills are all locked behind such prerequisites, not yet "
+        "learned, so they come first."))]]
 
+
+#: what ``complete`` says, in the answer response and in ``/next``
+_COMPLETE = (
+    "Whether the learner's course (else the whole content) is complete: every skill learned and "
+    "no review due. Then `next` is empty (null in an answer's response) and `reason` says when "
+    "the next review falls due; reviews that fall due are offered again, the most forgotten "
+    "first. Always false for a learner who opted out of personalization (the fixed curriculum "
+    "starts the course over) and while a placement test runs; absent from responses recorded "
+    "before it existed (a retried answer gets its response as first given).")
 
 #: the former name of :class:`Exercise`
 Choice = Exercise
@@ -57,6 +70,7 @@ class Recorded(TypedDict):
     course: str | None  # the learner's current course, which ``next`` was chosen in
     next: Exercise | None
     reason: NotRequired[str]  # why ``next`` is None
+    complete: NotRequired[Annotated[bool, Field(description=_COMPLETE)]]
 
 
 class AnswerResponse(Recorded):
@@ -74,6 +88,7 @@ class NextResponse(TypedDict):
     course: str | None  # the learner's current course, which ``next`` was chosen in
     next: list[Exercise]
     reason: NotRequired[str]  # why ``next`` is empty
+    complete: NotRequired[Annotated[bool, Field(description=_COMPLETE)]]
 
 
 class SkillState(TypedDict):

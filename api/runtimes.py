@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from api.db import retry_if_disconnected
-from api.models import tenant_tracer
+from api.models import registered_tracer
 from api.responses import Exercise, ItemContent
+from api.tenant_defaults import content_tracer
 from api.tenants import Tenant, load_catalog
 from engine.catalog import Catalog, Item
 from engine.selection import Choice
@@ -76,5 +77,9 @@ class Runtimes:
     @retry_if_disconnected  # reads only: safe to repeat on a fresh connection
     def _build(self, tenant: Tenant) -> Runtime:
         catalog = load_catalog(self._engine, tenant.id)
-        return Runtime(tenant.content_version, catalog,
-                       tenant_tracer(self._engine, tenant.id, catalog))
+        # a registered model, else the tenant's content tracer (api.tenant_defaults): a
+        # change of either bumps the content version, which builds this again
+        tracer = registered_tracer(self._engine, tenant.id)
+        if tracer is None:
+            tracer = catalog.tracer(content_tracer(tenant))
+        return Runtime(tenant.content_version, catalog, tracer)

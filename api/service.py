@@ -57,7 +57,7 @@ from api.store import CachedState, DamagedEntry, StateStore, chain, damaged, lin
 from api.tenants import Tenant
 from engine.catalog import Item
 from engine.events import AnswerEvent
-from engine.selection import SelectionContext, TargetSuccessPolicy
+from engine.selection import SelectionContext, journey
 from engine.selection.spaced import DueReview
 from engine.selection.spaced import reviews as due_reviews
 from engine.tracing.recall import RecallTracer
@@ -122,9 +122,8 @@ class TutorService:
         self.store = store
         #: how far past the server's clock an answer's time may be (:meth:`_check_time`)
         self.max_clock_skew = max_clock_skew
-        self.policy = TargetSuccessPolicy()
-        #: who serves each learner: opted out, an experiment's arm, or self.policy
-        self.experiments = ExperimentServing(engine, self.policy)
+        #: who serves each learner: opted out, an experiment's arm, or the tenant's default
+        self.experiments = ExperimentServing(engine)
         #: each learner's current course as this process last saw it, for the one-statement
         #: answer, which has no database read: its statement checks it against the learner's
         #: row (a stale or missing entry costs a locked answer, never a wrong course)
@@ -189,7 +188,7 @@ class TutorService:
             seq, created_at, course, digest = learner[:4]
             cached, state = self._state_value(conn, tenant.id, learner_id, _epoch(created_at),
                                               seq - 1, rt, unchain(digest, drawn))
-            served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
+            served = self.experiments.served(conn, tenant, learner_id, now, enrol=True,
                                              last_seq=seq - 1, consent=learner.consent)
             assert served is not None  # (enrol=True)
             placed = None
@@ -245,7 +244,8 @@ class TutorService:
             # the statement checks that the learner has not opted out of personalization, and
             # the caller that no experiment runs: the tenant's default policy serves
             step = self._step(rt, tenant, learner_id, item, answer, now, cached, course,
-                              link=drawn, state=state, served=self.experiments.default)
+                              link=drawn, state=state,
+                              served=self.experiments.default_for(tenant))
             if not await one.apply(step.row, expected=cached.version,
                                    epoch=_created_at(cached.epoch), course=course,
                                    course_was=course_was, digest=cached.digest,
@@ -281,7 +281,7 @@ class TutorService:
         # chosen, and mastery given, at the answer's own time: an app that sends answers late
         # gets what it would have got on time, and simulated learners (training.simulate_http)
         # get what the in-process simulation chooses
-        choices, why_none = self._choose(
+        choices, why_none, complete = self._choose(
             rt, tenant, learner_id, state, recent, seq, answer.target_success, scope, n=1,
             at=answered_at, served=served,
             recent_correct=(*served.recent_correct, answer.correct))
@@ -295,6 +295,7 @@ class TutorService:
                                                       at=answered_at).items()},
             "course": scope,
             "next": choices[0] if choices else None,
+            "complete": complete,
         }
         if why_none:
             response["reason"] = why_none
@@ -441,7 +442,7 @@ class TutorService:
                 cached = states.get(learner_id) or self._state(
                     conn, tenant.id, learner_id, _epoch(created_at), seq - 1, rt,
                     unchain(digest, drawn))
-                served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True,
+                served = self.experiments.served(conn, tenant, learner_id, now, enrol=True,
                                                  last_seq=seq - 1)
                 assert served is not None  # (enrol=True)
                 item = items[i]
@@ -504,12 +505,15 @@ class TutorService:
     # ------------------------------------------------------------------ selection
     def _choose(self, rt: Runtime, tenant: Tenant, learner_id: str, state: Any,
                 recent: Sequence[str], seq: int, target: float | None, course: str | None,
-                n: int, at: datetime, served: Served,
-                recent_correct: tuple[bool, ...]) -> tuple[list[Exercise], str | None]:
-        """``served``'s policy's choices as JSON, and why there are none when the list is
-        empty. The target is the arm's if it sets one, else ``target`` (the request's), else
-        the tenant's; ``recent_correct`` are the outcomes of the last answers (the fixed
-        curriculum counts streaks).
+                n: int, at: datetime, served: Served, recent_correct: tuple[bool, ...],
+                ) -> tuple[list[Exercise], str | None, bool]:
+        """``served``'s policy's choices as JSON, why there are none when the list is empty,
+        and whether the course is complete. The target is the arm's (or the tenant's default
+        policy's options') if it sets one, else ``target`` (the request's), else the tenant's;
+        ``recent_correct`` are the outcomes of the last answers (the fixed curriculum counts
+        streaks). The policies of personalized learners are wrapped by
+        :func:`engine.selection.journey.choose`: nothing in a complete course, and a course
+        locked by prerequisites it does not teach offers those (``outside_course``).
 
         The tie-break seed is the learner's answer count: the same state gives the same
         choice, and a learner stuck on ties does not see the same item forever. Predictions
@@ -523,10 +527,17 @@ class TutorService:
             recent_correct=recent_correct[-len(recent):] if recent else (),
             target_success=target if target is not None else tenant.target_success,
             n=n, seed=seq, learner=learner_id, at=at)
-        choices = served.policy.choose(rt.tracer, state, rt.catalog, context)
-        if choices:
-            return [rt.exercise(c) for c in choices], None
-        return [], served.policy.explain_empty(rt.tracer, state, rt.catalog, context)
+        if not served.journey:
+            choices = served.policy.choose(rt.tracer, state, rt.catalog, context)
+            if choices:
+                return [rt.exercise(c) for c in choices], None, False
+            return [], served.policy.explain_empty(rt.tracer, state, rt.catalog,
+                                                   context), False
+        found = journey.choose(served.policy, rt.tracer, state, rt.catalog, context)
+        exercises = [rt.exercise(c) for c in found.choices]
+        if found.outside_course:
+            exercises = [{**e, "outside_course": True} for e in exercises]
+        return exercises, found.reason, found.complete
 
     @retry_if_disconnected
     def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
@@ -550,10 +561,10 @@ class TutorService:
             if learner is not None and course in (None, current):
                 cached = self._state(conn, tenant.id, learner_id, _epoch(learner.created_at),
                                      learner.last_seq, rt, learner.log_digest)
-            served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=False)
+            served = self.experiments.served(conn, tenant, learner_id, now, enrol=False)
         if served is None:  # the first exercise served while an experiment runs: enrol
             with self.log.writer, self.engine.begin() as conn:
-                served = self.experiments.served(conn, tenant.id, learner_id, now, enrol=True)
+                served = self.experiments.served(conn, tenant, learner_id, now, enrol=True)
             assert served is not None  # (enrol=True)
         if course is not None and course != current:
             with self.log.writer, self.engine.begin() as conn:
@@ -568,10 +579,11 @@ class TutorService:
                                  rt.tracer.state_to_bytes(rt.tracer.new_state()), ())
         state = rt.tracer.state_from_bytes(cached.state)
         scope = _scope(rt, current)
-        choices, why_none = self._choose(rt, tenant, learner_id, state, cached.recent,
-                                         cached.version, target, scope, n, at=now,
-                                         served=served, recent_correct=served.recent_correct)
-        response: NextResponse = {"learner_id": learner_id, "course": scope, "next": choices}
+        choices, why_none, complete = self._choose(
+            rt, tenant, learner_id, state, cached.recent, cached.version, target, scope, n,
+            at=now, served=served, recent_correct=served.recent_correct)
+        response: NextResponse = {"learner_id": learner_id, "course": scope, "next": choices,
+                                  "complete": complete}
         if why_none:
             response["reason"] = why_none
         return response
@@ -596,7 +608,7 @@ class TutorService:
         rt, state, course = self._reading(tenant, learner_id, course, at)
         skills = rt.catalog.courses[course].skills if course else tuple(rt.catalog.skills)
         mastery = rt.tracer.mastery(state, skills, at=at or datetime.now(UTC))
-        threshold = self.policy.mastery_threshold
+        threshold = self._threshold(tenant)
         per_skill: list[SkillProgress] = [
             {"skill_id": s, "name": rt.catalog.skills[s].name, "mastery": round(mastery[s], 6),
              "mastered": mastery[s] >= threshold} for s in skills]
@@ -616,10 +628,14 @@ class TutorService:
         rt, state, course = self._reading(tenant, learner_id, course, at)
         at = at or datetime.now(UTC)
         due = due_reviews(rt.tracer, state, rt.catalog, at=at, retention=retention,
-                          mastery_threshold=self.policy.mastery_threshold, course=course)
+                          mastery_threshold=self._threshold(tenant), course=course)
         return {"learner_id": learner_id, "course": course, "at": at, "retention": retention,
                 "memory": isinstance(rt.tracer, RecallTracer),
                 "reviews": [_due_review(rt, r) for r in due]}
+
+    def _threshold(self, tenant: Tenant) -> float:
+        """The mastery at which the tenant's default policy counts a skill learned."""
+        return journey.levels(self.experiments.default_for(tenant).policy)[0]
 
     def _reading(self, tenant: Tenant, learner_id: str, course: str | None,
                  at: datetime | None = None) -> tuple[Runtime, Any, str | None]:

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +40,17 @@ class Tenant:
     name: str
     target_success: float
     content_version: int
+    #: the default policy the tenant configured, its options, and its tracer (None: not
+    #: configured, the engine's defaults; :mod:`api.tenant_defaults`)
+    policy: str | None = None
+    policy_options: Mapping[str, Any] = field(default_factory=dict)
+    tracer: str | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> Tenant:
+        """The tenant of a ``tenants`` row."""
+        return cls(row.id, row.name, row.target_success, row.content_version, row.policy,
+                   dict(row.policy_options or {}), row.tracer)
 
 
 def _hash(key: str) -> str:
@@ -70,7 +82,7 @@ def tenant_by_name(engine: Engine, name: str) -> Tenant:
         row = conn.execute(select(tenants).where(tenants.c.name == name)).first()
     if row is None:
         raise LookupError(f"no tenant named {name!r} (create it with `tutor tenant create`)")
-    return Tenant(row.id, row.name, row.target_success, row.content_version)
+    return Tenant.of(row)
 
 
 #: seconds between two look-ups of keys never seen valid (a flood of random keys waits for
@@ -180,8 +192,7 @@ class KeyCache:
                         select(api_keys.c.key_hash, tenants)
                         .join(api_keys, api_keys.c.tenant_id == tenants.c.id)
                         .where(api_keys.c.key_hash.in_(digests[start:start + _BATCH]))):
-                    found[row.key_hash] = Tenant(row.id, row.name, row.target_success,
-                                                 row.content_version)
+                    found[row.key_hash] = Tenant.of(row)
         return found
 
     def forget(self, tenant_id: int) -> None:

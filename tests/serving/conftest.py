@@ -38,8 +38,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
-from api.db import make_engine, upgrade
+from api.db import make_engine, tenants, upgrade
 from api.settings import Settings
+from api.tenant_defaults import set_defaults
 from api.tenants import Tenant, create_tenant, import_pack
 from content.packs import bundled_packs, catalog_from_packs, parse_pack
 from engine.events import AnswerEvent
@@ -288,26 +289,31 @@ class TenantKey:
 
 
 def make_tenant_on(engine: sa.Engine, packs: Sequence[str | Mapping[str, Any]] = ("mini",),
-                   target_success: float = 0.75, name: str | None = None) -> TenantKey:
-    """A new tenant (unique name), its API key, and ``packs`` imported."""
+                   target_success: float = 0.75, name: str | None = None,
+                   policy: str | None = None, tracer: str | None = None) -> TenantKey:
+    """A new tenant (unique name), its API key, and ``packs`` imported; served by ``policy``
+    on ``tracer`` (None: the engine's defaults; api.tenant_defaults)."""
     tenant, key = create_tenant(engine, name or f"t-{uuid.uuid4().hex[:12]}", target_success)
     for pack in packs:
         import_pack(engine, tenant.id, pack_document(pack), f"test pack {pack!r}"[:80])
+    if policy is not None or tracer is not None:
+        set_defaults(engine, tenant.id, policy, {}, tracer)
     # the content version moved on with each import
     with engine.connect() as conn:
-        version = conn.execute(sa.text("SELECT content_version FROM tenants WHERE id = :i"),
-                               {"i": tenant.id}).scalar_one()
-    return TenantKey(Tenant(tenant.id, tenant.name, tenant.target_success, version), key,
-                     tuple(packs))
+        row = conn.execute(sa.select(tenants).where(tenants.c.id == tenant.id)).one()
+    return TenantKey(Tenant.of(row), key, tuple(packs))
 
 
 @pytest.fixture
 def make_tenant(backend: Backend) -> Callable[..., TenantKey]:
-    """``make_tenant(packs=("mini",), target_success=0.75)`` on the test's backend."""
+    """``make_tenant(packs=("mini",), target_success=0.75, policy=None, tracer=None)`` on the
+    test's backend."""
 
     def make(packs: Sequence[str | Mapping[str, Any]] = ("mini",),
-             target_success: float = 0.75) -> TenantKey:
-        return make_tenant_on(backend.engine, packs, target_success)
+             target_success: float = 0.75, policy: str | None = None,
+             tracer: str | None = None) -> TenantKey:
+        return make_tenant_on(backend.engine, packs, target_success, policy=policy,
+                              tracer=tracer)
 
     return make
 

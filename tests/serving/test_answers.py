@@ -249,12 +249,15 @@ def test_next_filters_by_course(client, make_tenant) -> None:
                    headers=t.headers)
     assert r.status_code == 200, r.text
     assert [c["item"] for c in r.json()["next"]] == ["mini.c.1"]
-    # course B's only skill needs A, not yet mastered: nothing, and the reason says why
-    r = client.get("/v1/learners/hal/next", params={"course": "mini.course.b"},
+    # course B's only skill needs A, which course B does not teach and hal has not learned:
+    # A's own items come first (never an empty `next`), marked as outside the course
+    r = client.get("/v1/learners/hal/next", params={"course": "mini.course.b", "n": 5},
                    headers=t.headers)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["next"] == [] and "prerequisite" in body["reason"]
+    assert {c["item"] for c in body["next"]} == {"mini.a.easy", "mini.a.mid", "mini.a.hard"}
+    assert all(c["outside_course"] for c in body["next"]) and not body["complete"]
+    assert body["next"][0]["reason"].startswith("outside course 'mini.course.b'")
     # once A is mastered, B opens
     for _ in range(8):
         answer(client, t, "hal", "mini.a.hard", True)

@@ -58,7 +58,9 @@ def test_a_course_given_once_holds_for_every_later_answer(make_client, make_tena
     for i in range(40):
         out = post(workers[i % 2], t, learner, item, rng.random() < 0.7, **extra)
         extra = {}
-        assert out["next"] is not None, out
+        if out["next"] is None:  # the course is done before 40 answers: it says so
+            assert out["complete"] and "complete" in out["reason"], out
+            break
         item = out["next"]["item"]
         if item not in spanish:
             outside.append(item)

@@ -4,29 +4,40 @@ results (hand-checked numbers, the sample-ratio-mismatch check), on both backend
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema_rs
+import pytest
 import sqlalchemy as sa
 from scipy import stats
 
 from api.db import experiments as experiment_rows
 from api.experiments import CACHE_SECONDS
 from engine.experiments import Arm, Sample, assign, mean_interval
-from engine.selection.registry import POLICIES
+from engine.selection.registry import DEFAULT_POLICY, POLICIES
 
 from .conftest import TUTOR, Backend, TenantKey, error_of, new_event_id
 
-ARMS = [{"name": "control", "options": {"target_success": 0.9}},
-        {"name": "low", "options": {"target_success": 0.3}}]
+ARMS = [{"name": "control", "policy": "target-success", "options": {"target_success": 0.9}},
+        {"name": "low", "policy": "target-success", "options": {"target_success": 0.3}}]
+
+
+@pytest.fixture
+def make_tenant(make_tenant: Callable[..., TenantKey]) -> Callable[..., TenantKey]:
+    """Tenants served by target-success outside experiments: these tests tell the arms from
+    the tenant's default by the targets the reasons name (the arms' 0.9 and 0.3, the tenant's
+    0.75), and read the default's name in the answer log."""
+    return functools.partial(make_tenant, policy="target-success")
 
 
 def define(client, t: TenantKey, name: str | None = None, arms: list[dict[str, Any]] = ARMS,
@@ -96,6 +107,12 @@ def test_define_list_stop_and_refusals(client, make_tenant) -> None:
     assert [(e["name"], e["status"]) for e in listed] == [("first", "stopped"),
                                                           ("second", "scheduled")]
     error_of(client.post("/v1/experiments/none/stop", headers=t.headers), 404, "not_found")
+
+
+def test_an_arm_naming_no_policy_is_the_engines_default(client, make_tenant) -> None:
+    """The default is named in the stored definition: a later default does not change it."""
+    made = define(client, make_tenant(), arms=[{"name": "a"}, {"name": "b", "weight": 2}])
+    assert [a["policy"] for a in made["arms"]] == [DEFAULT_POLICY] * 2
 
 
 def test_assignment_sticky_by_hash_recorded_exported_erased(client, backend, make_tenant
@@ -495,7 +512,7 @@ OPTION_CASES: list[tuple[str | None, dict[str, Any], bool]] = [
     ("spaced", {"retention": 1.0}, False),
     ("spaced", {"session_hours": 0}, False),
     ("spaced", {"streak": 3}, False),
-    (None, {"target_success": 0.6}, True),  # no policy: target-success
+    (None, {"target_success": 0.6}, True),  # no policy: the engine's default
     (None, {"seed": "1"}, False),
     ("nope", {}, False),
 ]
@@ -507,7 +524,7 @@ def test_the_document_states_each_policys_options(client, make_tenant) -> None:
     `{"b": ..., "w4": true}` to target-success and got a 422. Now the OpenAPI document's
     schema of the body accepts exactly what the server accepts (201) and rejects exactly what
     it refuses (422, nothing stored)."""
-    t = make_tenant()
+    t = make_tenant(policy=None)  # the engine's defaults: a tracer with memory, as spaced needs
     document = client.get("/openapi.json").json()
     body_schema = document["paths"]["/v1/experiments"]["post"]["requestBody"]["content"][
         "application/json"]["schema"]

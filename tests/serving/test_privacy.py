@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from api.store import RedisStore
+from engine.selection.registry import DEFAULT_POLICY
 
 from .conftest import Backend, TenantKey, error_of, full_history, new_event_id
 
@@ -75,7 +76,7 @@ def test_export_returns_everything(client, make_tenant) -> None:
     history = full_history(client, learner, t.headers)
     # ... and what chose each response's next (no experiment here: the default policy)
     assert [(e["policy"], e["experiment"], e["arm"]) for e in events] == [
-        ("target-success", None, None)] * 3
+        (DEFAULT_POLICY, None, None)] * 3
     chosen = {"response", "policy", "experiment", "arm"}
     assert [{k: v for k, v in e.items() if k not in chosen} for e in events] == history
     # the learner's consent: the defaults, never set

@@ -132,7 +132,7 @@ def test_reviews_at_a_moment_know_only_the_answers_given_by_then(backend, make_t
 
 
 def test_a_model_without_memory_schedules_nothing(make_tenant, make_client) -> None:
-    t = make_tenant(["mini"])
+    t = make_tenant(["mini"], tracer="bkt")
     client = make_client()
     answer(client, t, "kim", "mini.a.easy", True)
     body = client.get("/v1/learners/kim/reviews", headers=t.headers).json()
