@@ -21,7 +21,7 @@ from api.db import make_engine
 from api.middleware import BodyLimit, Observe, PathEncoding, UnknownKeys
 from api.openapi import TutorApi
 from api.placement import PlacementLimits
-from api.routes import content, experiments, learners, operations, placement, xapi
+from api.routes import content, experiments, learners, operations, placement, tenant, xapi
 from api.service import TutorService
 from api.settings import Settings
 from api.store import make_store
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = TutorApi(
         # the routers' routes themselves, not the routers (app.include_router): FastAPI matches
         # an included router as one more layer, which cost ~15-20 us per request
-        routes=[route for routes in (learners, placement, xapi, content, experiments,
+        routes=[route for routes in (learners, placement, xapi, content, experiments, tenant,
                                      operations)
                 for route in routes.router.routes],
         lifespan=lifespan,

@@ -522,6 +522,9 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command("rebuild-state")(rebuild_state)
     app.add_typer(db_app, name="db")
+    from api.defaults_cli import tenant_defaults  # (it uses this module's helpers)
+
+    tenant_app.command("defaults")(tenant_defaults)
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(key_app, name="key")
     app.add_typer(content_app, name="content")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
@@ -72,14 +73,24 @@ class _Arm(BaseModel):
     options: BaseModel
 
 
-def _arm_model(policy: str, spec: PolicySpec) -> type[_Arm]:
-    """The arm of ``policy``: its name as a constant and exactly its declared options (any
-    other is a 422), generated from the registry, so the document states what the
-    policy's constructor checks."""
-    options = create_model(  # type: ignore[call-overload]
+@functools.cache
+def options_model(policy: str) -> type[BaseModel]:
+    """Exactly the declared options of the registry's ``policy`` (any other is a 422), each of
+    its kind and in its range: one model per policy, which arms and a tenant's defaults
+    (:mod:`api.defaults_schemas`) share, so the document states what the policy's constructor
+    checks."""
+    spec = POLICIES[policy]
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         f"{_title(policy)}Options", __config__=ConfigDict(extra="forbid"),
         __doc__=f"The options of `{policy}` (its keyword arguments; omitted: the default).",
         **{o.name: (_option_type(o), spec.default(o.name)) for o in spec.options})
+    return model
+
+
+def _arm_model(policy: str, spec: PolicySpec) -> type[_Arm]:
+    """The arm of ``policy``: its name as a constant and its options (:func:`options_model`),
+    generated from the registry."""
+    options = options_model(policy)
     tag: Any = Literal[policy]
     required = policy != DEFAULT_POLICY
     return cast(type[_Arm], create_model(

@@ -108,8 +108,8 @@ def memory_refusal(policy: str, tracer: str, what: str) -> str | None:
         return None
     with_memory = [m for m in CONTENT_TRACERS if tracer_has_memory(m)]
     return (f"{what}: policy {policy!r} needs a tracer with memory (knowledge that fades "
-            f"between practices: its reviews read recall), and this tenant's tracer {tracer!r} "
-            f"has none; set a tracer with memory first ({', '.join(with_memory)}: PUT "
+            f"between practices: its reviews read recall), and {tracer!r}, the tracer it would "
+            f"run on, has none; set a tracer with memory first ({', '.join(with_memory)}: PUT "
             "/v1/tenant/defaults with \"tracer\", or `tutor tenant defaults NAME --tracer`)")
 
 
