@@ -92,20 +92,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def warm_up() -> None:
-    """Run an answer's computation once (BKT update, mastery, prediction, selection) on the
-    bundled math pack, so that numba loads its compiled kernels now: done by the first request
-    instead, it stalled a fresh worker for ~0.4 s of CPU (~2 s under load)."""
+    """Run an answer's computation once (the tracer's update, mastery, prediction, the choice
+    in a course) on the bundled math pack, for the engine's default policy on its tracer and
+    for target-success on BKT (tenants that named it), so that numba loads its compiled
+    kernels now: done by the first request instead, it stalled a fresh worker for ~0.4 s of
+    CPU (~2 s under load)."""
+    from datetime import UTC, datetime
+
+    from api.tenant_defaults import FALLBACK_TRACER, policy_tracer
     from content.packs import catalog_from_packs, load_pack
     from engine.events import AnswerEvent
-    from engine.selection import SelectionContext, TargetSuccessPolicy
+    from engine.selection import SelectionContext, journey, make_policy
+    from engine.selection.registry import DEFAULT_POLICY
 
     catalog = catalog_from_packs([load_pack(BUNDLED_PACKS_DIR / "math.json")])
-    tracer = catalog.tracer()
     item = next(iter(catalog.items.values()))
-    state = tracer.update(tracer.new_state(), AnswerEvent("warm-up", item.id, item.skills, True))
-    tracer.mastery(tracer.state_from_bytes(tracer.state_to_bytes(state)), item.skills)
-    TargetSuccessPolicy().choose(tracer, state, catalog, SelectionContext(
-        recent_items=(item.id,), target_success=0.75, seed=1, learner="warm-up"))
+    course = next(iter(catalog.courses))
+    for policy, model in ((DEFAULT_POLICY, policy_tracer(DEFAULT_POLICY)),
+                          ("target-success", FALLBACK_TRACER)):
+        tracer = catalog.tracer(model)
+        state = tracer.update(tracer.new_state(), AnswerEvent(
+            "warm-up", item.id, item.skills, True, timestamp=datetime.now(UTC)))
+        tracer.mastery(tracer.state_from_bytes(tracer.state_to_bytes(state)), item.skills)
+        journey.choose(make_policy(policy), tracer, state, catalog, SelectionContext(
+            recent_items=(item.id,), course=course, target_success=0.75, seed=1,
+            learner="warm-up", at=datetime.now(UTC)))
 
 
 def app_from_env() -> FastAPI:
