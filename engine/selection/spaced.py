@@ -11,7 +11,8 @@ will fall below a target retention, and so sorts the open items into three kinds
   ``SelectionContext.retention``); the most forgotten first;
 * **new**: the item practises a skill not yet learned whose prerequisites are learned; predicted
   success closest to the target (0.75), as the target-success policy chooses;
-* **ahead**: nothing of the item is due (a review before its time), the least recalled first:
+* **ahead**: nothing of the item is due (a review before its time), the least known now first
+  (P(learned) x recall, so that these reviews rotate over the skills, with or without memory):
   only when neither of the others is open (a complete course keeps being practised).
 
 Reviews and new material alternate (a review when one is due and the learner's previous answer
@@ -53,7 +54,8 @@ from engine.tracing.base import Tracer
 from engine.tracing.items import ItemIndex
 from engine.tracing.recall import SkillMemory, has_memory
 
-__all__ = ["CourseStatus", "DueReview", "SpacedPolicy", "course_status", "reviews"]
+__all__ = ["CourseStatus", "DueReview", "SpacedPolicy", "complete_many", "course_status",
+           "reviews"]
 
 #: P(known right after the last practice) at which a skill counts as learned: 0.9 measured a
 #: little better than the target-success policy's 0.95 on every simulated family (fewer
@@ -214,7 +216,8 @@ class SpacedPolicy:
         due = np.empty(memory.learned.shape, dtype=np.bool_)
         review_turn = np.empty(n, dtype=np.bool_)
         best = np.empty((n, n_items), dtype=np.bool_)
-        _rank_kernel(np.ascontiguousarray(memory.learned, dtype=np.float64),
+        learned_p = np.ascontiguousarray(memory.learned, dtype=np.float64)
+        _rank_kernel(learned_p, self._new_key(learned_p),
                      np.ascontiguousarray(memory.recall, dtype=np.float64),
                      np.ascontiguousarray(memory.last, dtype=np.float64), p,
                      now - self.session_hours * 3600.0, in_scope, prepared.pair_ptr,
@@ -224,6 +227,11 @@ class SpacedPolicy:
                      target, group, recall_key, distance, learned, due, review_turn, best)
         return _Ranked(group, recall_key, distance, p, memory, learned, due, review_turn,
                        retention, target, now, best)
+
+    def _new_key(self, learned: np.ndarray) -> np.ndarray:
+        """Per learner and skill, the key new material of the skill is ranked by (lowest
+        first, then closest to the target success): none here, the target decides."""
+        return np.zeros_like(learned)
 
     # ------------------------------------------------------------------ reasons
     def _reason(self, prepared: PreparedCatalog, ranked: _Ranked, item: int) -> str:
@@ -257,7 +265,8 @@ class SpacedPolicy:
 
 
 @numba.njit(cache=True, nogil=True)
-def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p: np.ndarray,
+def _rank_kernel(learned_p: np.ndarray, new_key: np.ndarray, recall: np.ndarray,
+                 last: np.ndarray, p: np.ndarray,
                  session_start: np.ndarray, in_scope: np.ndarray, pair_ptr: np.ndarray,
                  pair_skill: np.ndarray, edge_skill: np.ndarray, edge_req: np.ndarray,
                  recent: np.ndarray, avoid_recent: int, max_reviews: int, threshold: float,
@@ -266,7 +275,9 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
                  review_turn: np.ndarray, best: np.ndarray) -> None:
     """Per learner and item: the group (review, new, ahead, in the order of this learner's
     turn; :data:`_NONE` for items not open), the recall key (the lowest recall of the due
-    skills for a review, of all skills ahead; 0 for new material) and the distance of
+    skills for a review; the lowest P(learned) x recall of all skills ahead, so that reviews
+    ahead rotate, with a tracer without memory too; the lowest ``new_key`` of its skills not
+    learned for new material) and the distance of
     predicted success to the target; with per skill ``learned`` and ``due``, whether a
     review is the learner's turn, and ``best``: the items ranked first (best group, then
     lowest key, then closest to the target) before the seeded tie-break. Two passes over the
@@ -293,8 +304,11 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
             skill_kind[k] = 0 if blocked[k] else (
                 1 if not learned[i, k] else (2 if due[i, k] else 3))
             # (an undefined recall keys last, as min(inf, nan) does for items of several skills)
-            skill_key[k] = 0.0 if skill_kind[k] == 1 else (
-                np.inf if np.isnan(recall[i, k]) else recall[i, k])
+            # ahead of time the least known now first (P(learned) x recall): without memory
+            # (recall 1) the lowest mastery, so a complete course's reviews rotate
+            skill_key[k] = new_key[i, k] if skill_kind[k] == 1 else (
+                np.inf if np.isnan(recall[i, k]) else (
+                    recall[i, k] if skill_kind[k] == 2 else recall[i, k] * learned_p[i, k]))
         window = max(n_recent - avoid_recent, 0)
         for r in range(window, n_recent):
             if recent[i, r] >= 0:
@@ -312,7 +326,7 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
                 c, item_key = skill_kind[pair_skill[lo]], skill_key[pair_skill[lo]]
             else:
                 is_open, all_learned, has_due = True, True, False
-                low_due, low_all = np.inf, np.inf
+                low_due, low_all, low_new = np.inf, np.inf, np.inf
                 for q in range(lo, hi):
                     k = pair_skill[q]
                     is_open = is_open and not blocked[k]
@@ -320,9 +334,11 @@ def _rank_kernel(learned_p: np.ndarray, recall: np.ndarray, last: np.ndarray, p:
                     if due[i, k]:
                         has_due = True
                         low_due = min(low_due, recall[i, k])
-                    low_all = min(low_all, recall[i, k])
+                    low_all = min(low_all, recall[i, k] * learned_p[i, k])
+                    if not learned[i, k]:
+                        low_new = min(low_new, new_key[i, k])
                 c = 0 if not is_open else (1 if not all_learned else (2 if has_due else 3))
-                item_key = 0.0 if c == 1 else (low_due if c == 2 else low_all)
+                item_key = low_new if c == 1 else (low_due if c == 2 else low_all)
             if c == 0:
                 continue
             kind[j] = c
@@ -461,11 +477,29 @@ def course_status(tracer: Tracer[Any], state: Any, catalog: Catalog, course: str
                   mastery_threshold: float = MASTERY_THRESHOLD) -> CourseStatus:
     """Whether ``course`` is complete for this learner at ``at``: every skill learned (P(known)
     after the last practice at least ``mastery_threshold``) and no review due."""
+    total, learned, due = _standing(tracer, _one(tracer, state), catalog, course, at,
+                                    retention, mastery_threshold)
+    n_learned, n_due = int(learned[0]), int(due[0])
+    return CourseStatus(n_learned == total and n_due == 0, total, n_learned, n_due)
+
+
+def complete_many(tracer: Tracer[Any], states: Any, catalog: Catalog, course: str | None, *,
+                  at: datetime, retention: float = 0.9,
+                  mastery_threshold: float = MASTERY_THRESHOLD) -> np.ndarray:
+    """:func:`course_status`'s ``complete`` for every learner of a batch (bool, shape (n,));
+    ``course`` None: the whole catalog."""
+    total, learned, due = _standing(tracer, states, catalog, course, at, retention,
+                                    mastery_threshold)
+    return (learned == total) & (due == 0)
+
+
+def _standing(tracer: Tracer[Any], states: Any, catalog: Catalog, course: str | None,
+              at: datetime, retention: float, mastery_threshold: float,
+              ) -> tuple[int, np.ndarray, np.ndarray]:
+    """(skills of the course, learned ones per learner, due ones per learner)."""
     prepared = prepare(catalog)
     _, in_course, _ = b.scope(prepared, course)
-    memory = _memory(tracer, _one(tracer, state), prepared.index, at, retention)
-    learned = (memory.learned[0] >= mastery_threshold) & in_course
-    due = learned & (memory.recall[0] <= retention)
-    n_learned, n_due = int(learned.sum()), int(due.sum())
-    total = int(in_course.sum())
-    return CourseStatus(n_learned == total and n_due == 0, total, n_learned, n_due)
+    memory = _memory(tracer, states, prepared.index, at, retention)
+    learned = (memory.learned >= mastery_threshold) & in_course
+    due = learned & (memory.recall <= retention)
+    return int(in_course.sum()), learned.sum(axis=1), due.sum(axis=1)
