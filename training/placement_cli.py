@@ -1,6 +1,8 @@
 """The placement commands of ``tutor``: ``calibrate`` (item parameters from an answer log) and
-``placement simulate`` (a CAT configuration on simulated examinees). Mounted by
-:mod:`tutor.cli`; the work is done by :mod:`engine.placement`."""
+``placement simulate`` (a CAT configuration on simulated examinees with ``--bank``; with
+``--course``, the per-skill test against the θ test on simulated learners who know part of a
+course). Mounted by :mod:`tutor.cli`; the work is done by :mod:`engine.placement` and
+:mod:`engine.simulation.placement_value`."""
 
 from __future__ import annotations
 
@@ -104,8 +106,20 @@ def _pack_values(path: Path) -> dict[str, tuple[float, float, float]]:
 
 
 def simulate_command(
-    bank: Annotated[Path, typer.Option(help="Item bank: tab-separated a b c d Group.")],
-    examinees: Annotated[int, typer.Option(help="Simulated examinees, θ ~ N(0, 1).")] = 1000,
+    bank: Annotated[Path | None, typer.Option(
+        help="Item bank: tab-separated a b c d Group (θ accuracy of a CAT).")] = None,
+    course: Annotated[str | None, typer.Option(
+        help="Instead of --bank: a course of the bundled packs or generated:N[:SEED]; reports "
+             "each skill's classification accuracy after --length items (default 20) for the "
+             "per-skill test, the θ test mapped to the skills, and no test, on learners who "
+             "know a random prerequisite-closed --known-share of the course each.")] = None,
+    known_share: Annotated[float, typer.Option(
+        help="--course: the share of the course's skills each learner knows.")] = 0.5,
+    learner_model: Annotated[list[str] | None, typer.Option(
+        help="--course: learner-model family answering (repeat; default: every family with "
+             "a prior-knowledge rule: irt-memory, prereq-forget).")] = None,
+    examinees: Annotated[int, typer.Option(
+        help="Simulated examinees, θ ~ N(0, 1) (--course: learners per family).")] = 1000,
     seed: Annotated[int, typer.Option(
         help="Seed of the examinees' abilities, answers and random draws: the same seed gives "
              "the same results.")] = 42,
@@ -133,7 +147,20 @@ def simulate_command(
 ) -> None:
     """Give a CAT to simulated examinees and report θ accuracy, exposure and time per step
     (--json keys: theta_rmse, bias, corr, mean_length, max_exposure, unused_share,
-    step_ms_p99, and more)."""
+    step_ms_p99, and more). With --course: per-skill classification accuracy of the per-skill
+    test and of the θ test (--json keys: course, skills, learners, items, known_share,
+    families: {FAMILY: {skills, theta, prior: {mean, ci95, n}}})."""
+    if (bank is None) == (course is None):
+        raise fail("give either --bank FILE (a CAT's θ accuracy) or --course COURSE (per-skill "
+                   "classification accuracy)")
+    if course is not None:
+        if stop_se is not None or exposure is not None or balance or randomesque != 1:
+            raise fail("--course runs fixed-length tests (--length): --stop-se, --exposure, "
+                       "--balance and --randomesque are --bank options")
+        _course_mode(course, examinees, seed, 20 if length is None else length, known_share,
+                     learner_model, as_json)
+        return
+    assert bank is not None
     if (length is None) == (stop_se is None):
         raise fail("give either --length K (fixed length) or --stop-se S (with --max-length)")
     if examinees < 2:
@@ -167,6 +194,49 @@ def simulate_command(
     for key, value in summary.items():
         out.print(f"{key:>14}  {value:.4f}" if isinstance(value, float) else
                   f"{key:>14}  {value}")
+
+
+def _course_mode(spec: str, learners: int, seed: int, length: int, known_share: float,
+                 families: list[str] | None, as_json: bool) -> None:
+    """``placement simulate --course``: see :func:`simulate_command`."""
+    from engine.simulation.metrics import mean_ci
+    from engine.simulation.placement_value import PRIOR_KNOWLEDGE, classification
+    from training.simulate_cli import load_course
+
+    if learners < 2 or length < 1:
+        raise fail(f"--examinees must be at least 2 and --length at least 1, got {learners} "
+                   f"and {length}")
+    chosen = families or sorted(PRIOR_KNOWLEDGE)
+    unknown = [f for f in chosen if f not in PRIOR_KNOWLEDGE]
+    if unknown:
+        raise fail(f"--learner-model {unknown[0]!r}: the placement simulation supports "
+                   f"{', '.join(sorted(PRIOR_KNOWLEDGE))}")
+    try:
+        catalog, course = load_course(spec)
+        results = {}
+        with progress_bar() as report:
+            for k, family in enumerate(chosen):
+                report(k, len(chosen), family, {})
+                accuracy = classification(family, catalog, course, n=learners, seed=seed,
+                                          length=length, known_share=known_share)
+                results[family] = {arm: mean_ci(a) for arm, a in accuracy.items()}
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    summary = {"course": spec, "skills": len(catalog.courses[course].skills),
+               "learners": learners, "items": length, "known_share": known_share,
+               "seed": seed, "families": results}
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out.print(f"per-skill classification accuracy after {length} items, {learners} learners "
+              f"per family who know a random prerequisite-closed {known_share:.0%} of {spec} "
+              f"({summary['skills']} skills) each [95% CI]")
+    labels = {"skills": "per-skill test", "theta": "θ test, mapped", "prior": "no test (prior)"}
+    for family, arms in results.items():
+        for arm, metric in arms.items():
+            low, high = metric["ci95"]
+            out.print(f"{family:>14}  {labels[arm]:<16} {metric['mean']:.3f} "
+                      f"[{low:.3f}, {high:.3f}]")
 
 
 def register(app: typer.Typer) -> None:

@@ -93,7 +93,8 @@ from engine.simulation.run import (
 from engine.tracing.base import Tracer
 
 __all__ = ["CONFIDENCE", "KNOWN", "KNOWN_MARGIN_SD", "MAX_LENGTH", "METHODS", "PRIOR_KNOWLEDGE",
-           "STOP_SE", "THETA_MAX_LENGTH", "PlacementOutcome", "PlacementStudy", "course_bank",
+           "STOP_SE", "THETA_MAX_LENGTH", "PlacementOutcome", "PlacementStudy", "classification",
+           "course_bank",
            "course_model", "course_truth", "known_skills", "place", "placement_study",
            "population_knowing", "random_known"]
 
@@ -198,8 +199,8 @@ def place(population: Population, catalog: Catalog, course: str | None, *, seed:
         for k, item in enumerate(ids):
             for skill in catalog.items[item].skills:
                 skill_items.setdefault(skill, []).append(k)
-        bank = test.bank if isinstance(test, Placement) else None
-        assert bank is not None
+        assert isinstance(test, Placement)
+        bank = test.bank
         per_skill = {s: (bank.a[ks], bank.b[ks]) for s, ks in skill_items.items()}
         starts = [starting_mastery(*s.posterior, per_skill, level) for s in sessions
                   if isinstance(s, PlacementSession)]
@@ -213,6 +214,26 @@ def course_truth(population: Population, catalog: Catalog,
     in_course = scope(prepare(catalog), course)[1]
     ids = [s for s, inside in zip(catalog.skills, in_course.tolist(), strict=True) if inside]
     return population.mastery(0.0)[:, in_course], ids
+
+
+def classification(family: str, catalog: Catalog, course: str | None, *, n: int, seed: int,
+                   length: int, known_share: float = 0.5) -> dict[str, np.ndarray]:
+    """Per learner, the classification accuracy over the course's skills after ``length``
+    items (no other stop) for ``n`` learners of ``family`` who know a random
+    prerequisite-closed ``known_share`` of the course each: ``skills`` (the per-skill test),
+    ``theta`` (the θ test, mapped to the skills at level 0.5) and ``prior`` (no test: the
+    skills' priors, which the tracer starts a learner from)."""
+    mask = random_known(catalog, course, known_share, n, seed)
+    population = population_knowing(family, catalog, mask, n, seed)
+    truth, ids = course_truth(population, catalog, course)
+    prior = PlacementOutcome(np.zeros(n, dtype=np.int64), {
+        s: np.full(n, catalog.skills[s].bkt.prior) for s in ids}, [[] for _ in range(n)])
+    return {
+        "skills": place(population, catalog, course, seed=seed, stop=SkillStop(
+            min_length=length, max_length=length, confidence=None)).accuracy(truth, ids),
+        "theta": place(population, catalog, course, seed=seed, method="theta",
+                       stop=StopRule(length, length)).accuracy(truth, ids),
+        "prior": prior.accuracy(truth, ids)}
 
 
 @dataclass(frozen=True, eq=False)

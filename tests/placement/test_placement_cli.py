@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,34 @@ def test_calibrate_keeps_a_packs_values_for_items_with_too_few_answers(tmp_path:
     bank = read_bank(out)
     sixth = bank.ids.index(used[5].id)
     assert (bank.b[sixth], bank.a[sixth]) == (used[5].difficulty, used[5].discrimination)
+
+
+def test_course_mode_reports_per_skill_classification_accuracy() -> None:
+    args = ("--course", "generated:16", "--examinees", "120", "--length", "8", "--seed", "2",
+            "--learner-model", "prereq-forget")
+    summary = simulate_json(*args)
+    assert {k: summary[k] for k in ("course", "skills", "learners", "items", "known_share")} \
+        == {"course": "generated:16", "skills": 16, "learners": 120, "items": 8,
+            "known_share": 0.5}
+    arms = summary["families"]["prereq-forget"]
+    assert set(arms) == {"skills", "theta", "prior"}
+    assert all(arm["n"] == 120 for arm in arms.values())
+    # learners know half the course, or a little more (the family's own prior knowledge):
+    # the prior (nothing known) is right about half the time at most
+    assert 0.4 < arms["prior"]["mean"] <= 0.5
+    assert arms["skills"]["mean"] > 0.8
+    assert arms["skills"]["mean"] > arms["theta"]["mean"]
+    assert simulate_json(*args) == summary
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "give either --bank FILE"),
+    (["--course", "generated:5", "--stop-se", "0.3"], "--course runs fixed-length tests"),
+    (["--course", "generated:5", "--learner-model", "fitted-bkt"], "supports irt-memory"),
+    (["--course", "generated:5", "--known-share", "2"], r"known share .* \[0, 1\]"),
+    (["--course", "nowhere"], "unknown course 'nowhere'"),
+])
+def test_course_mode_errors(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["placement", "simulate", *args])
+    assert result.exit_code != 0
+    assert re.search(message, result.output), result.output
