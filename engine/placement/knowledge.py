@@ -108,29 +108,27 @@ def _topological(requires: Mapping[str, Sequence[str]]) -> list[str]:
 def sample_states(requires: Sequence[Sequence[int]], n: int, rng: np.random.Generator,
                   size: int | None = None) -> np.ndarray:
     """``n`` states from the prior (module doc): bool ``(n, skills)``. ``requires[k]``: the
-    indices of skill ``k``'s prerequisites (acyclic).
+    indices of skill ``k``'s prerequisites, all below ``k`` (skills in prerequisite order).
 
     Each state has a size uniform in 0..skills (``size``: that size, every one) and is the
-    first that many skills of a random learning order: at each step, a skill drawn uniformly
-    among those not known whose prerequisites all are (a vectorized pass per step over the
-    states still growing)."""
+    first that many skills of a random learning order in which each next skill is uniform
+    among those not known whose prerequisites all are. Drawn with exponential clocks: a skill
+    is learnt an Exp(1) time after its last prerequisite is; by memorylessness, the next skill
+    learnt is then uniform among those open at every moment. One pass over the skills, and a
+    sort per state."""
     skills = len(requires)
+    if any(r >= k or r < 0 for k, reqs in enumerate(requires) for r in reqs):
+        raise ValueError("sample_states: list the skills in prerequisite order (each "
+                         "skill's prerequisites before it)")
     if size is not None and not 0 <= size <= skills:
         raise ValueError(f"a state of {size} skills out of {skills} cannot be drawn")
-    unlocks = np.zeros((skills, skills), dtype=np.int16)  # [k, s]: k is a prerequisite of s
-    for s, reqs in enumerate(requires):
-        unlocks[list(reqs), s] = 1
-    missing = np.tile(unlocks.sum(axis=0), (n, 1))
-    known = np.zeros((n, skills), dtype=bool)
+    learnt = rng.exponential(size=(n, skills))
+    for k, reqs in enumerate(requires):
+        if reqs:
+            learnt[:, k] += learnt[:, list(reqs)].max(axis=1)
+    rank = np.argsort(np.argsort(learnt, axis=1), axis=1)
     sizes = rng.integers(0, skills + 1, n) if size is None else np.full(n, size)
-    for step in range(skills):
-        rows = np.flatnonzero(sizes > step)
-        if not len(rows):
-            break
-        open_ = (missing[rows] == 0) & ~known[rows]
-        pick = np.where(open_, rng.random((len(rows), skills)), -1.0).argmax(axis=1)
-        known[rows, pick] = True
-        missing[rows] -= unlocks[pick]
+    known: np.ndarray = rank < sizes[:, None]
     return known
 
 
@@ -243,6 +241,11 @@ class KnowledgeModel:
         return cls.build(requires, diagnostic, particles=particles, seed=seed)
 
     # ------------------------------------------------------------------ per learner
+    @property
+    def nbytes(self) -> int:
+        """About what the model holds in memory (the states, twice): what a cache counts."""
+        return int(self.holds.nbytes + self.columns.nbytes) + 200 * len(self.items)
+
     @property
     def shape(self) -> tuple[int, int]:
         """The shape of a learner's log-weights: responder types x states."""
