@@ -132,10 +132,9 @@ def test_a_stale_copy_of_the_experiments_is_read_again_without_making_answers_wa
     the copy is read again in the background, unless the copy is older than twice the cache
     time."""
     from api.experiments import CACHE_SECONDS, ExperimentServing
-    from engine.selection import TargetSuccessPolicy
 
     t = make_tenant_on(sqlite_backend.engine)
-    serving = ExperimentServing(sqlite_backend.engine, TargetSuccessPolicy())
+    serving = ExperimentServing(sqlite_backend.engine)
     reads: list[float] = []
     real = serving._read
 
