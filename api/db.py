@@ -194,6 +194,11 @@ placements = Table(
     Column("items", JSON),
     Column("next_item", String(ID)),  # while running: the item given now (NULL: replayed)
     Column("reason", String(512)),  # why it was abandoned
+    # migration 0011: skills (per-skill test) or theta; the classification stop; each skill's
+    # estimate (so far while running, then the result; NULL for a θ test)
+    Column("method", String(16), nullable=False, server_default="theta"),
+    Column("confidence", Float),
+    Column("skills", JSON),
     ForeignKeyConstraint(["tenant_id", "learner_id"],
                          ["learners.tenant_id", "learners.learner_id"], ondelete="CASCADE",
                          name="fk_placements_learner"),

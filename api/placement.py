@@ -1,14 +1,16 @@
 """Placement tests in the API: an adaptive test (:mod:`engine.placement`) over a course's
-calibrated items that sets a new learner's starting state.
+calibrated items that sets a new learner's starting state, per skill (method ``skills``, the
+default) or through one ability (``theta``): :mod:`api.placement_tests` builds and shows them.
 
-**What is stored.** A placement is a row of ``placements`` (course, seed, stopping rule, the
-item it gives now and the estimate so far, and once it has ended its result) and the learner's
-first answers in the answer log: nothing lives only in memory. Any worker, after any restart,
-restores the session from the row and the log in one step
-(:meth:`engine.placement.Placement.restore`: no selection is replayed); a read (``GET
-/placement``, ``GET /next``, the export) is the row itself. An answer costs one selection over
-the course's bank, whose tables are built once per worker and content version and kept in a
-cache bounded in bytes (:class:`TablesCache`, ``TUTOR_PLACEMENT_CACHE_BYTES``); a course of
+**What is stored.** A placement is a row of ``placements`` (course, method, seed, stopping
+rule, the item it gives now and the estimates so far, and once it has ended its result) and
+the learner's first answers in the answer log: nothing lives only in memory. Any worker, after
+any restart, restores the session from the row and the log in one step (``restore`` of
+:class:`engine.placement.SkillPlacement` and :class:`engine.placement.Placement`: no selection
+is replayed); a read (``GET /placement``, ``GET /next``, the export) is the row itself. An
+answer costs one selection over the course's bank, whose tables (and the course's knowledge
+model) are built once per worker and content version and kept in a cache bounded in bytes
+(:class:`api.placement_tests.TablesCache`, ``TUTOR_PLACEMENT_CACHE_BYTES``); a course of
 more calibrated items than ``TUTOR_MAX_PLACEMENT_ITEMS`` cannot be placed in. While a test
 runs, the learner's row has ``in_placement`` set, so the one-statement answer
 (:mod:`api.one_statement`) leaves its answers to the locked path, which checks each one
@@ -20,9 +22,10 @@ to ``answers``), and a learner who skips it starts from the prior as before. One
 
 **Placement answers are counted once.** They are answers like any other for the tracer: while
 the test runs, each updates the state (the answer's ``mastery`` is the tracer's). When the
-test ends, the mastery of every skill the test's items practise is set to the placement's
-(:func:`engine.placement.starting_mastery`, through :meth:`engine.tracing.base.Tracer.
-with_mastery`), which replaces what those answers had told the tracer: the evidence of the
+test ends, the mastery of every skill it estimates is set to the placement's (a ``skills``
+test: every skill of the course, its P(known); a ``theta`` test: the skills its items practise,
+:func:`engine.placement.starting_mastery`), through :meth:`engine.tracing.base.Tracer.
+with_mastery`, which replaces what those answers had told the tracer: the evidence of the
 placement answers is in the state once, as the placement's estimate. The state of a placed
 learner is therefore
 
@@ -49,9 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,91 +76,30 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api.answer_log import AnswerLog
 from api.db import learners, placements, retry_if_disconnected
 from api.experiments import Served
+from api.placement_tests import (
+    PlacementConflict,
+    PlacementLimits,
+    PlacementNotFound,
+    PlacementTests,
+    Session,
+    placeable,
+    progress,
+    result,
+    session_choice,
+    utc,
+    view,
+)
 from api.responses import NextResponse, PlacementResponse
 from api.runtimes import Runtime, Runtimes
 from api.store import DIGEST_MODULUS, link
 from api.tenants import Tenant
-from engine.catalog import Catalog, Item
+from engine.catalog import Catalog
 from engine.events import AnswerEvent
-from engine.placement import (
-    Grid,
-    ItemBank,
-    Placement,
-    PlacementSession,
-    StopRule,
-    probability,
-    starting_mastery,
-)
-from engine.placement.select import Tables
 from engine.selection import Choice, SelectionContext
 from engine.tracing import Tracer
 
-#: the test's defaults: about a dozen items, ending earlier once the ability is known to 0.3
-DEFAULT_MAX_LENGTH = 12
-DEFAULT_SE = 0.3
-#: no test ends on precision before this many items (one lucky answer is not a placement)
-MIN_LENGTH = 3
-#: each item is drawn from the 3 most informative (exposure control: the first items of a
-#: course are not every learner's same item)
-RANDOMESQUE = 3
-#: the quadrature grid of every test (one object: the cached tables are built on it)
-GRID = Grid.normal()
-
-
-@dataclass(frozen=True, slots=True)
-class PlacementLimits:
-    """What one tenant's placements may cost a worker (``TUTOR_*`` settings, api.settings).
-
-    ``bank_items``: the most calibrated items a test draws from (a course with more cannot be
-    placed in: a bank's tables are 4 x 81 x items floats, 2.6 kB an item, and an answer's
-    selection is a pass over them); ``cache_bytes``: the banks' tables kept per worker, least
-    recently used evicted first (the default holds a dozen banks of the largest size)."""
-
-    bank_items: int = 2_000
-    cache_bytes: int = 64 * 1024 * 1024
-
-
-class TablesCache:
-    """Banks' tables by key, bounded by their size in bytes, least recently used evicted
-    first; tables larger than the whole budget are not kept. Thread-safe."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._kept: OrderedDict[Hashable, Tables] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Tables | None:
-        with self._lock:
-            tables = self._kept.get(key)
-            if tables is not None:
-                self._kept.move_to_end(key)
-            return tables
-
-    def put(self, key: Hashable, tables: Tables) -> None:
-        size = tables.nbytes
-        with self._lock:
-            old = self._kept.pop(key, None)
-            if old is not None:
-                self.bytes -= old.nbytes
-            if size > self.max_bytes:
-                return
-            while self.bytes + size > self.max_bytes:
-                _, evicted = self._kept.popitem(last=False)
-                self.bytes -= evicted.nbytes
-            self._kept[key] = tables
-            self.bytes += size
-
-    def __len__(self) -> int:
-        return len(self._kept)
-
-
-class PlacementNotFound(LookupError):
-    """No placement for the learner, or a course the content does not have."""
-
-
-class PlacementConflict(ValueError):
-    """A placement that cannot be started, answered or stopped as asked."""
+__all__ = ["Advanced", "PlacementConflict", "PlacementItem", "PlacementLimits",
+           "PlacementNotFound", "Placements"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +136,7 @@ class Placements:
         self.log = log
         self.runtimes = runtimes
         self.limits = limits or PlacementLimits()
+        self.tests = PlacementTests(self.limits)
         insert_ = postgresql.insert if log.postgres else sqlite.insert
         # a learner starts a placement: created if new (without answers), flagged, locked
         enrol = insert_(learners).values(
@@ -206,9 +147,9 @@ class Placements:
             set_={"in_placement": true(),
                   "course": func.coalesce(enrol.excluded.course, learners.c.course)},
         ).returning(learners.c.last_seq, learners.c.course, learners.c.personalization)
-        #: the banks' tables, by tenant, content version and course (not by stopping rule:
-        #: they do not depend on it)
-        self.tables = TablesCache(self.limits.cache_bytes)
+        #: the banks' tables and knowledge models, by tenant, content version and course (not
+        #: by stopping rule: they do not depend on it)
+        self.tables = self.tests.cache
         # a placement row, with what its learner's row says of it
         self._row = select(placements, learners.c.personalization, learners.c.last_seq).join(
             learners, and_(learners.c.tenant_id == placements.c.tenant_id,
@@ -217,14 +158,16 @@ class Placements:
 
     # ------------------------------------------------------------------ requests
     @retry_if_disconnected
-    def start(self, tenant: Tenant, learner_id: str, course: str | None, max_length: int,
-              se_target: float | None) -> PlacementResponse:
+    def start(self, tenant: Tenant, learner_id: str, course: str | None, method: str,
+              max_length: int, se_target: float | None,
+              confidence: float | None) -> PlacementResponse:
         """Start the learner's placement (see :meth:`begin`); the test as :meth:`show` gives
         it, with its first item."""
         rt = self.runtimes.get(tenant)
         with self.log.writer, self.engine.begin() as conn:
-            self.begin(conn, rt, tenant.id, learner_id, course, max_length, se_target,
-                       datetime.now(UTC))
+            self.begin(conn, rt, tenant.id, learner_id, course, datetime.now(UTC),
+                       method=method, max_length=max_length, se_target=se_target,
+                       confidence=confidence)
         return self.show(tenant, learner_id)
 
     @retry_if_disconnected
@@ -243,36 +186,12 @@ class Placements:
         return self.show(tenant, learner_id)
 
     # ------------------------------------------------------------------ the test
-    def test(self, rt: Runtime, tenant_id: int, course: str | None, max_length: int,
-             se_target: float | None) -> Placement:
-        """The test over ``course``'s calibrated items (None: every calibrated item) with this
-        stopping rule, on the bank's cached tables (:class:`PlacementConflict`: no calibrated
-        item, or more than the bank limit)."""
-        key = (tenant_id, rt.content_version, course)
-        tables = self.tables.get(key)
-        if tables is None:
-            tables = Tables.build(item_bank(rt.catalog, course, self.limits.bank_items), GRID)
-            self.tables.put(key, tables)
-        stop = StopRule(min(MIN_LENGTH, max_length), max_length, se_target)
-        return Placement(tables.bank, randomesque=RANDOMESQUE, stop=stop, grid=GRID,
-                         shared_tables=tables)
-
-    def _session(self, conn: Connection, rt: Runtime, row: Row[Any],
-                 last_seq: int) -> PlacementSession:
+    def _session(self, conn: Connection, rt: Runtime, row: Row[Any], last_seq: int) -> Session:
         """The running test of ``row`` after the learner's answers up to ``last_seq`` (all of
-        them placement answers): restored from them and the row's item given now, or replayed
-        from its seed for a test started before the row kept that (migration 0008)."""
+        them placement answers; :meth:`PlacementTests.session`)."""
         answers = [(a.item, a.correct)
                    for a in self.log.answers(conn, row.tenant_id, row.learner_id, last_seq)]
-        test = self.test(rt, row.tenant_id, row.course, row.max_length, row.se_target)
-        try:
-            if row.next_item is not None:
-                return test.restore(row.seed, answers, row.next_item)
-            return test.resume(row.seed, answers)
-        except (ValueError, KeyError) as exc:
-            raise PlacementConflict(
-                f"learner {row.learner_id!r}'s placement cannot be resumed on the tenant's "
-                f"content as it is now ({exc})") from None
+        return self.tests.session(rt, row, answers)
 
     # ------------------------------------------------------------------ reading
     def row(self, conn: Connection, tenant_id: int, learner_id: str) -> Row[Any] | None:
@@ -313,9 +232,9 @@ class Placements:
         row = self.row(conn, tenant_id, learner_id)
         if row is None:
             return None
-        pending = row.next_item if row.status == "running" and _placeable(
+        pending = row.next_item if row.status == "running" and placeable(
             rt.catalog, row.course, row.next_item) else None
-        return _view(rt, row, pending)
+        return view(rt, row, pending)
 
     def _current(self, conn: Connection, rt: Runtime, tenant_id: int,
                  learner_id: str) -> Row[Any] | None:
@@ -333,12 +252,12 @@ class Placements:
             return self.row(writing, tenant_id, learner_id)
 
     def _shown(self, conn: Connection, rt: Runtime, row: Row[Any]) -> PlacementResponse:
-        """:func:`_view` of ``row``; a test started before the row kept its item given now
-        (migration 0008) is replayed for it."""
+        """:func:`api.placement_tests.view` of ``row``; a test started before the row kept its
+        item given now (migration 0008) is replayed for it."""
         pending = row.next_item
         if row.status == "running" and pending is None:
             pending = self._session(conn, rt, row, row.last_seq).next_item()
-        return _view(rt, row, pending)
+        return view(rt, row, pending)
 
     def obstacle(self, rt: Runtime, row: Row[Any]) -> str | None:
         """Why the running test ``row`` can no longer run (None: it can; see the module)."""
@@ -347,7 +266,7 @@ class Placements:
                     "personalization")
         if row.course is not None and row.course not in rt.catalog.courses:
             return f"its course {row.course!r} is no longer in the tenant's content"
-        if row.next_item is not None and not _placeable(rt.catalog, row.course, row.next_item):
+        if row.next_item is not None and not placeable(rt.catalog, row.course, row.next_item):
             return (f"its item {row.next_item!r} is no longer a calibrated item of its course "
                     "in the tenant's content")
         return None
@@ -366,7 +285,7 @@ class Placements:
                                             if a.timestamp is None or a.timestamp <= at]
 
         if row is None or row.mastery is None or (
-                at is not None and (row.ended_at is None or _utc(row.ended_at) > at)):
+                at is not None and (row.ended_at is None or utc(row.ended_at) > at)):
             return rt.tracer.fold(given(answers))
         placed = rt.tracer.fold(given(answers[:row.answers]))
         # a tenant's model changed since to one without masteries: folded without the result
@@ -376,11 +295,13 @@ class Placements:
 
     # ------------------------------------------------------------------ writing
     def begin(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
-              course: str | None, max_length: int, se_target: float | None,
-              now: datetime) -> None:
+              course: str | None, now: datetime, *, method: str = "skills",
+              max_length: int = 20, se_target: float | None = None,
+              confidence: float | None = None) -> None:
         """Start the learner's placement in ``course`` (None: the learner's current course,
-        else the whole content). Call it in a transaction: a refusal rolls it back. The same
-        start again (a retry) finds the test it started, and leaves it as it is."""
+        else the whole content) with ``method`` and this stopping rule. Call it in a
+        transaction: a refusal rolls it back. The same start again (a retry) finds the test
+        it started, and leaves it as it is."""
         if course is not None and course not in rt.catalog.courses:
             raise PlacementNotFound(f"course {course!r} is not in this tenant's content")
         try:
@@ -402,19 +323,21 @@ class Placements:
         previous = self.row(conn, tenant_id, learner_id)
         if previous is not None:
             if previous.status == "running" and (
-                    previous.course, previous.max_length, previous.se_target) == (
-                    course, max_length, se_target):
+                    previous.course, previous.method, previous.max_length, previous.se_target,
+                    previous.confidence) == (course, method, max_length, se_target, confidence):
                 return
             raise PlacementConflict(f"learner {learner_id!r} has a placement already "
                                     f"({previous.status}), another one than this")
         seed = secrets.randbits(62)
         # refuses a course without calibration, or with more items than a bank may have
-        session = self.test(rt, tenant_id, course, max_length, se_target).start(seed)
+        session = self.tests.test(rt, tenant_id, course, method, max_length, se_target,
+                                  confidence).start(seed)
         first = session.next_item()
         conn.execute(insert(placements).values(
             tenant_id=tenant_id, learner_id=learner_id, course=course, seed=seed,
-            max_length=max_length, se_target=se_target, status="running", started_at=now,
-            answers=0, items=[], next_item=first, **_estimate(session)))
+            method=method, max_length=max_length, se_target=se_target, confidence=confidence,
+            status="running", started_at=now, answers=0, items=[], next_item=first,
+            **progress(session)))
 
     def advance(self, conn: Connection, rt: Runtime, row: Row[Any], learner_id: str,
                 item_id: str, correct: bool, seq: int, now: datetime, *,
@@ -440,10 +363,10 @@ class Placements:
                 f"learner {learner_id!r} is taking a placement test in "
                 f"{'the whole content' if row.course is None else repr(row.course)}, which is "
                 f"the learner's course until it ends, not {course!r} {stop_first}")
-        if answered_at is not None and answered_at < _utc(row.started_at):
+        if answered_at is not None and answered_at < utc(row.started_at):
             raise PlacementConflict(
                 f"answered_at {answered_at.isoformat()} is before learner {learner_id!r}'s "
-                f"placement test started ({_utc(row.started_at).isoformat()}): an answer to "
+                f"placement test started ({utc(row.started_at).isoformat()}): an answer to "
                 "it cannot be")
         expected = session.next_item()
         if item_id != expected:
@@ -458,8 +381,9 @@ class Placements:
             placements.c.tenant_id == row.tenant_id,
             placements.c.learner_id == row.learner_id).values(
             answers=session.length, items=[item for item, _ in session.answers],
-            next_item=pending, **_estimate(session)))
-        return Advanced(Served(PlacementItem(_choice(rt, session)), "placement"), None)
+            next_item=pending, **progress(session)))
+        return Advanced(Served(PlacementItem(session_choice(rt, session, row.method)),
+                               "placement"), None)
 
     def end_early(self, conn: Connection, rt: Runtime, tenant_id: int, learner_id: str,
                   now: datetime) -> None:
@@ -498,140 +422,31 @@ class Placements:
         self._record(conn, row, "abandoned", now, [a.item for a in answered],
                      reason=reason[:512])
 
-    def _end(self, conn: Connection, rt: Runtime, row: Row[Any], session: PlacementSession,
+    def _end(self, conn: Connection, rt: Runtime, row: Row[Any], session: Session,
              status: str, now: datetime) -> dict[str, float] | None:
         """Record the test's result and clear the learner's flag; the starting masteries
         (None: no answer, no result)."""
         if not session.length:
             self._record(conn, row, status, now, [])
             return None
-        estimate = session.estimate()
-        mastery = placed_mastery(rt.catalog, session)
-        self._record(conn, row, status, now, [item for item, _ in session.answers],
-                     theta=float(estimate.theta), se=float(estimate.se), mastery=mastery)
+        ended = result(rt.catalog, session)
+        self._record(conn, row, status, now, [item for item, _ in session.answers], **ended)
+        mastery: dict[str, float] = ended["mastery"]
         return mastery
 
     @staticmethod
     def _record(conn: Connection, row: Row[Any], status: str, now: datetime,
                 items: list[str], *, theta: float | None = None, se: float | None = None,
-                mastery: dict[str, float] | None = None, reason: str | None = None) -> None:
-        """Write the ended test's row (its result: theta, se, mastery; none: no result) and
-        clear the learner's flag."""
+                mastery: dict[str, float] | None = None,
+                skills: list[dict[str, Any]] | None = None, reason: str | None = None) -> None:
+        """Write the ended test's row (its result: theta, se, mastery, the per-skill
+        estimates; none: no result) and clear the learner's flag."""
         conn.execute(update(placements).where(
             placements.c.tenant_id == row.tenant_id,
             placements.c.learner_id == row.learner_id).values(
             status=status, ended_at=now, answers=len(items), items=items, theta=theta, se=se,
-            mastery=mastery, next_item=None, reason=reason))
+            mastery=mastery, skills=skills, next_item=None, reason=reason))
         conn.execute(update(learners).where(
             learners.c.tenant_id == row.tenant_id, learners.c.learner_id == row.learner_id,
             learners.c.in_placement.is_(true())).values(in_placement=false()))
-
-
-def _estimate(session: PlacementSession) -> dict[str, float]:
-    """The session's estimate as the row stores it while the test runs."""
-    estimate = session.estimate()
-    return {"theta": float(estimate.theta), "se": float(estimate.se)}
-
-
-def _choice(rt: Runtime, session: PlacementSession) -> Choice:
-    """The session's next item as :func:`_given` shows it (the session is not over)."""
-    item_id = session.next_item()
-    assert item_id is not None
-    estimate = session.estimate("eap")
-    return _given(rt, item_id, estimate.theta, estimate.se, session.length,
-                  session.placement.stop.max_length)
-
-
-def _given(rt: Runtime, item_id: str, theta: float, se: float, used: int,
-           max_length: int) -> Choice:
-    """The test's item to give now, with its IRT P(correct) at the estimate and why it is
-    given."""
-    item = rt.catalog.items[item_id]
-    p = float(probability(_bank(item), theta)[0, 0])
-    return Choice(item_id, item.skills, p,
-                  f"placement test, item {used + 1} of at most {max_length}: the most "
-                  f"informative item for the ability estimate so far ({theta:.2f}, standard "
-                  f"error {se:.2f})")
-
-
-def _placeable(catalog: Catalog, course: str | None, item_id: str | None) -> bool:
-    """Whether ``item_id`` is one of ``course``'s calibrated items (see :func:`item_bank`)."""
-    item = None if item_id is None else catalog.items.get(item_id)
-    if item is None or item.difficulty is None:
-        return False
-    if course is None:
-        return True
-    return course in catalog.courses and set(item.skills) <= set(catalog.courses[course].skills)
-
-
-def _bank(*items: Item) -> ItemBank:
-    """The bank of calibrated ``items``: discrimination 1 and guessing 0 where the pack gives
-    none; content group: the item's first skill."""
-    return ItemBank.build([i.discrimination or 1.0 for i in items],
-                          [i.difficulty for i in items if i.difficulty is not None],
-                          [i.guessing or 0.0 for i in items],
-                          groups=[i.skills[0] for i in items], ids=[i.id for i in items])
-
-
-def item_bank(catalog: Catalog, course: str | None, max_items: int | None = None) -> ItemBank:
-    """The calibrated items (with a ``difficulty``) of ``course`` (None: of the catalog) whose
-    skills are all the course's (:class:`PlacementConflict`: none, or more than
-    ``max_items``)."""
-    if course is not None and course not in catalog.courses:
-        raise PlacementConflict(f"course {course!r} is no longer in the tenant's content")
-    skills = set(catalog.courses[course].skills) if course else set(catalog.skills)
-    items = [i for i in catalog.items.values()
-             if i.difficulty is not None and set(i.skills) <= skills]
-    where = f"course {course!r}" if course else "the content"
-    if not items:
-        raise PlacementConflict(f"{where} has no calibrated items (items with a difficulty) "
-                                "to place with")
-    if max_items is not None and len(items) > max_items:
-        raise PlacementConflict(
-            f"{where} has {len(items)} calibrated items, more than the {max_items} a placement "
-            "test may draw from (TUTOR_MAX_PLACEMENT_ITEMS): place in a smaller course")
-    return _bank(*items)
-
-
-def placed_mastery(catalog: Catalog, session: PlacementSession) -> dict[str, float]:
-    """Each skill of the test's items, its starting P(mastered) from the session's posterior
-    (rounded to 6 digits: what is stored is what a rebuild uses)."""
-    bank = session.placement.bank
-    per_skill: dict[str, list[int]] = {}
-    for i, item_id in enumerate(bank.ids):
-        for skill in catalog.items[item_id].skills:
-            per_skill.setdefault(skill, []).append(i)
-    points, weights = session.posterior
-    mastery = starting_mastery(points, weights, {
-        s: (bank.a[idx], bank.b[idx]) for s, idx in per_skill.items()})
-    return {s: round(p, 6) for s, p in mastery.items()}
-
-
-def _shown(value: float) -> float:
-    """A number as the API shows it: 6 decimals, and never ``-0.0`` (a symmetric posterior's
-    mean comes out as -0.0 or 0.0 by rounding noise; JSON clients would print the sign)."""
-    return round(float(value), 6) + 0.0
-
-
-def _view(rt: Runtime, row: Row[Any], pending: str | None) -> PlacementResponse:
-    """The placement as its row stores it: while it runs, the estimate so far and ``pending``
-    (the item to give now: None, none shown); once ended, its result."""
-    running = row.status == "running"
-    return {"learner_id": row.learner_id, "course": row.course, "status": row.status,
-            "theta": None if row.theta is None else _shown(row.theta),
-            "se": None if row.se is None else _shown(row.se),
-            "items_used": row.answers, "items": list(row.items or []),
-            "max_length": row.max_length, "se_target": row.se_target,
-            "mastery": None if row.mastery is None else dict(row.mastery),
-            "next": None if not running or pending is None else rt.exercise(_given(
-                rt, pending, row.theta, row.se, row.answers, row.max_length)),
-            "reason": row.reason,
-            "started_at": _utc(row.started_at),
-            "ended_at": None if row.ended_at is None else _utc(row.ended_at)}
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone: they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 

@@ -166,33 +166,65 @@ class Assignment(TypedDict):
     assigned_at: datetime
 
 
+class PlacementSkill(TypedDict):
+    """One skill's estimate in a per-skill placement test."""
+
+    skill: str
+    p_known: Annotated[float, Field(ge=0, le=1, description=(
+        "The probability that the learner knows the skill, from the answers and the "
+        "prerequisite graph (a right answer is evidence for what the item's skills require; "
+        "a wrong one against what builds on them). Its distance from 0 and 1 is the "
+        "uncertainty: once the test has ended it is the skill's starting mastery (kept "
+        "within [0.01, 0.99])."))]
+    status: Annotated[Literal["known", "not known", "uncertain"], Field(description=(
+        "`known` when `p_known` is at least the test's `confidence` (0.95 where it has "
+        "none), `not known` when at most 1 minus it, else `uncertain`."))]
+    answered: Annotated[int, Field(ge=0, description=(
+        "The test's answers to items practising the skill (0: all that is known of it came "
+        "through the prerequisite graph)."))]
+
+
 class PlacementResponse(TypedDict):
-    """A learner's placement test (api.placement): while it runs, the ability estimate so far
-    and the item to give now; once it has ended, its result, the learner's starting state."""
+    """A learner's placement test (api.placement): while it runs, the estimates so far and the
+    item to give now; once it has ended, its result, the learner's starting state."""
 
     learner_id: str
     course: Annotated[str | None, Field(description="The course placed in (null: the whole "
                                                     "content).")]
+    method: Annotated[Literal["skills", "theta"], Field(description=(
+        "`skills`: the per-skill test (each skill's P(known) on the course's prerequisite "
+        "graph); `theta`: one ability, mapped to the skills the items practise."))]
     status: Annotated[Literal["running", "finished", "stopped", "abandoned"], Field(
         description="`running`, `finished` (its stopping rule ended it), `stopped` (stopped "
                     "early) or `abandoned` (it could no longer run: its course or items left "
                     "the content, or the learner opted out of personalization; no result, "
                     "`reason` says why).")]
     theta: Annotated[float | None, Field(
-        description="The ability estimate (EAP; before any answer, the prior's mean; null: "
-                    "the test was stopped before any answer).")]
+        description="The ability estimate (EAP over the test's answers, whatever the method; "
+                    "before any answer, the prior's mean; null: the test was stopped before "
+                    "any answer).")]
     se: Annotated[float | None, Field(ge=0, description="The ability estimate's standard "
                                                         "error (null as `theta`).")]
     items_used: Annotated[int, Field(ge=0, description="Items answered in the test.")]
     items: Annotated[list[str], Field(description="The ids of the items answered, in order.")]
     max_length: Annotated[int, Field(description="The test ends after this many items.")]
     se_target: Annotated[float | None, Field(
-        description="The test ends once the standard error is at most this (null: only at "
-                    "`max_length`).")]
+        description="The test ends once the standard error is at most this (null: not on "
+                    "the ability's precision).")]
+    confidence: Annotated[float | None, Field(description=(
+        "`skills` tests: the test ends once every skill's `p_known` is at least this or at "
+        "most 1 minus it (null: not on the skills' classification; always null for `theta`)."
+    ))]
+    skills: Annotated[list[PlacementSkill] | None, Field(description=(
+        "`skills` tests: every skill of the course, prerequisites first, with its estimate: "
+        "so far while running, the result once ended (null for `theta` tests, and for a test "
+        "stopped before any answer or abandoned: no result)."))]
     mastery: Annotated[dict[str, float] | None, Field(
         description="Once ended: each skill's starting P(mastered), the state the learner's "
-                    "practice starts from (null while running, and for a test stopped before "
-                    "any answer: the learner starts from the prior).")]
+                    "practice starts from (every skill of the course for a `skills` test, "
+                    "the skills its items practise for a `theta` test; null while running, "
+                    "and for a test stopped before any answer: the learner starts from the "
+                    "prior).")]
     next: Annotated[Exercise | None, Field(
         description="While running: the item to give now (answer it with `POST /answers`); "
                     "null once ended.")]

@@ -206,14 +206,34 @@ class PlacementIn(BaseModel):
     """A placement test to start (api.placement): where, and when it ends."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "course": "math.course.whole-numbers", "max_length": 12, "se_target": 0.3}]})
+        "course": "math.course.whole-numbers", "method": "skills", "max_length": 20,
+        "confidence": 0.95}]})
 
     course: Id | None = Field(None, description=(
         "The course to place the learner in: its items with IRT parameters (`difficulty`) are "
         "the test's; it becomes the learner's current course. Omitted: the learner's current "
         "course (none: the whole content)."))
+    method: Literal["skills", "theta"] = Field("skills", description=(
+        "`skills`: a test over the course's skills on its prerequisite graph; its result is "
+        "each skill's probability of being known. `theta`: one ability over the course, "
+        "mapped to the skills its items practise."))
     max_length: Annotated[StrictInt, Field(ge=1, le=100), WholeNumber] = Field(
-        12, description="The test ends after this many items.")
-    se_target: Number | None = Field(0.3, gt=0, le=2, description=(
+        20, description="The test ends after this many items.")
+    se_target: Number | None = Field(None, gt=0, le=2, description=(
         "The test ends earlier, after at least 3 items, once the ability estimate's standard "
-        "error is at most this (null: only at `max_length`)."))
+        "error is at most this (null: not on the ability's precision)."))
+    confidence: Number | None = Field(0.95, gt=0.5, lt=1, description=(
+        "`skills` tests: the test ends earlier, after at least 3 items, once every skill's "
+        "probability of being known is at least this or at most 1 minus it (null: not on the "
+        "skills' classification). A `theta` test has none: give null or leave it out."))
+
+    @model_validator(mode="after")
+    def _theta_has_no_confidence(self) -> PlacementIn:
+        """A θ test classifies no skill: the default confidence is not its, a given one an
+        error (not silently dropped)."""
+        if self.method == "theta":
+            if self.confidence is not None and "confidence" in self.model_fields_set:
+                raise ValueError("confidence is the stop of a `skills` test: a `theta` test "
+                                 "has none (give null, or leave it out)")
+            self.confidence = None
+        return self

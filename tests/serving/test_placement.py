@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from engine.events import AnswerEvent
-from engine.placement import PlacementSession
+from engine.placement import PlacementSession, SkillSession
 
 from .conftest import (
     Backend,
@@ -422,22 +422,25 @@ def test_se_target_is_a_json_number(client, make_tenant) -> None:
         assert r.status_code == (201 if takes else 422), (value, r.text)
 
 
-def test_reads_select_nothing_and_an_answer_selects_once(client, make_tenant,
-                                                         monkeypatch) -> None:
+@pytest.mark.parametrize("method", ["skills", "theta"])
+def test_reads_select_nothing_and_an_answer_selects_once(client, make_tenant, monkeypatch,
+                                                         method: str) -> None:
     """The session is restored from the placement row, never replayed: GET /placement,
     GET /next and the export select no item, an answer one (its next)."""
     t = make_tenant(["math"])
-    item = start(client, t, "ox", max_length=12, se_target=None)["next"]["item"]
+    item = start(client, t, "ox", max_length=12, method=method,
+                 confidence=None)["next"]["item"]
     for _ in range(4):
         item = answer(client, t, "ox", item)["next"]["item"]
     selected: list[int] = []
-    real = PlacementSession._select
+    session = SkillSession if method == "skills" else PlacementSession
+    real = session._select
 
-    def counted(self: PlacementSession) -> int:
+    def counted(self: Any) -> int:
         selected.append(self.length)
         return real(self)
 
-    monkeypatch.setattr(PlacementSession, "_select", counted)
+    monkeypatch.setattr(session, "_select", counted)
     for path in ("placement", "next", "export"):
         assert client.get(f"/v1/learners/ox/{path}", headers=t.headers).status_code == 200
     assert selected == []
@@ -494,3 +497,144 @@ def test_a_tenants_content_is_bounded_in_items(make_client, make_tenant) -> None
     assert [p["name"] for p in packs] == ["math-basics"]
     r = client.post("/v1/content/packs", headers=t.headers, json=pack_document("math"))
     assert r.status_code == 200, r.text
+
+
+def placement_schema(client: TestClient) -> Any:
+    """The document's PlacementResponse, its references resolved against the document."""
+    spec = client.get("/openapi.json").json()
+    return jsonschema_rs.validator_for({"$ref": "#/components/schemas/PlacementResponse",
+                                        "components": spec["components"]})
+
+
+def course_skills(course: str = COURSE) -> list[str]:
+    return next(c["skills"] for c in pack_document("math")["courses"] if c["id"] == course)
+
+
+def test_a_per_skill_placement_reports_every_skill(client, make_tenant) -> None:
+    """The default test estimates every skill of the course with its uncertainty, as the
+    document says, and its result seeds each of them."""
+    t = make_tenant(["math"])
+    schema = placement_schema(client)
+    first = start(client, t, "pa")
+    schema.validate(first)
+    assert (first["method"], first["confidence"], first["max_length"], first["se_target"]) \
+        == ("skills", 0.95, 20, None)
+    skills = course_skills()
+    assert sorted(e["skill"] for e in first["skills"]) == sorted(skills)
+    requires = {s["id"]: s.get("requires", []) for s in pack_document("math")["skills"]}
+    order = [e["skill"] for e in first["skills"]]  # prerequisites first
+    for k, skill in enumerate(order):
+        assert all(order.index(r) < k for r in requires[skill] if r in order)
+    assert all(e["answered"] == 0 and e["status"] == "uncertain" for e in first["skills"])
+    assert first["next"]["reason"].startswith("placement test, item 1 of at most 20: the item "
+                                              "whose answer tells the most")
+    item = first["next"]["item"]
+    answer(client, t, "pa", item)
+    running = client.get("/v1/learners/pa/placement", headers=t.headers).json()
+    schema.validate(running)
+    answered = {e["skill"]: e["answered"] for e in running["skills"]}
+    assert {s for s, n in answered.items() if n} == set(
+        next(i for i in pack_document("math")["items"] if i["id"] == item)["skills"])
+    take(client, t, "pa", running["next"]["item"])
+    done = client.get("/v1/learners/pa/placement", headers=t.headers).json()
+    schema.validate(done)
+    assert done["status"] == "finished" and done["theta"] is not None and done["se"] > 0
+    # the result seeds every skill of the course, its P(known) kept off certainty
+    assert set(done["mastery"]) == set(skills)
+    for e in done["skills"]:
+        assert done["mastery"][e["skill"]] == pytest.approx(min(max(e["p_known"], 0.01), 0.99),
+                                                            abs=1e-6)
+        assert e["status"] == ("known" if e["p_known"] >= 0.95 else "not known"
+                               if e["p_known"] <= 0.05 else "uncertain")
+    # the learner knows the items easier than -0.7: counting is known, negative numbers not
+    known = {e["skill"]: e["p_known"] for e in done["skills"]}
+    assert known["math.counting"] > 0.6 > 0.4 > known["math.negative-numbers"]
+    assert_same_mastery(state_mastery(client.get("/v1/learners/pa/state",
+                                                 headers=t.headers).json()),
+                        placed_mastery(t, "pa", client))
+
+
+def test_a_right_answer_on_a_skill_is_evidence_for_its_prerequisites(client,
+                                                                     make_tenant) -> None:
+    """Answers propagate over the prerequisite graph: a learner who gets everything right is
+    placed as knowing skills the test never asked about, through what builds on them."""
+    t = make_tenant(["math"])
+    item = start(client, t, "pb", max_length=8, confidence=None)["next"]["item"]
+    for _ in range(8):
+        r = client.post("/v1/learners/pb/answers", headers=t.headers,
+                        json={"item_id": item, "correct": True, "event_id": new_event_id()})
+        assert r.status_code == 200, r.text
+        placement = client.get("/v1/learners/pb/placement", headers=t.headers).json()
+        if placement["status"] != "running":
+            break
+        item = placement["next"]["item"]
+    estimates = placement["skills"]
+    assert placement["status"] == "finished"
+    requires = {s["id"]: s.get("requires", []) for s in pack_document("math")["skills"]}
+    asked = {e["skill"] for e in estimates if e["answered"]}
+    # a prerequisite of a skill answered right is known, though never asked about
+    inferred = [e for e in estimates
+                if not e["answered"] and any(e["skill"] in requires[a] for a in asked)]
+    assert inferred, "no prerequisite left unasked: nothing inferred"
+    assert all(e["p_known"] > 0.8 for e in inferred), inferred
+
+
+def test_a_theta_placement_is_as_before(client, make_tenant) -> None:
+    t = make_tenant(["math"])
+    schema = placement_schema(client)
+    first = start(client, t, "pc", method="theta", max_length=12, se_target=0.3)
+    schema.validate(first)
+    assert first["method"] == "theta" and first["skills"] is None
+    assert first["confidence"] is None  # a θ test classifies no skill
+    assert first["next"]["reason"].startswith("placement test, item 1 of at most 12: the most "
+                                              "informative item for the ability estimate")
+    take(client, t, "pc", first["next"]["item"])
+    done = client.get("/v1/learners/pc/placement", headers=t.headers).json()
+    schema.validate(done)
+    assert done["skills"] is None and done["items_used"] <= 12
+    practised = {s for i in pack_document("math")["items"] if i["id"] in done["items"]
+                 for s in i["skills"]}
+    assert set(done["mastery"]) <= set(course_skills()) and set(done["mastery"]) >= practised
+    # a confidence is a skills test's stop: refused for a θ test, not silently dropped
+    r = client.post("/v1/learners/pd/placement", headers=t.headers,
+                    json={"course": COURSE, "method": "theta", "confidence": 0.9})
+    assert "confidence" in error_of(r, 422)["message"]
+    r = client.post("/v1/learners/pd/placement", headers=t.headers,
+                    json={"course": COURSE, "method": "theta", "confidence": None})
+    assert r.status_code == 201, r.text
+
+
+def test_a_per_skill_test_resumes_where_it_was_after_a_restart(make_client,
+                                                               make_tenant) -> None:
+    t = make_tenant(["math"])
+    a = make_client()
+    item = start(a, t, "pe", confidence=None)["next"]["item"]
+    for _ in range(3):
+        item = answer(a, t, "pe", item)["next"]["item"]
+    before = a.get("/v1/learners/pe/placement", headers=t.headers).json()
+    b = make_client()
+    after = b.get("/v1/learners/pe/placement", headers=t.headers).json()
+    assert after == before
+    # the next answer is taken from the restored session: the same as the first worker's
+    assert answer(b, t, "pe", item)["next"]["item"] == \
+        b.get("/v1/learners/pe/placement", headers=t.headers).json()["next"]["item"]
+    assert a.get("/v1/learners/pe/placement", headers=t.headers).json()["items_used"] == 4
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"method": "irt"}, 422), ({"confidence": 0.5}, 422), ({"confidence": 1}, 422),
+    ({"confidence": "0.9"}, 422), ({"confidence": True}, 422), ({"confidence": 0.8}, 201),
+])
+def test_placement_options_are_checked(client, make_tenant, body: dict[str, Any],
+                                       status: int) -> None:
+    t = make_tenant(["math"])
+    r = client.post("/v1/learners/pf/placement", headers=t.headers,
+                    json={"course": COURSE, **body})
+    assert r.status_code == status, r.text
+    if status == 201:  # the same start again is the same test; another confidence is not
+        again = client.post("/v1/learners/pf/placement", headers=t.headers,
+                            json={"course": COURSE, **body})
+        assert again.json() == r.json()
+        other = client.post("/v1/learners/pf/placement", headers=t.headers,
+                            json={"course": COURSE, "confidence": 0.9})
+        assert "already" in error_of(other, 409, "conflict")["message"]
