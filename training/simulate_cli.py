@@ -133,8 +133,9 @@ def simulate(
     Each cell of the table is the mean over learners with its 95% interval, and below it the
     paired difference against the baseline policy. Exercises to mastery count the whole budget
     (days x per-session) for learners who never master the course, and so do exercises to
-    complete (the tutor's own verdict: every course skill at the policy's mastery threshold,
-    or nothing more to offer) for learners never released; "on known skills" counts those of
+    complete (until the tutor first serves nothing, as the API does once the course is
+    complete: every course skill learned at the policy's mastery threshold and no review due)
+    for learners never released; "on known skills" counts those of
     the latter spent on items whose skills the learner knew at the start. The share of the
     oracle's gain is (fixed - policy) / (fixed - oracle) on exercises to mastery, with a
     bootstrap interval. With --server the same learners (same seed, same draws) drive a

@@ -3,14 +3,17 @@
 ``tutor simulate`` measures policies in process; what learners get is what a server chooses.
 :class:`ServedTutor` puts a server where the in-process engine sits in
 :func:`engine.simulation.run.run_tutor`: the same simulated learners (same seed, same draws)
-answer whatever the API returns as ``next`` (the first exercise from ``GET
-/v1/learners/{id}/next?course=``, every later one from the response to the previous answer,
-``POST /v1/learners/{id}/answers`` with the simulated time in ``answered_at``), and the tracer's
+answer whatever the API returns as ``next``: the response's to the previous answer (``POST
+/v1/learners/{id}/answers`` with the simulated time in ``answered_at``), or, for the first
+exercise and after an answer's response served nothing (the course complete), ``GET
+/v1/learners/{id}/next?course=&at=`` at the simulated time (which serves reviews that fell due
+since). Exercises to complete are read from the ``next`` alone: no other request. The tracer's
 beliefs for the diagnostic are read from ``GET /v1/learners/{id}/progress?at=`` at the end of
 each simulated day. So the policy is whatever the server serves the tenant (its target-success
 policy with the tenant's target, or an experiment's arm), and a run against a server holding the
 same course and tracer gets the same numbers as the in-process run
-(``tests/simulation/test_http.py``).
+(``tests/simulation/test_http.py``; with a tracer that forgets with time, a server whose ``GET
+/next`` takes ``at``: one that ignores it chooses at its own clock, days later).
 
 Simulated time must lie in the past (the server refuses answers more than its clock skew ahead):
 :func:`past_epoch` puts day 0 as many days before now as the run lasts. A simulated learner
@@ -87,23 +90,26 @@ class ServedTutor:
         self.prepared = prepare(catalog)
         skills = scope(self.prepared, course)[1]
         self.course_skills = [self.prepared.skill_ids[k] for k in np.flatnonzero(skills)]
-        #: per learner, the exercise the server chose last (None: ask ``GET /next``)
+        #: per learner who answered at the last exercise, the ``next`` of the response ("":
+        #: none, the course complete); None: the learner asks ``GET /next``
         self._next: list[str | None] = [None] * len(self.learners)
         self._answered = [0] * len(self.learners)
 
     # ------------------------------------------------------------------ the Tutor contract
     def choose(self, at: datetime) -> np.ndarray:
         """The server's ``next`` of each learner: the one its last answer's response gave, else
-        ``GET /next`` (chosen at the server's clock: there is no answer to take a time from)."""
+        ``GET /next`` at ``at`` (the first exercise, or the one after nothing was served)."""
         def one(i: int) -> int:
             item = self._next[i]
             if item is None:
                 body = self._call("GET", f"{self._path(i)}/next",
-                                  params={"course": self.course})
-                item = body["next"][0]["item"] if body["next"] else None
-            return NO_ITEM if item is None else self._index(item)
+                                  params={"course": self.course, "at": at.isoformat()})
+                item = body["next"][0]["item"] if body["next"] else ""
+            return self._index(item) if item else NO_ITEM
 
-        return np.array(self._each(one, range(len(self.learners))), dtype=np.int64)
+        chosen = np.array(self._each(one, range(len(self.learners))), dtype=np.int64)
+        self._next = [None] * len(self.learners)  # until answers give the next ones
+        return chosen
 
     def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
         """Each learner with an item posts its answer, answered at ``at``; the response's
@@ -119,7 +125,7 @@ class ServedTutor:
             if body.get("duplicate") or body.get("seq") != k + 1:  # another run's, meanwhile
                 raise self._used(i, f"answer {k + 1} came back as seq {body.get('seq')}")
             self._answered[i] = k + 1
-            self._next[i] = body["next"]["item"] if body.get("next") else None
+            self._next[i] = body["next"]["item"] if body.get("next") else ""
 
         self._each(one, np.flatnonzero(items != NO_ITEM).tolist())
 

@@ -38,11 +38,9 @@ TARGET = 0.75
 
 class OracleTutor:
     """Chooses from ``population``'s true state (module docstring); learns nothing. Its
-    ``mastery`` is the truth (1 or 0), so the course is complete for it exactly when it is
-    mastered. ``epoch``: the moment simulated time 0 stands for (the run's)."""
-
-    #: a course is complete when every skill's (0 or 1) mastery reaches it: all truly mastered
-    mastery_threshold = 1.0
+    ``mastery`` is the truth (1 or 0), and it serves nothing exactly while the course is
+    mastered: its course is complete then. ``epoch``: the moment simulated time 0 stands for
+    (the run's)."""
 
     def __init__(self, population: Population, catalog: Catalog, course: str | None,
                  epoch: datetime = EPOCH) -> None:

@@ -6,8 +6,10 @@ a course in sessions separated by time (a :class:`Schedule`: one session a day o
 from the engine's tracer state, exactly as the API would (the same context: the last
 :data:`RECENT` items and their outcomes, the learner's answer count and id as tie-break seed,
 the moment of the choice, which is the learner's previous answer, as when the API returns the
-``next`` exercise with an answer's response); the simulated learner answers with its true
-P(correct); the tracer is updated with the answer (through the
+``next`` exercise with an answer's response, or the exercise's own time for a learner who was
+served nothing at the previous one: the ``GET /next`` of a learner who comes back, which
+serves reviews that fell due since the course was complete); the simulated learner answers
+with its true P(correct); the tracer is updated with the answer (through the
 :class:`~engine.tracing.base.Tracer` contract only) and the population learns. Whoever chooses
 and traces is a :class:`Tutor`: the engine in this process (:class:`EngineTutor`), or a running
 server, driven over HTTP by :mod:`training.simulate_http` through the very same loop
@@ -21,11 +23,11 @@ exercises to mastery is reported (:func:`~engine.simulation.metrics.gain_share_c
 
 Outcomes per learner: exercises until every course skill is truly mastered (ground truth;
 learners who never get there count as the whole budget, a lower bound, and the share who get
-there is reported); exercises until the tutor *releases* the learner, its course complete as
-the API says it (every course skill's P(mastered) at least the policy's mastery threshold,
-:data:`COMPLETE_THRESHOLD` for a policy without one), or the tutor offering nothing (the whole
-budget if neither happens; a learner who knows the course and a tutor that says so at once
-count 0); of those exercises, the ones spent on what the learner knew at the start (every
+there is reported); exercises until the tutor *releases* the learner: first serves it nothing,
+its course complete as the API says it (:func:`engine.selection.journey.choose`: every course
+skill learned at the policy's mastery threshold and no review due; the whole budget if that
+never happens, 0 for a learner who knows the course and a tutor that says so at once); of
+those exercises, the ones spent on what the learner knew at the start (every
 skill of the item truly mastered at time 0: practice a placement or a test-out could have
 saved); the post-test (expected score on every course item right after the last
 session), retention 7 and 30 days later with no practice in between, and the diagnostic AUC of
@@ -33,7 +35,8 @@ the tracer's P(mastered) against the true mastery over the course skills at the 
 day. Curves for pictures: true mastery share per day, test score by days after the course.
 
 Speed: all learners advance in lockstep, one batched call per exercise for the policy
-(``choose_many``) and the tracer (``update_many``); ``lockstep=False`` runs the one-learner
+(``choose_many``, with :func:`~engine.selection.spaced.complete_many` for the course's end)
+and the tracer (``update_many``); ``lockstep=False`` runs the one-learner
 calls instead, learner by learner (the reference the tests hold the batched path equal to).
 """
 
@@ -48,15 +51,18 @@ import numpy as np
 
 from engine.catalog import Catalog
 from engine.events import AnswerEvent
+from engine.selection import journey
 from engine.selection.batch import SelectionBatch, scope
 from engine.selection.lockstep import choose_many, context_of
 from engine.selection.policy import Policy
 from engine.selection.prepared import prepare
+from engine.selection.scope_prereqs import outside_prerequisites
+from engine.selection.spaced import complete_many
 from engine.simulation.base import DAY, NO_ITEM, Population, make_population
 from engine.simulation.metrics import gain_share_ci, learner_auc, mean_ci, paired_ci, share_ci
 from engine.tracing.base import Tracer
 
-__all__ = ["COMPLETE_THRESHOLD", "METRICS", "RECENT", "REPORTED_DECIMALS", "Comparison",
+__all__ = ["METRICS", "RECENT", "REPORTED_DECIMALS", "Comparison",
            "EngineTutor", "PolicyRun", "PopulationFactory", "Schedule", "Tutor", "TutorFactory",
            "compare", "learner_ids", "run_policy", "run_tutor"]
 
@@ -69,9 +75,6 @@ RETENTION_DAYS = (0, 1, 2, 3, 5, 7, 10, 14, 21, 30)
 #: the per-learner outcomes, in report order
 METRICS = ("exercises_to_mastery", "exercises_to_complete", "exercises_on_known",
            "post_test", "retention_7d", "retention_30d", "diagnostic_auc")
-#: the mastery threshold at which a course is complete for a policy that declares none (the
-#: fixed curriculum, random): the target-success policy's, which the API long served
-COMPLETE_THRESHOLD = 0.95
 
 #: called with (steps done, steps in all, what is happening, metrics so far)
 Progress = Callable[[int, int, str, Mapping[str, float]], None]
@@ -167,9 +170,11 @@ class Tutor(Protocol):
     simulated learners, so a served run can be held equal to the in-process one."""
 
     def choose(self, at: datetime) -> np.ndarray:
-        """Per learner, the item (index in catalog order) to answer next, or ``NO_ITEM``;
-        ``at`` is the moment of the choice: the learner's previous answer (the API chooses
-        ``next`` when an answer arrives), or the start for the first exercise."""
+        """Per learner, the item (index in catalog order) to answer at ``at``, or ``NO_ITEM``
+        (nothing served: the course complete). A learner who answered at the previous
+        exercise gets the ``next`` of that answer's response (the API chooses it at the
+        answer's time); one who did not (the first exercise, or nothing served then) asks now
+        (``GET /next``, chosen at ``at``)."""
         ...
 
     def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
@@ -193,14 +198,21 @@ PopulationFactory = Callable[[str, Catalog, int, int], Population]
 
 
 class EngineTutor:
-    """The engine in this process: ``policy`` chooses from ``tracer``'s states with the
+    """The engine in this process, serving what the API serves: ``policy``'s choice wrapped by
+    :func:`engine.selection.journey.choose` (nothing for a learner whose course is complete at
+    the moment of the choice: every skill learned at the policy's mastery threshold and no
+    review due; reviews that fall due are chosen again), from ``tracer``'s states, with the
     context the API builds (the last :data:`RECENT` items and their outcomes, the learner's
     answer count as tie-break seed, the learner's id, the moment of the choice).
 
     ``lockstep`` (the default) makes one batched call per exercise for the whole population
-    (``choose_many``, ``update_many``); without it every learner gets the one-learner calls
-    (the reference the tests hold the batched path equal to). A course is complete at the
-    policy's ``mastery_threshold`` (:data:`COMPLETE_THRESHOLD` where it declares none).
+    (``choose_many`` and :func:`~engine.selection.spaced.complete_many` at the levels
+    :func:`engine.selection.journey.levels` gives, ``update_many``); without it every learner
+    gets the one-learner calls, ``journey.choose`` itself (the reference the tests hold the
+    batched path equal to). The batched reading of the journey holds where the journey reads
+    completion by that rule and never leaves the course; for a policy with its own
+    ``course_status``, or a course whose prerequisites lie outside it (which the journey
+    offers when they lock the course), choices are made learner by learner even in lockstep.
     """
 
     def __init__(self, catalog: Catalog, course: str | None, policy: Policy,
@@ -208,7 +220,9 @@ class EngineTutor:
         self.catalog, self.course, self.policy, self.tracer = catalog, course, policy, tracer
         self.learners = tuple(learners)
         self.lockstep = lockstep
-        self.mastery_threshold = float(getattr(policy, "mastery_threshold", COMPLETE_THRESHOLD))
+        self.batched = lockstep and not callable(getattr(policy, "course_status", None)) \
+            and not (course is not None and outside_prerequisites(catalog, course))
+        self.mastery_threshold, self.retention = journey.levels(policy)
         n = len(self.learners)
         self.prepared = prepare(catalog)
         self.course_skills = scope(self.prepared, course)[1]
@@ -217,19 +231,60 @@ class EngineTutor:
         self.recent = np.full((n, RECENT), NO_ITEM, dtype=np.int64)
         self.recent_correct = np.zeros((n, RECENT), dtype=bool)
         self.answered = np.zeros(n, dtype=np.int64)
+        #: the learners who answered at the last exercise, and its time: their ``next`` is
+        #: the one chosen then (the others ask when they come to the next exercise)
+        self.replied = np.zeros(n, dtype=bool)
+        self.answered_at = EPOCH
 
     def choose(self, at: datetime) -> np.ndarray:
-        batch = SelectionBatch(self.learners, self.recent, self.recent_correct,
-                               self.answered.copy(), course=self.course, at=at)
-        if self.lockstep:
-            return choose_many(self.policy, self.tracer, self.states, self.catalog, batch)
-        chosen = np.full(len(batch), NO_ITEM, dtype=np.int64)
-        for i, state in enumerate(self.states):
-            choices = self.policy.choose(self.tracer, state, self.catalog,
-                                         context_of(batch, i, self.catalog))
-            if choices:
-                chosen[i] = self.prepared.item_index[choices[0].item]
+        replied = self.replied
+        if self.batched:
+            chosen = self._chosen_many(self.answered_at, replied)
+            asking = ~replied
+            return np.where(asking, self._chosen_many(at, asking), chosen)
+        batches = {moment: self._batch(moment) for moment in {at, self.answered_at}}
+        chosen = np.full(len(self.learners), NO_ITEM, dtype=np.int64)
+        for i, moment in enumerate(self.answered_at if r else at for r in replied.tolist()):
+            found = journey.choose(self.policy, self.tracer, self.states[i], self.catalog,
+                                   context_of(batches[moment], i, self.catalog))
+            if found.choices:
+                chosen[i] = self.prepared.item_index[found.choices[0].item]
         return chosen
+
+    def _chosen_many(self, at: datetime, who: np.ndarray) -> np.ndarray:
+        """The journey's first choice at ``at`` for the learners ``who`` (``NO_ITEM`` for the
+        others): nothing where the course is complete, else the policy's. Only the learners
+        concerned are read (a sub-batch: a choice depends on its learner alone), so learners
+        done with the course cost nothing once they are many."""
+        chosen = np.full(len(who), NO_ITEM, dtype=np.int64)
+        asked = np.flatnonzero(who)
+        if not len(asked):
+            return chosen
+        complete = complete_many(self.tracer, self._states_of(asked), self.catalog,
+                                 self.course, at=at, retention=self.retention,
+                                 mastery_threshold=self.mastery_threshold)
+        open_ = asked[~complete]
+        if len(open_):
+            chosen[open_] = choose_many(self.policy, self.tracer, self._states_of(open_),
+                                        self.catalog, self._batch(at, open_))
+        return chosen
+
+    def _states_of(self, learners: np.ndarray) -> Any:
+        """The batch of ``learners``' states (the tracer's layout: an array, or a list)."""
+        if len(learners) == len(self.learners):
+            return self.states
+        if isinstance(self.states, np.ndarray):
+            return self.states[learners]
+        return [self.states[i] for i in learners.tolist()]
+
+    def _batch(self, at: datetime, learners: np.ndarray | None = None) -> SelectionBatch:
+        """The context the API builds for a choice at ``at``, for ``learners`` (None: all)."""
+        if learners is None or len(learners) == len(self.learners):
+            return SelectionBatch(self.learners, self.recent, self.recent_correct,
+                                  self.answered.copy(), course=self.course, at=at)
+        return SelectionBatch(tuple(self.learners[i] for i in learners.tolist()),
+                              self.recent[learners], self.recent_correct[learners],
+                              self.answered[learners], course=self.course, at=at)
 
     def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
         index = self.prepared.index
@@ -247,6 +302,7 @@ class EngineTutor:
         self.recent_correct[active, :-1] = self.recent_correct[active, 1:]
         self.recent_correct[active, -1] = correct[active]
         self.answered += active
+        self.replied, self.answered_at = active, at
 
     def mastery(self, at: datetime) -> np.ndarray:
         index = self.prepared.index
@@ -289,14 +345,16 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
 
     Each answer is drawn from the learner's true P(correct) with the run's own random stream,
     one draw per learner and exercise whoever chooses, so the same seed gives the same
-    learners the same luck under every tutor. The next exercise is chosen at the time of the
-    learner's previous answer, as the API chooses the ``next`` of an answer's response.
+    learners the same luck under every tutor. A learner's exercise is the ``next`` chosen
+    at the time of its previous answer, as the API gives it with the answer's response, or,
+    for a learner who did not answer at the previous exercise (nothing was served then), one
+    chosen when the learner comes to the exercise (:meth:`Tutor.choose`).
     ``population``: the learners, when a study prepares them itself (default: a new one of
     ``family`` with ``n`` learners and ``seed``).
 
-    Whether the course is complete is read from ``tutor.mastery`` after every exercise (at the
-    tutor's ``mastery_threshold``, :data:`COMPLETE_THRESHOLD` if it has none) until every
-    learner's is: a served run asks its server for that too.
+    A learner's exercises to complete are those answered before the tutor first serves the
+    learner nothing (``NO_ITEM``: the course complete, as the API says it; 0 when that is so
+    at the first choice); a served run reads it from the server's ``next`` alone.
     """
     prepared = prepare(catalog)
     course_items, course_skills, _ = scope(prepared, course)
@@ -314,30 +372,24 @@ def run_tutor(family: str, catalog: Catalog, course: str | None, tutor: Tutor, *
     # per learner and item: every skill of the item mastered at the start
     known_item = prepared.all_per_item(known[:, prepared.pair_skill])
     on_known = np.zeros(n, dtype=np.int64)
-    threshold = float(getattr(tutor, "mastery_threshold", COMPLETE_THRESHOLD))
-    released = np.where((tutor.mastery(epoch) >= threshold).all(axis=1), 0, -1)
+    released = np.full(n, -1, dtype=np.int64)
     rows = np.arange(n)
     mastery_curve = np.zeros(schedule.days)
     believed, truth = [], []
-    chosen_at = epoch  # the first exercise is chosen at the start
     for day in range(schedule.days):
         for k in range(schedule.per_session):
             t = day * DAY + k * schedule.spacing
             at = epoch + timedelta(seconds=t)
-            chosen = tutor.choose(chosen_at)
+            chosen = tutor.choose(at)
             active = chosen != NO_ITEM
             released = np.where((released < 0) & ~active, answered, released)
             correct = (answers_rng.random(n) < population.p_correct(chosen, t)) & active
             population.practise(chosen, correct, t)
             tutor.record(chosen, correct, at)
-            chosen_at = at
             on_known += active & (released < 0) & known_item[rows, np.maximum(chosen, 0)]
             answered += active
             now_mastered = population.mastery(t)[:, course_skills].all(axis=1)
             reached = np.where((reached < 0) & now_mastered, answered, reached)
-            if (released < 0).any():
-                complete = (tutor.mastery(at) >= threshold).all(axis=1)
-                released = np.where((released < 0) & complete, answered, released)
         t_day = day * DAY + schedule.per_session * schedule.spacing
         true_now = population.mastery(t_day)[:, course_skills]
         mastery_curve[day] = true_now.mean()

@@ -21,28 +21,26 @@ SCRIPT = ["a1", "bc", "b1", "a2", "c1"]
 
 
 class ScriptedTutor:
-    """Gives every learner the items of :data:`SCRIPT` in turn; believes the course complete
-    after ``complete_after`` exercises (never: None); offers learner 0 nothing from exercise
-    ``stop_first`` on."""
+    """Gives every learner the items of :data:`SCRIPT` in turn, and nothing (``NO_ITEM``, as
+    the engine serves a complete course) at the steps of ``silent``: learner -> steps (0: the
+    first choice)."""
 
-    mastery_threshold = 0.9
-
-    def __init__(self, complete_after: int | None = None, stop_first: int | None = None) -> None:
+    def __init__(self, silent: dict[int, range] | None = None) -> None:
         self.done = 0
-        self.complete_after, self.stop_first = complete_after, stop_first
+        self.silent = silent or {}
 
     def choose(self, at: datetime) -> np.ndarray:
         chosen = np.full(len(KNOWN), ITEMS.index(SCRIPT[self.done]), dtype=np.int64)
-        if self.stop_first is not None and self.done >= self.stop_first:
-            chosen[0] = NO_ITEM
+        for i, steps in self.silent.items():
+            if self.done in steps:
+                chosen[i] = NO_ITEM
         return chosen
 
     def record(self, items: np.ndarray, correct: np.ndarray, at: datetime) -> None:
         self.done += 1
 
     def mastery(self, at: datetime) -> np.ndarray:
-        complete = self.complete_after is not None and self.done >= self.complete_after
-        return np.full((len(KNOWN), 3), 1.0 if complete else 0.5)
+        return np.full((len(KNOWN), 3), 0.5)
 
 
 def _run(tutor: ScriptedTutor) -> dict[str, list[float]]:
@@ -57,24 +55,35 @@ def test_exercises_on_known_skills_count_items_whose_every_skill_was_known_at_th
     # a1 a2 (a known) for learner 0; a1 b1 a2 for learner 1 (bc: c unknown); learner 2 knew
     # nothing (a, learned on the way, was not known at the start)
     assert outcomes["exercises_on_known"] == [2, 3, 0]
-    # never complete: the whole budget; mastery (a: a1 a2, b: bc b1, c: bc c1) after 5 for the
-    # learner who knew nothing, 5 for learner 0 (c1), 5 for learner 1 (c1)
+    # never released: the whole budget; mastery (a: a1 a2, b: bc b1, c: bc c1) after 5 for
+    # the learner who knew nothing, 5 for learner 0 (c1), 5 for learner 1 (c1)
     assert outcomes["exercises_to_complete"] == [5, 5, 5]
     assert outcomes["exercises_to_mastery"] == [5, 5, 5]
 
 
-def test_the_count_stops_when_the_course_is_complete_or_nothing_is_offered() -> None:
-    outcomes = _run(ScriptedTutor(complete_after=2))
+def test_the_count_stops_when_the_tutor_first_serves_nothing() -> None:
+    every = range(2, len(SCRIPT))
+    outcomes = _run(ScriptedTutor({0: every, 1: every, 2: every}))  # complete after 2
     assert outcomes["exercises_to_complete"] == [2, 2, 2]
     assert outcomes["exercises_on_known"] == [1, 1, 0]  # a1 only, before completion
-    outcomes = _run(ScriptedTutor(stop_first=3))  # learner 0 released after 3 exercises
+    outcomes = _run(ScriptedTutor({0: range(3, len(SCRIPT))}))  # learner 0 after 3
     assert outcomes["exercises_to_complete"] == [3, 5, 5]
     assert outcomes["exercises_on_known"] == [1, 3, 0]
     assert outcomes["exercises_to_mastery"][0] == 5  # no learning without exercises: budget
 
 
+def test_a_review_served_after_the_course_was_complete_does_not_count() -> None:
+    """Learner 0 is served nothing at step 1 only (complete; a review falls due after):
+    released after 1 exercise, and what it practises after that is not counted on known
+    skills, though a2 practises a skill it knew."""
+    outcomes = _run(ScriptedTutor({0: range(1, 2)}))
+    assert outcomes["exercises_to_complete"] == [1, 5, 5]
+    assert outcomes["exercises_on_known"] == [1, 3, 0]
+
+
 def test_a_learner_the_tutor_knows_to_be_done_counts_zero() -> None:
-    outcomes = _run(ScriptedTutor(complete_after=0))
+    every = range(len(SCRIPT))
+    outcomes = _run(ScriptedTutor({0: every, 1: every, 2: every}))
     assert outcomes["exercises_to_complete"] == [0, 0, 0]
     assert outcomes["exercises_on_known"] == [0, 0, 0]
 

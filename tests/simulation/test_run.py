@@ -3,6 +3,8 @@ for a seed and paired across policies, and the metrics agree with hand computati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -18,17 +20,22 @@ CATALOG = generated_catalog(6, seed=2, items_per_skill=3)
 SHORT = Schedule(days=4, per_session=6)
 
 
+@pytest.mark.parametrize(("family", "model"), [("prereq-forget", "bkt"),
+                                               ("irt-memory", "bkt-memory")])
 @pytest.mark.parametrize("name", sorted(POLICIES))
-def test_lockstep_run_equals_the_one_learner_run(name: str) -> None:
-    runs = [run_policy("prereq-forget", CATALOG, GENERATED_COURSE, make_policy(name), n=25,
-                       seed=3, schedule=SHORT, tracer=CATALOG.tracer(), lockstep=lockstep)
+def test_lockstep_run_equals_the_one_learner_run(name: str, family: str, model: str) -> None:
+    """The batched path (choose_many, complete_many) and journey.choose learner by learner,
+    on a tracer without memory and one whose reviews fall due again after a course is
+    complete."""
+    runs = [run_policy(family, CATALOG, GENERATED_COURSE, make_policy(name), n=25, seed=3,
+                       schedule=SHORT, tracer=CATALOG.tracer(model), lockstep=lockstep)
             for lockstep in (True, False)]
     for metric in METRICS:
         np.testing.assert_array_equal(runs[0].outcomes[metric], runs[1].outcomes[metric])
     np.testing.assert_array_equal(runs[0].mastery_curve, runs[1].mastery_curve)
 
 
-def _summary(seed: int) -> dict[str, object]:
+def _summary(seed: int) -> Mapping[str, object]:
     policies = {"fixed-curriculum": make_policy("fixed-curriculum"),
                 "target-success": make_policy("target-success")}
     return compare(["prereq-forget"], CATALOG, GENERATED_COURSE, policies, n=40, seed=seed,
