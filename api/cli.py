@@ -170,6 +170,38 @@ def tenant_list(as_json: AsJson = False, database_url: DbUrl = None) -> None:
                   f"{', '.join(t.packs) or '-'}")
 
 
+@tenant_app.command("defaults")
+def tenant_defaults(
+    name: Annotated[str, typer.Argument(help="Tenant name.")],
+    policy: Annotated[str | None, typer.Option(
+        help="The default policy, with its options: NAME or NAME:option=value,... (e.g. "
+             "target-success:target_success=0.7); left out: the engine's default.")] = None,
+    tracer: Annotated[str | None, typer.Option(
+        help="The tracer built from the content's parameters (no fit needed): bkt-memory, "
+             "bkt, bkt-forgets; left out: the policy's own.")] = None,
+    reset: Annotated[bool, typer.Option(
+        "--reset", help="Go back to the engine's defaults (policy and tracer).")] = False,
+    as_json: AsJson = False,
+    database_url: DbUrl = None,
+) -> None:
+    """Show a tenant's default policy and tracer, or set both at once (--policy, --tracer:
+    what is left out goes back to the engine's default, as with PUT /v1/tenant/defaults). A
+    policy that needs a tracer with memory is refused on a tracer without it; a new tracer
+    rebuilds each learner's state from the answer log once; learners in a running experiment
+    keep their arm's policy."""
+    from api.defaults_cli import line, show_or_set
+
+    engine, target = _tenant(database_url, name)
+    try:
+        found = show_or_set(engine, target.id, policy, tracer, reset)
+    except (ValueError, LookupError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        _print_json({"tenant": name, **found})
+    else:
+        print(f"{name}: {line(found)}")
+
+
 @key_app.command("create")
 def key_create(tenant: TenantName, as_json: AsJson = False,
                database_url: DbUrl = None) -> None:
@@ -522,9 +554,6 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command("rebuild-state")(rebuild_state)
     app.add_typer(db_app, name="db")
-    from api.defaults_cli import tenant_defaults  # (it uses this module's helpers)
-
-    tenant_app.command("defaults")(tenant_defaults)
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(key_app, name="key")
     app.add_typer(content_app, name="content")

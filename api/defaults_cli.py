@@ -1,61 +1,34 @@
-"""``tutor tenant defaults``: show or set, in one command, the policy and the tracer that serve
-a tenant's learners outside experiments (what ``GET``/``PUT /v1/tenant/defaults`` do over
-HTTP, :mod:`api.tenant_defaults`)."""
+"""What ``tutor tenant defaults`` (:mod:`api.cli`) does: show or set, in one command, the
+policy and the tracer that serve a tenant's learners outside experiments (what ``GET``/``PUT
+/v1/tenant/defaults`` do over HTTP, :mod:`api.tenant_defaults`), and its line of output."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from sqlalchemy import Engine
 
-import typer
-
-from api.cli import AsJson, DbUrl, _print_json, _tenant
 from api.defaults_schemas import checked_options
 from api.tenant_defaults import DefaultsResponse, read_defaults, set_defaults
-from engine.selection.registry import DEFAULT_POLICY, POLICIES, parse_policy
-from tutor.console import fail
+from engine.selection.registry import parse_policy
 
 
-def tenant_defaults(
-    name: Annotated[str, typer.Argument(help="Tenant name.")],
-    policy: Annotated[str | None, typer.Option(
-        help="The default policy, with its options: NAME or NAME:option=value,... (e.g. "
-             f"target-success:target_success=0.7). Policies: {', '.join(POLICIES)}; left "
-             f"out: the engine's default ({DEFAULT_POLICY}).")] = None,
-    tracer: Annotated[str | None, typer.Option(
-        help="The tracer built from the content's parameters (no fit needed): bkt-memory, "
-             "bkt, bkt-forgets; left out: the policy's own (bkt-memory for the policies "
-             "with reviews).")] = None,
-    reset: Annotated[bool, typer.Option(
-        "--reset", help="Go back to the engine's defaults (policy and tracer).")] = False,
-    as_json: AsJson = False,
-    database_url: DbUrl = None,
-) -> None:
-    """Show a tenant's default policy and tracer, or set both at once (--policy, --tracer:
-    what is left out goes back to the engine's default, as with PUT /v1/tenant/defaults).
-    A policy that needs a tracer with memory is refused on a tracer without it; a new tracer
-    rebuilds each learner's state from the answer log once. Learners in a running experiment
-    keep their arm's policy."""
-    engine, target = _tenant(database_url, name)
+def show_or_set(engine: Engine, tenant_id: int, policy: str | None, tracer: str | None,
+                reset: bool) -> DefaultsResponse:
+    """The tenant's defaults, after setting them when ``policy`` (``NAME[:option=value,...]``),
+    ``tracer`` or ``reset`` is given (what is left out goes back to the engine's default, as
+    with PUT). ValueError or LookupError saying what stands in the way, nothing changed."""
     if reset and (policy is not None or tracer is not None):
-        raise fail("--reset goes back to the engine's defaults: give it alone, or give "
-                   "--policy/--tracer without it")
+        raise ValueError("--reset goes back to the engine's defaults: give it alone, or give "
+                         "--policy/--tracer without it")
     if policy is None and tracer is None and not reset:
-        found = read_defaults(engine, target.id)
-    else:
-        try:
-            chosen, options = parse_policy(policy) if policy is not None else (None, {})
-            if chosen is not None:
-                options = checked_options(chosen, options)
-            found = set_defaults(engine, target.id, chosen, options, tracer)
-        except (ValueError, LookupError) as exc:
-            raise fail(str(exc)) from None
-    if as_json:
-        _print_json({"tenant": name, **found})
-    else:
-        print(f"{name}: {_line(found)}")
+        return read_defaults(engine, tenant_id)
+    name, options = parse_policy(policy) if policy is not None else (None, {})
+    if name is not None:
+        options = checked_options(name, options)  # the API's rules, ranges included
+    return set_defaults(engine, tenant_id, name, options, tracer)
 
 
-def _line(found: DefaultsResponse) -> str:
+def line(found: DefaultsResponse) -> str:
+    """The defaults in one line of text."""
     options = ", ".join(f"{k}={v}" for k, v in found["options"].items())
     memory = "with memory" if found["memory"] else "without memory"
     return (f"policy {found['policy']}{f' ({options})' if options else ''} "

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, select, update
 from typing_extensions import TypedDict
 
 from api.db import bump_content_version, experiments, tenants, tracer_models
-from api.tenants import Tenant
+from api.tenant_row import Tenant
 from engine.selection import Policy
 from engine.selection.registry import DEFAULT_POLICY, POLICIES, make_policy
 from engine.tracing.recall import has_memory

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,30 +26,12 @@ from api.db import (
     tenants,
 )
 from api.models import check_covers, model_skills
+from api.tenant_row import Tenant
 from content.packs import Pack, catalog_from_packs, parse_pack
 from engine.catalog import Catalog, ContentError
 from engine.ids import id_problem
 
 KEY_PREFIX = "tk_"
-
-
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    id: int
-    name: str
-    target_success: float
-    content_version: int
-    #: the default policy the tenant configured, its options, and its tracer (None: not
-    #: configured, the engine's defaults; :mod:`api.tenant_defaults`)
-    policy: str | None = None
-    policy_options: Mapping[str, Any] = field(default_factory=dict)
-    tracer: str | None = None
-
-    @classmethod
-    def of(cls, row: Any) -> Tenant:
-        """The tenant of a ``tenants`` row."""
-        return cls(row.id, row.name, row.target_success, row.content_version, row.policy,
-                   dict(row.policy_options or {}), row.tracer)
 
 
 def _hash(key: str) -> str:
