@@ -541,15 +541,20 @@ class TutorService:
 
     @retry_if_disconnected
     def next_items(self, tenant: Tenant, learner_id: str, n: int, course: str | None,
-                   target: float | None) -> NextResponse:
+                   target: float | None, at: datetime | None = None) -> NextResponse:
         """Recommendations for a learner (a learner never seen starts from the priors), within
         ``course``, which becomes the learner's current course (a new learner is created for
         it, without answers), or else within the learner's current course; the placement
-        test's item while the learner takes one."""
+        test's item while the learner takes one. Chosen for the moment ``at`` (default: now;
+        :class:`Invalid` past the allowed clock skew), from every answer recorded."""
         rt = self.runtimes.get(tenant)
         _check_course(rt, course)
         cached: CachedState | None = None
         now = datetime.now(UTC)
+        if at is not None and at > now + self.max_clock_skew:
+            raise Invalid(f"at {at.isoformat()} is in the future (server time "
+                          f"{now.isoformat(timespec='seconds')}; clocks may be at most "
+                          f"{self.max_clock_skew.total_seconds():g} s ahead)")
         with self.engine.connect() as conn:
             learner = self.log.learner(conn, tenant.id, learner_id)
             current = None if learner is None else learner.course
@@ -581,7 +586,7 @@ class TutorService:
         scope = _scope(rt, current)
         choices, why_none, complete = self._choose(
             rt, tenant, learner_id, state, cached.recent, cached.version, target, scope, n,
-            at=now, served=served, recent_correct=served.recent_correct)
+            at=at or now, served=served, recent_correct=served.recent_correct)
         response: NextResponse = {"learner_id": learner_id, "course": scope, "next": choices,
                                   "complete": complete}
         if why_none:

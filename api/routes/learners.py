@@ -73,10 +73,18 @@ def get_next(request: Request, learner_id: LearnerId, t: Auth,
              target: Annotated[float | None, Query(
                  gt=0, lt=1, examples=[0.7],
                  description="The predicted success to aim at (default: the tenant's "
-                             "target success rate).")] = None) -> Any:
+                             "target success rate).")] = None,
+             at: Annotated[Moment | None, Query(
+                 examples=["2026-11-23T09:30:00Z"],
+                 description="The moment the choice is for (default: now): predictions, due "
+                             "reviews and the course's completion as of then, from every "
+                             "answer recorded, as an answer's own `next` is chosen at its "
+                             "`answered_at` (an app that replays a session, a simulation). "
+                             "At most the server's clock plus the allowed skew (else "
+                             "422).")] = None) -> Any:
     """The next exercise(s) for a learner (a new learner starts from the priors), each the
     same object as an answer's `next`."""
-    return service(request).next_items(t, learner_id, n, course, target)
+    return service(request).next_items(t, learner_id, n, course, target, at)
 
 
 #: what `at` means to a read of a learner (progress, reviews)

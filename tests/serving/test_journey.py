@@ -64,7 +64,15 @@ def test_a_learner_who_knows_every_skill_completes_and_reviews_rotate(client,
     print(f"known skills: {len(learning)} exercises to `complete` on the 9-skill course")
     assert len(learning) <= KNOWN_SKILLS_TODAY
     assert {s for e in learning for s in e["skills"]} == skills
-    # months later every skill has faded: reviews, the most forgotten first, over all nine
+    # asked at the time of the last answer (`at`), the course is done; months later (now)
+    # every skill has faded: reviews, the most forgotten first, over all nine
+    then = start + timedelta(minutes=len(learning), seconds=30)
+    done = client.get("/v1/learners/kai/next", headers=t.headers,
+                      params={"at": then.isoformat()}).json()
+    assert done["complete"] is True and done["next"] == [], done
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    refused = client.get("/v1/learners/kai/next", headers=t.headers, params={"at": future})
+    assert refused.status_code == 422 and "in the future" in refused.text, refused.text
     now = client.get("/v1/learners/kai/next", headers=t.headers, params={"n": 3}).json()
     assert now["complete"] is False and now["next"], now
     reviews = all_right(client, t, "kai", now["next"][0],

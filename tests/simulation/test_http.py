@@ -106,10 +106,6 @@ def test_served_run_equals_the_in_process_run(family: str, backend: Any,
         assert history["events"][0]["answered_at"].startswith(epoch.isoformat()[:16])
 
 
-@pytest.mark.xfail(strict=True, reason="GET /next takes no `at` yet: a learner served nothing "
-                   "(course complete) who asks again is answered at the server's clock, days "
-                   "after the simulated time, when reviews are due that the simulation does "
-                   "not yet see")
 def test_a_model_that_forgets_with_time_is_served_as_simulated(
         backend: Any, make_client: Callable[..., TestClient]) -> None:
     """A tenant that configures nothing: the engine's default policy on its tracer, which
