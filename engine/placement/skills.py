@@ -3,8 +3,8 @@ structure (:mod:`engine.placement.knowledge`), one examinee's resumable run of i
 result, each skill's P(known), which a tracer takes as the learner's starting masteries.
 
 The session contract is :mod:`engine.placement.session`'s: a session's whole state is its seed
-and its answers; every random draw of step ``k`` comes from a generator seeded with ``(seed,
-k)``, so :meth:`SkillPlacement.resume` replays the same selections and
+and its answers; the random draw of step ``k`` is fixed by ``(seed, k)``, so
+:meth:`SkillPlacement.resume` replays the same selections and
 :meth:`SkillPlacement.restore` rebuilds a session from its answers and the item it gives now
 without selecting anything (an answer's update is one column of log-likelihoods).
 
@@ -128,7 +128,7 @@ class SkillSession:
         self.placement = placement
         self.seed = int(seed)
         model = placement.model
-        self._log_weights = np.zeros(model.shape)
+        self._log_weights = np.zeros(model.shape, dtype=np.float32)
         self._available = np.ones(len(model.items), dtype=bool)
         self._given: list[int] = []
         self._correct: list[bool] = []
@@ -254,8 +254,22 @@ class SkillSession:
         """The most informative available item (a draw among the ``randomesque`` most)."""
         score = np.where(self._available, self.placement.model.information(*self._posterior()),
                          -np.inf)
-        top = min(self.placement.randomesque, int(self._available.sum()))
+        top = min(self.placement.randomesque, len(self._available) - self.length)
         if top == 1:
-            return int(np.argmax(score))  # (the first of equals, as the stable order below)
-        order = np.argsort(-score, kind="stable")
-        return int(order[np.random.default_rng([self.seed, self.length]).integers(top)])
+            return int(np.argmax(score))
+        best = np.argpartition(-score, top - 1)[:top]
+        best = best[np.lexsort((best, -score[best]))]  # the most informative first
+        return int(best[_draw(self.seed, self.length, top)])
+
+
+_MASK = (1 << 64) - 1
+
+
+def _draw(seed: int, step: int, n: int) -> int:
+    """A draw in 0..n-1 fixed by (seed, step): SplitMix64 (Steele et al. 2014) of the two,
+    the step's own random number, as cheap as a hash (a numpy generator per step costs more
+    than the step's arithmetic)."""
+    z = (seed * 0x9E3779B97F4A7C15 + step + 1) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (z ^ (z >> 31)) % n

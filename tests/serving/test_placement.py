@@ -450,20 +450,25 @@ def test_reads_select_nothing_and_an_answer_selects_once(client, make_tenant, mo
 
 def test_the_banks_tables_are_bounded_in_bytes_and_by_course(make_client,
                                                              make_tenant) -> None:
-    """Tables are kept per course (not per stopping rule), within the byte budget, the
-    least recently used evicted; a course of more calibrated items than the bank limit
-    cannot be placed in."""
+    """Tables and knowledge models are kept per course (not per stopping rule or method),
+    within the byte budget, the least recently used evicted; a course of more calibrated
+    items than the bank limit cannot be placed in."""
     t = make_tenant(["math"])
-    # room for one of the math courses' tables (85 and 58 items, 2.7 kB an item), not two
-    client = make_client(placement_cache_bytes=300_000)
-    for n, length in enumerate((4, 5, 6, 7)):
-        start(client, t, f"p{n}", max_length=length)
+    # room for one of the math courses' tables and model (85 and 58 items), not two
+    client = make_client(placement_cache_bytes=450_000)
+    for n, (length, method) in enumerate(((4, "skills"), (5, "theta"), (6, "skills"),
+                                          (7, "theta"))):
+        start(client, t, f"p{n}", max_length=length, method=method, confidence=None)
     cache = client.app.state.service.placements.tables  # type: ignore[attr-defined]
-    assert len(cache) == 1 and 0 < cache.bytes <= 300_000
+    kept = cache._kept  # (tenant, content version, course, what)
+    assert sorted(key[3] for key in kept) == ["skills", "tables"]
+    assert {key[2] for key in kept} == {COURSE} and 0 < cache.bytes <= 450_000
     r = client.post("/v1/learners/pz/placement", headers=t.headers,
                     json={"course": "math.course.times-tables"})
     assert r.status_code == 201, r.text
-    assert len(cache) == 1 and cache.bytes <= 300_000  # the other course's evicted
+    # the other course's evicted
+    assert {key[2] for key in kept} == {"math.course.times-tables"}
+    assert cache.bytes <= 450_000
     small = make_client(max_placement_items=5)
     r = small.post("/v1/learners/qa/placement", headers=t.headers, json={"course": COURSE})
     assert "TUTOR_MAX_PLACEMENT_ITEMS" in error_of(r, 409, "conflict")["message"]
