@@ -68,9 +68,8 @@ def status(policy: Policy, tracer: Tracer[Any], state: Any, catalog: Catalog,
         found: CourseStatus = own(tracer, state, catalog, course, at=at)
         return found
     threshold, kept = levels(policy, retention)
-    # (course_status takes None, the whole catalog, as every scope of engine.selection does)
-    return course_status(tracer, state, catalog, course, at=at,  # type: ignore[arg-type]
-                         retention=kept, mastery_threshold=threshold)
+    return course_status(tracer, state, catalog, course, at=at, retention=kept,
+                         mastery_threshold=threshold)
 
 
 def choose(policy: Policy, tracer: Tracer[Any], state: Any, catalog: Catalog,

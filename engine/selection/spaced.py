@@ -472,11 +472,12 @@ def reviews(tracer: Tracer[Any], state: Any, catalog: Catalog, *, at: datetime,
                                       0.0 if r.due is None else r.due.timestamp() - t, r.skill))
 
 
-def course_status(tracer: Tracer[Any], state: Any, catalog: Catalog, course: str, *,
+def course_status(tracer: Tracer[Any], state: Any, catalog: Catalog, course: str | None, *,
                   at: datetime, retention: float = 0.9,
                   mastery_threshold: float = MASTERY_THRESHOLD) -> CourseStatus:
-    """Whether ``course`` is complete for this learner at ``at``: every skill learned (P(known)
-    after the last practice at least ``mastery_threshold``) and no review due."""
+    """Whether ``course`` (None: the whole catalog) is complete for this learner at ``at``:
+    every skill learned (P(known) after the last practice at least ``mastery_threshold``) and
+    no review due."""
     total, learned, due = _standing(tracer, _one(tracer, state), catalog, course, at,
                                     retention, mastery_threshold)
     n_learned, n_due = int(learned[0]), int(due[0])
