@@ -1,14 +1,21 @@
-"""The value of placement (issue 15, item 5): exercises to course mastery for learners who
-already know half of a course, starting from a placement test against starting from the prior.
+"""The value of placement (issue 21, "Placement value"): learners who know a random
+prerequisite-closed half of a 60-skill course (generated:60), a placement test of at most 20
+items and the default policy, against starting from the prior and from the true state.
 
-Per learner-model family, the same learners (same seed) run three times with the same policy
-and schedule: from the prior (the reference), after a CAT placement (at most 12 items, SE stop
-0.3; its items counted as exercises), and from their true starting state (the oracle: the
-ceiling any placement could reach). Target: placement cuts exercises to course mastery by
->= 25% against the prior, with equal post-test (the paired difference's 95% interval holds 0,
-or lies within --post-margin).
+Per learner-model family, the same learners (same seed) run three times with the default
+policy (``make_policy(DEFAULT_POLICY)``) on its tracer (its ``tracer_model``, built from the
+course's own parameters) for the same schedule (:func:`engine.simulation.placement_value.
+placement_study`): from the prior, after the per-skill placement test (its items counted as
+exercises, within the budget), and from the true starting state (the oracle start). Beside it,
+the same learners' per-skill classification accuracy after the test, and after today's θ test
+mapped to the skills (same number of items, fixed length).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/placement_value.py [--level 0.8] [--json]
+Targets: placement saves at least 50% of what the oracle start saves in exercises to course
+mastery (share of the oracle's saving, percentile-bootstrap interval), with a post-test no
+lower than from the prior (the paired 95% interval of the difference does not lie below 0);
+per-skill classification accuracy after 20 items at least 0.85.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/placement_value.py [--learners 1000] [--json]
 """
 
 from __future__ import annotations
@@ -22,36 +29,44 @@ from typing import Any
 from benchinfo import log, machine
 
 import engine.simulation  # noqa: F401  (registers the families)
-from engine.selection.registry import make_policy, parse_policy
-from engine.simulation.courses import GENERATED_COURSE, generated_catalog
-from engine.simulation.placement_value import PRIOR_KNOWLEDGE, placement_study
+from engine.placement import SkillStop, StopRule
+from engine.selection.registry import DEFAULT_POLICY, make_policy, parse_policy
+from engine.simulation.metrics import mean_ci
+from engine.simulation.placement_value import (
+    CONFIDENCE,
+    METHODS,
+    PRIOR_KNOWLEDGE,
+    classification,
+    placement_study,
+)
 from engine.simulation.run import Schedule
+from training.simulate_cli import load_course
 
-TARGET_CUT = 0.25  #: the issue's target: at least this share fewer exercises with placement
+TARGET_SHARE = 0.5  #: of the oracle start's saving
+TARGET_ACCURACY = 0.85  #: per-skill classification accuracy after the test's items
 
 
-def _verdict(arm: dict[str, Any], margin: float) -> bool:
-    """Whether an arm meets the target: the cut, and a post-test difference whose interval
-    holds 0 or lies within ``margin``."""
-    low, high = arm["post_test_difference"]["ci95"]
-    equal = (low <= 0.0 <= high) or (-margin <= low and high <= margin)
-    return bool(arm["cut"] is not None and arm["cut"] >= TARGET_CUT and equal)
+def verdict(row: dict[str, Any]) -> dict[str, bool]:
+    """Which targets a family's row meets."""
+    share = row["placement"]["oracle_share"]["mean"]
+    post_high = row["placement"]["post_test_difference"]["ci95"][1]
+    return {"share": share is not None and share >= TARGET_SHARE,
+            "post_test": post_high >= 0.0,
+            "accuracy": row["classification_accuracy"]["mean"] >= TARGET_ACCURACY}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course", default="generated:60")
     parser.add_argument("--learners", type=int, default=1000)
-    parser.add_argument("--skills", type=int, default=12, help="skills of the generated course")
     parser.add_argument("--days", type=int, default=30, help="daily sessions of 10 exercises")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--policy", default="target-success")
-    parser.add_argument("--known-share", type=float, default=0.5,
-                        help="share of the course the learners know at the start")
-    parser.add_argument("--level", type=float, default=0.5,
-                        help="latent P(correct) that the placement's mastery mapping calls "
-                             "mastered")
-    parser.add_argument("--post-margin", type=float, default=0.01,
-                        help="post-test difference (share correct) still counted as equal")
+    parser.add_argument("--policy", default=DEFAULT_POLICY)
+    parser.add_argument("--items", type=int, default=20, help="most items of the test")
+    parser.add_argument("--method", default="skills", choices=METHODS,
+                        help="the placement arm's test: per skill, or today's θ test (at most "
+                             "--items, its standard-error stop off)")
+    parser.add_argument("--known-share", type=float, default=0.5)
     parser.add_argument("--families", nargs="+", default=sorted(PRIOR_KNOWLEDGE),
                         choices=sorted(PRIOR_KNOWLEDGE))
     parser.add_argument("--json", action="store_true")
@@ -59,46 +74,65 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    catalog = generated_catalog(args.skills, seed=args.seed)
+    catalog, course = load_course(args.course)
     name, options = parse_policy(args.policy)
+    policy = make_policy(name, **options)
+    model = getattr(policy, "tracer_model", "bkt")
     schedule = Schedule(days=args.days, per_session=10)
     rows = []
     for family in args.families:
-        log(f"{family}: {args.learners} learners, 3 arms")
+        log(f"{family}: {args.learners} learners, 3 arms, policy {args.policy} on {model}")
         started = time.perf_counter()
-        study = placement_study(family, catalog, GENERATED_COURSE, make_policy(name, **options),
-                                n=args.learners, seed=args.seed, schedule=schedule,
-                                tracer=catalog.tracer, known_share=args.known_share,
-                                level=args.level, oracle=True)
-        summary = study.summary()
-        summary["seconds"] = round(time.perf_counter() - started, 1)
-        summary["target_met"] = _verdict(summary["placement"], args.post_margin)
-        rows.append(summary)
+        study = placement_study(family, catalog, course, policy, n=args.learners,
+                                seed=args.seed, schedule=schedule,
+                                tracer=lambda: catalog.tracer(model),
+                                known_share=args.known_share, method=args.method,
+                                stop=SkillStop(max_length=args.items, confidence=CONFIDENCE)
+                                if args.method == "skills" else StopRule(max_length=args.items),
+                                oracle=True)
+        row = study.summary()
+        accuracy = classification(family, catalog, course, n=args.learners, seed=args.seed,
+                                  length=args.items, known_share=args.known_share)
+        row["fixed_length_accuracy"] = {arm: mean_ci(a) for arm, a in accuracy.items()}
+        for arm, run in (("prior", study.prior), ("placement", study.placed),
+                         ("oracle", study.oracle)):
+            assert run is not None
+            row[arm]["exercises_on_known"] = mean_ci(run.outcomes["exercises_on_known"])
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        row["targets"] = verdict(row)
+        rows.append(row)
     if args.json:
-        print(json.dumps({"settings": vars(args), "target_cut": TARGET_CUT, "rows": rows}))
+        print(json.dumps({"settings": vars(args), "tracer": model, "rows": rows,
+                          "machine": machine()}))
         return
-    print(f"{args.learners} learners per family know {args.known_share:.0%} of a "
-          f"{args.skills}-skill course; {args.days} days x 10 exercises, policy {args.policy}; "
-          f"placement items counted as exercises")
-    print(f"{'family':14} {'arm':10} {'items':>6} {'exercises':>10} {'cut vs prior [95% CI]':>24} "
-          f"{'post-test':>9} {'post diff [95% CI]':>26} {'mastered':>8} {'target':>7}")
+    print(f"{args.learners} learners per family know a random prerequisite-closed "
+          f"{args.known_share:.0%} of {args.course}; {args.days} days x 10 exercises, policy "
+          f"{args.policy} on {model}; placement: {args.method} test of at most {args.items} "
+          f"items (counted as exercises)")
     for r in rows:
-        prior = r["prior"]
-        print(f"{r['family']:14} {'prior':10} {0:>6} "
-              f"{prior['exercises_to_mastery']['mean']:>10.1f} {'(reference)':>24} "
-              f"{prior['post_test']['mean']:>9.3f} {'':>26} "
-              f"{prior['mastered_share']['mean']:>8.2f} {'':>7}")
-        for arm in ("placement", "oracle"):
-            a = r[arm]
-            low, high = a["cut_ci95"]
-            plow, phigh = a["post_test_difference"]["ci95"]
-            items = r["placement_items"]["mean"] if arm == "placement" else 0
-            target = ("met" if r["target_met"] else "NOT met") if arm == "placement" else ""
-            print(f"{'':14} {arm:10} {items:>6.1f} {a['exercises_to_mastery']['mean']:>10.1f} "
-                  f"{a['cut']:>+7.1%} [{low:+.1%}, {high:+.1%}] "
-                  f"{a['post_test']['mean']:>9.3f} "
-                  f"{a['post_test_difference']['mean']:>+8.4f} [{plow:+.4f}, {phigh:+.4f}] "
-                  f"{a['mastered_share']['mean']:>8.2f} {target:>7}")
+        prior, placed, oracle = r["prior"], r["placement"], r["oracle"]
+        share = placed["oracle_share"]
+        acc = r["fixed_length_accuracy"]
+        print(f"\n{r['family']}: test items {r['placement_items']['mean']:.1f}, accuracy "
+              f"{r['classification_accuracy']['mean']:.3f} (fixed {args.items} items: per-skill "
+              f"{acc['skills']['mean']:.3f}, θ mapped {acc['theta']['mean']:.3f}, no test "
+              f"{acc['prior']['mean']:.3f})")
+        print(f"  {'arm':10} {'exercises':>9} {'cut':>7} {'post-test':>9} "
+              f"{'post diff [95% CI]':>27} {'on known':>8} {'mastered':>8}")
+        for arm, a in (("prior", prior), ("placement", placed), ("oracle", oracle)):
+            diff = a.get("post_test_difference")
+            print(f"  {arm:10} {a['exercises_to_mastery']['mean']:>9.1f} "
+                  f"{a.get('cut') or 0.0:>+7.1%} {a['post_test']['mean']:>9.3f} "
+                  + (f"{diff['mean']:>+9.4f} [{diff['ci95'][0]:+.4f}, {diff['ci95'][1]:+.4f}]"
+                     if diff else f"{'(reference)':>27}")
+                  + f" {a['exercises_on_known']['mean']:>8.1f} "
+                    f"{a['mastered_share']['mean']:>8.2f}")
+        low, high = share["ci95"]
+        print("  share of the oracle start's saving: "
+              + ("undefined (the oracle start saves nothing)" if share["mean"] is None else
+                 f"{share['mean']:.2f} [{low if low is None else round(low, 2)}, "
+                 f"{high if high is None else round(high, 2)}]")
+              + f"; targets: {r['targets']}")
     log(f"machine: {machine()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
 
 
