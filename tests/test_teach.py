@@ -67,6 +67,7 @@ def test_new_material_goes_to_the_weakest_open_skill(model: str) -> None:
     choice = _first(make_policy("teach"), tracer, state, T0 + timedelta(minutes=5))
     assert choice.skills == ("b",)
     assert choice.reason.startswith("new: practises 'b'")
+    assert "the weakest open skill" in choice.reason
     # the spaced policy, finishing one skill at a time, takes the one closest to its target
     spaced = _first(make_policy("spaced"), tracer, state, T0 + timedelta(minutes=5))
     assert spaced.skills != ("b",)

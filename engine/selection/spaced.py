@@ -261,7 +261,11 @@ class SpacedPolicy:
         prereq = ("prerequisites learned" if prepared.has_prereq[fresh].any()
                   else "no prerequisites")
         why = "" if ranked.due[0].any() else "; nothing due"
-        return f"new: practises {names}; {prereq}; {success} is the closest{why}"
+        return f"new: practises {names}; {prereq}; {self._new_order(success)}{why}"
+
+    def _new_order(self, success: str) -> str:
+        """Why this item among the new material, in words."""
+        return f"{success} is the closest"
 
 
 @numba.njit(cache=True, nogil=True)

@@ -53,3 +53,6 @@ class TeachPolicy(SpacedPolicy):
 
     def _new_key(self, learned: np.ndarray) -> np.ndarray:
         return learned
+
+    def _new_order(self, success: str) -> str:
+        return f"the weakest open skill; {success}, its closest item"
