@@ -4,9 +4,11 @@ with and without a placement test first, and how many of them go to skills known
 
 Per learner-model family and policy, the same learners (same seed; each knows every skill of
 the course: :func:`engine.simulation.placement_value.placement_study` with a known share of
-1.0) run twice on the policy's own tracer: from the prior (what a learner who skips placement
-gets) and after the per-skill placement test (at most ``--items`` items, stopping once every
-skill is classified at ``--confidence``). A placement item is an exercise the learner spends,
+1.0) run three times on the policy's own tracer: from the prior (what a learner who skips
+placement gets), after the per-skill placement test (at most ``--items`` items, stopping once every
+skill is classified at ``--confidence``), and from the true state at no cost (the oracle start:
+every skill at 0.99, the best any placement could do, so what it still spends is the policy's
+and the completion rule's, not the test's). A placement item is an exercise the learner spends,
 and with every skill known it is spent on a known skill: the placement arm counts its items
 in both exercises to complete and exercises on known skills.
 
@@ -44,6 +46,7 @@ from training.simulate_cli import load_course
 TARGET_PER_SKILL = 0.4  #: exercises to complete per skill, placement included
 TARGET_KNOWN_CUT = 0.6  #: cut in exercises on known skills against today's default
 TODAY = "target-success"  #: today's default policy (before issue 21)
+ARMS = ("prior", "placement", "oracle")  #: how the tracer starts (module doc)
 
 
 def arms(family: str, policy_spec: str, catalog: Catalog, course: str,
@@ -57,7 +60,9 @@ def arms(family: str, policy_spec: str, catalog: Catalog, course: str,
     study = placement_study(family, catalog, course, policy, n=args.learners, seed=args.seed,
                             schedule=Schedule(days=args.days, per_session=10),
                             tracer=lambda: catalog.tracer(model), known_share=1.0,
-                            stop=SkillStop(max_length=args.items, confidence=args.confidence))
+                            stop=SkillStop(max_length=args.items, confidence=args.confidence),
+                            oracle=True)
+    assert study.oracle is not None
     assert study.known[:, [list(catalog.skills).index(s)
                            for s in catalog.courses[course].skills]].all()
     budget = study.budget
@@ -65,7 +70,8 @@ def arms(family: str, policy_spec: str, catalog: Catalog, course: str,
                            "skills": skills,
                            "placement_items": mean_ci(study.placement.length.astype(float))}
     for arm, run, extra in (("prior", study.prior, 0.0),
-                            ("placement", study.placed, study.placement.length)):
+                            ("placement", study.placed, study.placement.length),
+                            ("oracle", study.oracle, 0.0)):
         complete = run.outcomes["exercises_to_complete"]
         total = (complete + extra).clip(max=budget)
         row[arm] = {"exercises_to_complete": mean_ci(total),
@@ -111,17 +117,18 @@ def main() -> None:
     print(f"{args.learners} learners per family know every skill of {args.course}; "
           f"{args.days} days x 10 exercises; placement: at most {args.items} items, "
           f"confidence {args.confidence} (its items counted as exercises on known skills)")
-    print(f"{'family':14} {'policy':16} {'arm':10} {'to complete':>11} {'per skill':>9} "
+    width = max(16, *(len(p) for p in args.policies))
+    print(f"{'family':14} {'policy':{width}} {'arm':10} {'to complete':>11} {'per skill':>9} "
           f"{'on known':>8} {'cut vs ' + TODAY + ' prior':>24} {'not released':>12}")
     for family in args.families:
         today = next((r["prior"]["exercises_on_known"]["mean"] for r in rows
                       if r["family"] == family and r["policy"] == TODAY), None)
         for r in (r for r in rows if r["family"] == family):
-            for arm in ("prior", "placement"):
+            for arm in ARMS:
                 a = r[arm]
                 on_known = a["exercises_on_known"]["mean"]
                 cut = f"{1 - on_known / today:+.0%}" if today else "-"
-                print(f"{family:14} {r['policy']:16} {arm:10} "
+                print(f"{family:14} {r['policy']:{width}} {arm:10} "
                       f"{a['exercises_to_complete']['mean']:>11.1f} "
                       f"{a['per_skill']['mean']:>9.3f} {on_known:>8.1f} {cut:>24} "
                       f"{a['never_released']:>12.2f}")
