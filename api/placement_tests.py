@@ -46,6 +46,7 @@ from engine.placement import (
     starting_mastery,
 )
 from engine.placement.select import Tables
+from engine.placement.skills import DEFAULT_CONFIDENCE
 from engine.selection import Choice
 
 __all__ = ["DEFAULT_CONFIDENCE", "GRID", "METHODS", "MIN_LENGTH", "RANDOMESQUE",
@@ -54,8 +55,6 @@ __all__ = ["DEFAULT_CONFIDENCE", "GRID", "METHODS", "MIN_LENGTH", "RANDOMESQUE",
            "utc", "view"]
 
 METHODS = ("skills", "theta")
-#: a per-skill test's classification stop when a row has none (for the shown status)
-DEFAULT_CONFIDENCE = 0.95
 #: no test ends on precision before this many items (one lucky answer is not a placement)
 MIN_LENGTH = 3
 #: each item is drawn from the 3 most informative (exposure control: the first items of a

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from engine.placement.skills import DEFAULT_CONFIDENCE
+
 
 class ItemContent(TypedDict):
     """What an app shows of an item: its content from the pack (content/packs/README.md)."""
@@ -177,8 +179,8 @@ class PlacementSkill(TypedDict):
         "uncertainty: once the test has ended it is the skill's starting mastery (kept "
         "within [0.01, 0.99])."))]
     status: Annotated[Literal["known", "not known", "uncertain"], Field(description=(
-        "`known` when `p_known` is at least the test's `confidence` (0.95 where it has "
-        "none), `not known` when at most 1 minus it, else `uncertain`."))]
+        f"`known` when `p_known` is at least the test's `confidence` ({DEFAULT_CONFIDENCE} where "
+        "it has none), `not known` when at most 1 minus it, else `uncertain`."))]
     answered: Annotated[int, Field(ge=0, description=(
         "The test's answers to items practising the skill (0: all that is known of it came "
         "through the prerequisite graph)."))]

@@ -24,6 +24,7 @@ from pydantic import (
 
 from content.packs import pack_json_schema
 from engine.ids import ID_PATTERN, MAX_ID_LENGTH, check_id
+from engine.placement.skills import DEFAULT_CONFIDENCE
 
 # the id rule is engine.ids's (check_id); its lengths and pattern are stated in the OpenAPI
 # schema (the pattern only stated: it is the rule's own, check_id enforces it with its reasons)
@@ -207,7 +208,7 @@ class PlacementIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "course": "math.course.whole-numbers", "method": "skills", "max_length": 20,
-        "confidence": 0.95}]})
+        "confidence": DEFAULT_CONFIDENCE}]})
 
     course: Id | None = Field(None, description=(
         "The course to place the learner in: its items with IRT parameters (`difficulty`) are "
@@ -222,7 +223,7 @@ class PlacementIn(BaseModel):
     se_target: Number | None = Field(None, gt=0, le=2, description=(
         "The test ends earlier, after at least 3 items, once the ability estimate's standard "
         "error is at most this (null: not on the ability's precision)."))
-    confidence: Number | None = Field(0.95, gt=0.5, lt=1, description=(
+    confidence: Number | None = Field(DEFAULT_CONFIDENCE, gt=0.5, lt=1, description=(
         "`skills` tests: the test ends earlier, after at least 3 items, once every skill's "
         "probability of being known is at least this or at most 1 minus it (null: not on the "
         "skills' classification). A `theta` test has none: give null or leave it out."))

@@ -4,6 +4,8 @@
 * choosing the next item with the ``spaced`` policy among 10,000 items, with reviews due
   (target p99 <= 300 µs), next to the target-success policy with BKT on the same catalog and
   on 200 items (the reference: 157 µs p99 measured before this issue);
+* the same choice with ``teach``, the default policy since issue 21 (the spaced ranking, weakest
+  skill first), on ``bkt-memory``: its cost against target-success on BKT, the default before;
 * the state's size in bytes.
 
 Catalogs are generated (``generated:N`` with 5 items per skill); the learner has practised a
@@ -94,7 +96,8 @@ def main() -> None:
         for name, catalog in (("200 items", small), ("10,000 items", big)):
             log(f"update {model}, {name}")
             rows[f"update {model} ({name})"] = bench_update(catalog, model, args.calls)
-    for policy, model in (("target-success", "bkt"), ("spaced", "bkt-memory")):
+    for policy, model in (("target-success", "bkt"), ("spaced", "bkt-memory"),
+                          ("teach", "bkt-memory")):
         for name, catalog in (("200 items", small), ("10,000 items", big)):
             log(f"choose {policy}, {name}")
             rows[f"choose {policy} + {model} ({name})"] = bench_choose(catalog, model, policy,

@@ -27,7 +27,14 @@ from engine.placement.knowledge import KnowledgeModel
 from engine.placement.mastery import CLIP
 from engine.placement.select import Tables
 
-__all__ = ["SkillEstimate", "SkillPlacement", "SkillSession", "SkillStop"]
+__all__ = ["DEFAULT_CONFIDENCE", "SkillEstimate", "SkillPlacement", "SkillSession", "SkillStop"]
+
+
+#: a per-skill test ends once every skill's P(known) is at least this or at most 1 minus it:
+#: 0.9 is the default policy's mastery threshold (``engine.selection.spaced.MASTERY_THRESHOLD``),
+#: at which the journey counts a seeded skill learned; a higher one spent items lifting skills
+#: the course already counted as learned (the known-skills journey: 10 items at 0.95, 8-9 at 0.9)
+DEFAULT_CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +46,7 @@ class SkillStop:
 
     min_length: int = 3
     max_length: int = 20
-    confidence: float | None = 0.95
+    confidence: float | None = DEFAULT_CONFIDENCE
     se: float | None = None
 
     def __post_init__(self) -> None:

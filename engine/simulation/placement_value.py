@@ -69,7 +69,7 @@ from engine.placement.irt import ItemBank
 from engine.placement.knowledge import KnowledgeModel
 from engine.placement.mastery import CLIP, starting_mastery
 from engine.placement.session import Placement, PlacementSession, StopRule
-from engine.placement.skills import SkillPlacement, SkillSession, SkillStop
+from engine.placement.skills import DEFAULT_CONFIDENCE, SkillPlacement, SkillSession, SkillStop
 from engine.selection.batch import scope
 from engine.selection.policy import Policy
 from engine.selection.prepared import prepare
@@ -99,7 +99,7 @@ __all__ = ["CONFIDENCE", "KNOWN", "KNOWN_MARGIN_SD", "MAX_LENGTH", "METHODS", "P
            "population_knowing", "random_known"]
 
 MAX_LENGTH = 20  #: most items of the per-skill test
-CONFIDENCE = 0.95  #: the per-skill test stops once every skill is classified at this
+CONFIDENCE = DEFAULT_CONFIDENCE  #: the per-skill test stops once every skill is classified at this
 THETA_MAX_LENGTH = 12  #: most items of the θ test
 STOP_SE = 0.3  #: the θ test stops once θ's standard error is at most this
 METHODS = ("skills", "theta")  #: the placement tests (module doc)

@@ -523,7 +523,7 @@ def test_a_per_skill_placement_reports_every_skill(client, make_tenant) -> None:
     first = start(client, t, "pa")
     schema.validate(first)
     assert (first["method"], first["confidence"], first["max_length"], first["se_target"]) \
-        == ("skills", 0.95, 20, None)
+        == ("skills", 0.9, 20, None)
     skills = course_skills()
     assert sorted(e["skill"] for e in first["skills"]) == sorted(skills)
     requires = {s["id"]: s.get("requires", []) for s in pack_document("math")["skills"]}
@@ -549,8 +549,9 @@ def test_a_per_skill_placement_reports_every_skill(client, make_tenant) -> None:
     for e in done["skills"]:
         assert done["mastery"][e["skill"]] == pytest.approx(min(max(e["p_known"], 0.01), 0.99),
                                                             abs=1e-6)
-        assert e["status"] == ("known" if e["p_known"] >= 0.95 else "not known"
-                               if e["p_known"] <= 0.05 else "uncertain")
+        c = first["confidence"]
+        assert e["status"] == ("known" if e["p_known"] >= c else "not known"
+                               if e["p_known"] <= 1 - c else "uncertain")
     # the learner knows the items easier than -0.7: counting is known, negative numbers not
     known = {e["skill"]: e["p_known"] for e in done["skills"]}
     assert known["math.counting"] > 0.6 > 0.4 > known["math.negative-numbers"]
