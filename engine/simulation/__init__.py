@@ -5,4 +5,5 @@ See :mod:`engine.simulation.base` for the contract every learner-model family im
 
 from engine.simulation import fitted as fitted  # registers "fitted-bkt"
 from engine.simulation import irt_memory as irt_memory  # registers "irt-memory"
+from engine.simulation import mistagged as mistagged  # registers "mistagged"
 from engine.simulation import prereq_forget as prereq_forget  # registers "prereq-forget"

@@ -46,7 +46,9 @@ class OracleTutor:
                  epoch: datetime = EPOCH) -> None:
         self.population = population
         self.epoch = epoch
-        prepared = prepare(catalog)
+        # the items by the skills they truly practise: the population's catalog (a family may
+        # tag the content the tutors see otherwise; the same items and skills, in one order)
+        prepared = prepare(population.catalog)
         items, skills, _ = scope(prepared, course)
         position = {s: p for p, s in enumerate(catalog.order)}
         self.order = np.array(sorted(np.flatnonzero(skills),

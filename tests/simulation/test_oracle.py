@@ -97,5 +97,7 @@ def test_every_family_can_have_an_oracle_row() -> None:
 def test_the_oracle_refuses_a_course_skill_without_an_item_of_its_own() -> None:
     catalog = Catalog.build([Skill("a", "A"), Skill("b", "B", requires=("a",))],
                             [Item("ab", ("a", "b"))], [Course("c", "C", ("a", "b"))])
+    learners = ToyLearners(np.zeros((1, 3), dtype=bool))
+    learners.catalog = catalog  # the oracle reads which items practise what from the learners
     with pytest.raises(ValueError, match=r"every course skill.*; a has none"):
-        OracleTutor(ToyLearners(np.zeros((1, 3), dtype=bool)), catalog, "c")
+        OracleTutor(learners, catalog, "c")

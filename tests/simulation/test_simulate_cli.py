@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.selection.registry import DEFAULT_POLICY
+from engine.simulation.base import FAMILIES
 from engine.simulation.run import METRICS
 from tutor.cli import app
 
@@ -128,5 +129,5 @@ def test_the_issue_21_courses_run(course: str) -> None:
                                  "1", "--per-session", "3", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc["learner_models"]) == {"fitted-bkt", "irt-memory", "prereq-forget"}
+    assert set(doc["learner_models"]) == set(FAMILIES)
     assert all("oracle" in rows for rows in doc["results"].values())
