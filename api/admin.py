@@ -40,12 +40,17 @@ class TenantInfo:
     keys: int
     packs: tuple[str, ...]
     learners: int
+    #: the default policy and tracer the tenant set (None: the engine's, ``tutor tenant
+    #: defaults`` says which)
+    policy: str | None = None
+    tracer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "id": self.id, "created_at": _iso(self.created_at),
                 "target_success": self.target_success,
                 "content_version": self.content_version, "keys": self.keys,
-                "packs": list(self.packs), "learners": self.learners}
+                "packs": list(self.packs), "learners": self.learners,
+                "policy": self.policy, "tracer": self.tracer}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +100,8 @@ def list_tenants(engine: Engine) -> list[TenantInfo]:
                                             .order_by(content_packs.c.name)):
             packs.setdefault(tenant_id, []).append(name)
     return [TenantInfo(r.id, r.name, r.created_at, r.target_success, r.content_version,
-                       keys.get(r.id, 0), tuple(packs.get(r.id, ())), people.get(r.id, 0))
+                       keys.get(r.id, 0), tuple(packs.get(r.id, ())), people.get(r.id, 0),
+                       r.policy, r.tracer)
             for r in rows]
 
 

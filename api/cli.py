@@ -159,14 +159,16 @@ def tenant_create(
 
 @tenant_app.command("list")
 def tenant_list(as_json: AsJson = False, database_url: DbUrl = None) -> None:
-    """List the tenants: keys, content packs, learners, content version."""
+    """List the tenants: keys, content packs, learners, content version, the default policy
+    and tracer each set (`default`: the engine's; `tutor tenant defaults NAME` shows which)."""
     from api.admin import list_tenants
 
     _print_listing(
         list_tenants(_ready_engine(_settings(database_url))), as_json, "tenants", {},
         "no tenants (create one with `tutor tenant create NAME`)",
         lambda t: f"{t.name}  keys: {t.keys}  learners: {t.learners}  content version: "
-                  f"{t.content_version}  target success: {t.target_success}  packs: "
+                  f"{t.content_version}  target success: {t.target_success}  policy: "
+                  f"{t.policy or 'default'}  tracer: {t.tracer or 'default'}  packs: "
                   f"{', '.join(t.packs) or '-'}")
 
 

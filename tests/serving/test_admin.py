@@ -66,7 +66,15 @@ def test_tenant_list(tutor, client, make_tenant) -> None:
     assert mine["keys"] == 1 and mine["learners"] == 2 and mine["packs"] == ["mini"]
     assert mine["content_version"] == t.tenant.content_version
     assert mine["target_success"] == 0.75 and mine["created_at"]
+    assert (mine["policy"], mine["tracer"]) == (None, None)  # the engine's defaults
     assert t.tenant.name in tutor("tenant", "list").stdout
+    tutor("tenant", "defaults", t.tenant.name, "--policy", "spaced", "--tracer", "bkt-memory")
+    listed = {x["name"]: x for x in tutor("tenant", "list", "--json")["tenants"]}
+    assert (listed[t.tenant.name]["policy"], listed[t.tenant.name]["tracer"]) \
+        == ("spaced", "bkt-memory")
+    line = next(x for x in tutor("tenant", "list").stdout.splitlines()
+                if x.startswith(t.tenant.name))
+    assert "policy: spaced  tracer: bkt-memory" in line
 
 
 def test_tenant_names_follow_the_id_rule(tutor) -> None:
