@@ -36,7 +36,7 @@ def test_a_freed_thread_goes_to_the_tenant_holding_fewest() -> None:
         return fair
 
     fair = anyio.run(main)
-    assert started[:2] == ["a0", "a1"]
+    assert sorted(started[:2]) == ["a0", "a1"]  # (on two threads at once: in either order)
     assert started.index("b") == 2  # the first thread freed, before a2..a5
     assert (fair.busy, dict(fair.held)) == (0, {})
 
