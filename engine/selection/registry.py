@@ -47,8 +47,9 @@ DEFAULT_POLICY = "teach"
 
 POLICIES: dict[str, PolicySpec] = {
     "teach": PolicySpec(TeachPolicy, "the engine's default: new material in prerequisite "
-                        "order, due reviews of what is being forgotten, known skills tested "
-                        "out; best with the bkt-memory tracer"),
+                        "order, the weakest open skill first, with due reviews of what is "
+                        "being forgotten (at most 2 a session); runs with the bkt-memory "
+                        "tracer"),
     "target-success": PolicySpec(TargetSuccessPolicy, "the engine's policy: predicted success "
                                  "closest to a target (0.75), prerequisites first"),
     "fixed-curriculum": PolicySpec(FixedCurriculumPolicy, "course order, a skill passed after "
