@@ -26,8 +26,8 @@ from engine.catalog import Catalog, Course
 from engine.selection import batch as b
 from engine.selection.policy import Choice, Policy, SelectionContext
 from engine.selection.prepared import prepare
+from engine.selection.spaced import skill_memory
 from engine.tracing.base import Tracer
-from engine.tracing.recall import has_memory
 
 __all__ = ["choose_outside", "learned_skills", "locked_outside", "outside_prerequisites"]
 
@@ -64,13 +64,8 @@ def learned_skills(tracer: Tracer[Any], state: Any, catalog: Catalog, *, at: dat
     """Per skill of ``catalog`` (its order), whether the learner learned it: P(known right
     after the last practice) for a tracer with memory (as reviews read it), mastery at ``at``
     otherwise, at least ``mastery_threshold``."""
-    prepared = prepare(catalog)
-    if has_memory(tracer):
-        memory = tracer.memory_of(state, prepared.index, at=at.timestamp(), retention=retention)
-        known = np.asarray(memory.learned, dtype=float)
-    else:
-        known = prepared.mastery(tracer, state, at)
-    return np.asarray(known >= mastery_threshold, dtype=bool)
+    learned = skill_memory(tracer, state, prepare(catalog).index, at, retention).learned
+    return np.asarray(learned >= mastery_threshold, dtype=bool)
 
 
 def locked_outside(learned: np.ndarray, catalog: Catalog, course: str) -> tuple[str, ...]:

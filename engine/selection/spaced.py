@@ -55,7 +55,7 @@ from engine.tracing.items import ItemIndex
 from engine.tracing.recall import SkillMemory, has_memory
 
 __all__ = ["CourseStatus", "DueReview", "SpacedPolicy", "complete_many", "course_status",
-           "reviews"]
+           "reviews", "skill_memory"]
 
 #: P(known right after the last practice) at which a skill counts as learned: 0.9 measured a
 #: little better than the target-success policy's 0.95 on every simulated family (fewer
@@ -107,6 +107,15 @@ def _memory(tracer: Tracer[Any], states: Any, index: ItemIndex, at: datetime | N
     learned = tracer.mastery_of_many(states, index, at=at)
     nan = np.full(learned.shape, np.nan)
     return SkillMemory(learned, np.ones(learned.shape), nan, nan)
+
+
+def skill_memory(tracer: Tracer[Any], state: Any, index: ItemIndex, at: datetime | None,
+                 retention: float) -> SkillMemory:
+    """One learner's memory per skill of ``index`` (for a tracer without memory, mastery as
+    ``learned``, nothing forgotten or due): what the reviews, the course's end and the
+    outside prerequisites read."""
+    memory = _memory(tracer, _one(tracer, state), index, at, retention)
+    return SkillMemory(memory.learned[0], memory.recall[0], memory.last[0], memory.due[0])
 
 
 class SpacedPolicy:
@@ -458,19 +467,19 @@ def reviews(tracer: Tracer[Any], state: Any, catalog: Catalog, *, at: datetime,
     past any date: the tracer's due time is then infinite)."""
     prepared = prepare(catalog)
     _, in_course, _ = b.scope(prepared, course)
-    memory = _memory(tracer, _one(tracer, state), prepared.index, at, retention)
-    learned = (memory.learned[0] >= mastery_threshold) & in_course & ~np.isnan(memory.due[0])
+    memory = skill_memory(tracer, state, prepared.index, at, retention)
+    learned = (memory.learned >= mastery_threshold) & in_course & ~np.isnan(memory.due)
     t = at.timestamp()
     until = min(t + horizon.total_seconds(), _LAST_SECOND)
     beyond = (f"not due within {horizon.days} days of the time asked for: predicted recall "
               f"stays above {retention:g} until later")
     out = []
     for k in np.flatnonzero(learned).tolist():
-        due, recall = float(memory.due[0, k]), float(memory.recall[0, k])
+        due, recall = float(memory.due[k]), float(memory.recall[k])
         due_now = recall <= retention
         within = due <= until  # (due now: due by `at`, whole days; never beyond the horizon)
         out.append(DueReview(prepared.skill_ids[k], _dt(due) if within else None, recall,
-                             _dt(float(memory.last[0, k])), due_now,
+                             _dt(float(memory.last[k])), due_now,
                              None if within else beyond))
     return sorted(out, key=lambda r: (not r.due_now, r.due is None,
                                       0.0 if r.due is None else r.due.timestamp() - t, r.skill))
