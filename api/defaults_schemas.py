@@ -53,8 +53,10 @@ class EngineDefaults(_Defaults):
     policy: None = Field(None, description=(
         f"Left out or null: the engine's default policy (`{DEFAULT_POLICY}` in this "
         "release)."))
-    options: dict[str, Any] | None = Field(None, description=(
-        "Not taken without a policy: name the policy the options are for."))
+    # the document states the rule (no property), the validator says it in words
+    options: dict[str, Any] | None = Field(
+        None, json_schema_extra={"maxProperties": 0},
+        description="Not taken without a policy: name the policy the options are for.")
 
     @field_validator("options")
     @classmethod

@@ -67,8 +67,8 @@ def create_experiment(service: TutorService, tenant_id: int,
         tracer, _ = served_tracer(conn, tenant_of(conn, tenant_id))
         for arm in arms:  # a policy that needs memory, on a tracer without it
             problem = memory_refusal(arm["policy"], tracer, f"arm {arm['name']!r}")
-            if problem is not None:
-                raise Invalid(problem)
+            if problem is not None:  # the tenant's tracer is its state, not the request's
+                raise Conflict(problem)
         others = [Experiment.of(r) for r in conn.execute(
             select(experiments).where(experiments.c.tenant_id == tenant_id))]
         for other in others:

@@ -171,8 +171,8 @@ def set_defaults(engine: Engine, tenant_id: int, policy: str | None,
                               "out, or unregister the model first (`tutor model unregister`)")
         served = model or content_tracer(new)
         problem = memory_refusal(tenant_policy(new)[0], served, "the default policy")
-        if problem is not None:
-            raise ValueError(problem)
+        if problem is not None:  # the request's own tracer (422), or the registered model's
+            raise ValueError(problem) if tracer is not None else LookupError(problem)
         for name, arm, arm_policy in _live_arms(conn, tenant_id):
             problem = memory_refusal(arm_policy, served, f"arm {arm!r} of experiment {name!r}")
             if problem is not None:

@@ -52,6 +52,15 @@ RULES = [
                       r"hold \d+ items)")),
     Inexpressible("prerequisite cycles", "POST /v1/content/packs", 422,
                   re.compile(r"^pack '[^']*': prerequisites: cycle ")),
+    # two fields of one body taken together (issue 21): the policy's need for memory is a
+    # property of the policy class, the tracer's memory one of the tracer class; the document
+    # states each field's values, not which pairs of them go together
+    Inexpressible("a policy that needs memory with a tracer without", "PUT /v1/tenant/defaults",
+                  422, re.compile(r"^the default policy: policy '[^']*' needs a tracer with "
+                                  r"memory ")),
+    Inexpressible("a theta test takes no confidence", "POST /v1/learners/{learner_id}/placement",
+                  422, re.compile(r"^body: Value error, confidence is the stop of a `skills` "
+                                  r"test: a `theta` test has none")),
     # a sum of hours, minutes and seconds compared with a day: no pattern states it
     Inexpressible("a response time of at most a day", "POST /v1/xapi/statements", 422,
                   re.compile(r"^statement \d+ \(id [^)]*\): result\.duration: longer than a "

@@ -41,7 +41,8 @@ def post_experiment(request: Request, body: ExperimentIn, t: Auth) -> Any:
     (experiment, learner) at their first served exercise, and keeps it; learners who opted
     out of personalization or refused experiments are never enrolled. One experiment of a
     tenant runs at a time (409 for an overlap or a name taken, also when two are created at
-    once). Arm names are unique in the experiment, weights 0.001 to 1000, and each arm's
+    once, and for an arm whose policy needs a tracer with memory where the tenant's tracer
+    has none). Arm names are unique in the experiment, weights 0.001 to 1000, and each arm's
     options are its policy's own, each in the range the policy takes (numbers its policy
     leaves unbounded within +-2**53; a whole-number float counts as an integer): 422
     otherwise, nothing stored."""

@@ -35,8 +35,9 @@ def put_defaults(request: Request, body: DefaultsIn, t: Auth) -> Any:
     `TUTOR_KEY_CACHE_SECONDS`). A new tracer rebuilds each learner's state from the answer
     log once, at their next request. 422, nothing changed: an unknown policy or tracer, an
     option the policy does not take or out of its range, a policy that needs a tracer with
-    memory on one without. 409: a tracer while a registered (fitted) model serves the tenant,
-    or a tracer without memory while an experiment's arm needs memory."""
+    memory with a `tracer` without it. 409: a tracer while a registered (fitted) model serves
+    the tenant, a policy that needs memory while a registered model without it serves, or a
+    tracer without memory while an experiment's arm needs memory."""
     svc = service(request)
     options = body.options.model_dump(exclude_unset=True) if body.policy is not None else {}
     try:

@@ -140,6 +140,13 @@ def test_a_registered_model_serves_instead_and_must_keep_memory_where_needed(
     assert "registered model" in err["message"] and "unregister" in err["message"]
     assert unregister_model(backend.engine, t.tenant.id) == "bkt-memory"
     assert client.get(URL, headers=t.headers).json()["tracer_source"] == "policy"
+    # a policy that needs memory, while a model without it serves: the tenant's state stands
+    # in the way, not the request (409, nothing changed)
+    assert put(client, t, {}).status_code == 200
+    register_model(backend.engine, t.tenant.id, plain, catalog)
+    err = error_of(put(client, t, {"policy": "spaced"}), 409, "conflict")
+    assert "policy 'spaced' needs a tracer with memory" in err["message"], err
+    assert client.get(URL, headers=t.headers).json()["policy_source"] == "engine default"
 
 
 def test_an_arm_that_needs_memory_is_refused_on_a_tracer_without(client,
@@ -148,7 +155,7 @@ def test_an_arm_that_needs_memory_is_refused_on_a_tracer_without(client,
     arms = [{"name": "control", "policy": "target-success"},
             {"name": "spacing", "policy": "spaced"}]
     r = client.post("/v1/experiments", headers=t.headers, json={"name": "x", "arms": arms})
-    err = error_of(r, 422, "validation_error")
+    err = error_of(r, 409, "conflict")  # the tenant's tracer, not the request, stands in the way
     assert "arm 'spacing'" in err["message"] and "needs a tracer with memory" in err["message"]
     assert client.get("/v1/experiments", headers=t.headers).json()["experiments"] == []
     # on a tracer with memory it runs; then a tracer without memory is refused while it does
